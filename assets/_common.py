@@ -1,0 +1,36 @@
+"""Metadata helpers shared by the asset modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from orchestration.resources import WRITER_POOL  # noqa: F401  (re-exported for assets)
+
+
+def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
+    rows = con.execute(f"DESCRIBE {table}").fetchall()
+    return dg.TableSchema(columns=[dg.TableColumn(name=r[0], type=str(r[1])) for r in rows])
+
+
+def table_metadata(con: duckdb.DuckDBPyConnection, table: str, **extra: Any) -> dict[str, Any]:
+    """Row count, column schema and the table name, as Dagster shows them."""
+    n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return {
+        "dagster/row_count": int(n),
+        "dagster/column_schema": table_schema(con, table),
+        "dagster/table_name": table,
+        **extra,
+    }
+
+
+def markdown_table(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dg.MetadataValue:
+    """An aggregate query shown as a Markdown table (never firm-level rows)."""
+    df = con.execute(sql, params or []).pl()
+    header = "| " + " | ".join(df.columns) + " |"
+    sep = "|" + "---|" * len(df.columns)
+    body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |"
+            for row in df.iter_rows()]
+    return dg.MetadataValue.md("\n".join([header, sep, *body]))

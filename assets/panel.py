@@ -1,0 +1,160 @@
+"""Panel layer: the deduplicated firm-year panel, AIDA offshoring, spells."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from assets._common import markdown_table, table_metadata
+from offshoring.panel import register_ceilings, turnover_ceilings
+from offshoring.schemas.panel import validate_panel
+from offshoring.settings import load_config
+from offshoring.sqlfiles import run_sql
+from orchestration.resources import WRITER_POOL, Warehouse
+
+GROUP = "panel"
+EAGER = dg.AutomationCondition.eager()
+
+
+def _ceilings(con) -> dict[int, float]:
+    years = [r[0] for r in con.execute(
+        "SELECT DISTINCT year FROM raw.survey_returns UNION SELECT DISTINCT year FROM raw.aida_firm_years"
+    ).fetchall()]
+    ceilings = turnover_ceilings(years)
+    register_ceilings(con, ceilings)
+    return ceilings
+
+
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    deps=["survey_returns", "municipality_xwalk", "llma_districts"],
+    check_specs=[
+        dg.AssetCheckSpec("panel_schema_valid", asset="firm_years", blocking=True,
+                          description="pandera schema of the panel: types, ranges, unique (firm_id, year)"),
+        dg.AssetCheckSpec("geography_resolved", asset="firm_years", blocking=False,
+                          description="every firm-year resolves to a province and an LLMA"),
+    ],
+    description="Deduplicated firm-year panel of survey SMEs (latest filing, at or below the "
+                "turnover ceiling), harmonised geography, derived model variables.",
+)
+def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    with warehouse.connect() as con:
+        ceilings = _ceilings(con)
+        run_sql(con, "panel_survey_latest")
+        # Built and validated inside one transaction: a panel that breaks its schema
+        # is rolled back, the previous panel stays, and the run stops here with the
+        # rules and row positions that failed (downstream assets do not run).
+        con.execute("BEGIN TRANSACTION")
+        try:
+            run_sql(con, "panel_survey_rejects")
+            run_sql(con, "panel_firm_years")
+            validation = validate_panel(con.execute("SELECT * FROM panel.firm_years").pl())
+            if not validation.passed:
+                raise dg.Failure(
+                    description="panel.firm_years fails its schema; nothing written.\n"
+                                + validation.summary(),
+                    metadata={"failing_rules": len(validation.failures)},
+                )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        unresolved = con.execute(
+            "SELECT count(*) FILTER (WHERE province IS NULL), count(*) FILTER (WHERE llma_code IS NULL), "
+            "count(*) FILTER (WHERE geo_resolution <> 'exact') FROM panel.firm_years"
+        ).fetchone()
+        meta = table_metadata(
+            con, "panel.firm_years",
+            ceilings={str(k): v for k, v in sorted(ceilings.items())},
+            rows_by_geo_resolution=markdown_table(
+                con, "SELECT geo_resolution, count(*) AS n FROM panel.firm_years GROUP BY 1 ORDER BY 1"),
+            rejects=markdown_table(
+                con, "SELECT year, reason, count(*) AS n FROM panel.survey_rejects GROUP BY ALL ORDER BY ALL"),
+        )
+    yield dg.MaterializeResult(metadata=meta)
+    yield dg.AssetCheckResult(check_name="panel_schema_valid", passed=True,
+                              description=validation.summary())
+    yield dg.AssetCheckResult(
+        check_name="geography_resolved", passed=unresolved[0] == 0 and unresolved[1] == 0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"no_province": int(unresolved[0]), "no_llma": int(unresolved[1]),
+                  "not_exact_layout": int(unresolved[2])},
+    )
+
+
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    deps=["aida_firm_years", "aida_subsidiaries", "survey_returns"],
+    description="AIDA firm-years above the ceiling that control at least one foreign "
+                "subsidiary (share above the threshold), with subsidiaries by destination.",
+)
+def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
+    pct = float(load_config("panel.yaml").get("offshoring_ownership_pct", 50))
+    with warehouse.connect() as con:
+        _ceilings(con)
+        run_sql(con, "panel_survey_latest")
+        run_sql(con, "panel_aida_large")
+        run_sql(con, "panel_aida_offshoring", {"ownership_pct": pct})
+        meta = table_metadata(
+            con, "panel.aida_offshoring", ownership_pct=pct,
+            firms_by_year=markdown_table(
+                con, "SELECT year, sector, count(*) AS firms, round(avg(n_subsidiaries), 2) AS "
+                     "subsidiaries_per_firm FROM panel.aida_offshoring GROUP BY ALL ORDER BY ALL"),
+        )
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    deps=["firm_years", "aida_offshoring"],
+    description="Rows by source, year and reason of the deduplication by the turnover ceiling.",
+)
+def dedup_report(warehouse: Warehouse):
+    with warehouse.connect() as con:
+        run_sql(con, "panel_dedup_report")
+        meta = table_metadata(
+            con, "panel.dedup_report",
+            report=markdown_table(con, "SELECT source, reason, sum(n_rows) AS n_rows FROM "
+                                       "panel.dedup_report GROUP BY ALL ORDER BY ALL"))
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    deps=["firm_years", "province_spillovers", "aida_offshoring"],
+    description="The panel with the province counts at t-1 (leave-one-out) joined to each firm-year.",
+)
+def model_panel(warehouse: Warehouse):
+    loo = bool(load_config("panel.yaml").get("leave_one_out", True))
+    with warehouse.connect() as con:
+        run_sql(con, "panel_model_panel", {"leave_one_out": loo})
+        meta = table_metadata(con, "panel.model_panel", leave_one_out=loo)
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    deps=["firm_years"],
+    description="Spells of offshore outsourcing per firm and per firm x destination region.",
+)
+def outsourcing_spells(warehouse: Warehouse):
+    with warehouse.connect() as con:
+        run_sql(con, "panel_outsourcing_spells")
+        meta = table_metadata(
+            con, "panel.outsourcing_spells",
+            spells=markdown_table(
+                con, "SELECT destination, outcome, count(*) AS spells, round(avg(duration), 2) "
+                     "AS mean_duration, sum(left_censored::INT) AS left_censored "
+                     "FROM panel.outsourcing_spells GROUP BY ALL ORDER BY ALL"))
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    deps=["outsourcing_spells", "model_panel"],
+    description="Spell-years in (start, stop] form with time-varying covariates for the Cox model.",
+)
+def spell_years(warehouse: Warehouse):
+    with warehouse.connect() as con:
+        run_sql(con, "panel_spell_years")
+        meta = table_metadata(con, "panel.spell_years")
+    return dg.MaterializeResult(metadata=meta)

@@ -1,0 +1,1 @@
+"""pandera schemas of the tables the pipeline builds."""

@@ -1,0 +1,1 @@
+"""Dagster wiring: the one Definitions, resources, partitions, jobs, schedules, sensors."""

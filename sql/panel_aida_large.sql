@@ -1,0 +1,27 @@
+-- AIDA firm-years deduplicated against the survey by the turnover ceiling.
+-- A firm-year in both sources is counted once: the survey return decides (at or
+-- below the ceiling it is an SME of the survey panel; above, the AIDA row counts).
+-- A firm-year only in AIDA is kept when its turnover is above the ceiling, or
+-- missing (n.d.: AIDA is extracted for large firms, and no survey return duplicates it).
+-- A year with neither turnover nor employees is not a firm-year of the export.
+CREATE OR REPLACE TEMP TABLE _aida_classified AS
+SELECT a.*, c.ceiling,
+       CASE WHEN a.ateco_2007 LIKE '14%' THEN 'clothing'
+            WHEN a.ateco_2007 LIKE '1520%' THEN 'footwear' END AS sector,
+       s.firm_id IS NOT NULL AS in_survey,
+       s.turnover AS survey_turnover
+FROM raw.aida_firm_years a
+LEFT JOIN _ceiling c USING (year)
+LEFT JOIN (SELECT firm_id, year, turnover FROM _survey_ranked WHERE filing_rank = 1) s
+       ON s.firm_id = a.firm_id AND s.year = a.year;
+
+CREATE OR REPLACE TABLE panel.aida_large AS
+SELECT firm_id, year, company_name, upper(trim(province)) AS province, ateco_2007, sector,
+       turnover, employees,
+       CASE WHEN turnover IS NULL AND employees IS NULL THEN 'no_data_in_year'
+            WHEN sector IS NULL THEN 'outside_clothing_footwear'
+            WHEN in_survey AND (survey_turnover IS NULL OR survey_turnover <= ceiling)
+                THEN 'in_survey_sme_panel'
+            WHEN NOT in_survey AND turnover <= ceiling THEN 'at_or_below_ceiling'
+       END AS drop_reason
+FROM _aida_classified;

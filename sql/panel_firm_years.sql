@@ -1,0 +1,73 @@
+-- The deduplicated firm-year panel of survey SMEs, key (firm_id, year), with
+-- harmonised geography (reference = current ISTAT list) and derived variables.
+-- Municipality codes are looked up in the layout valid in the return's year; a code
+-- found only in another layout is taken from the nearest layout; a code found in none
+-- keeps the province its first three digits denote (geo_resolution says which).
+CREATE OR REPLACE TEMP TABLE _sme AS
+SELECT *,
+       CASE WHEN year <= 2005 THEN 0 WHEN year <= 2009 THEN 1
+            WHEN year <= 2016 THEN 2 ELSE 3 END AS layout_rank
+FROM _survey_ranked
+WHERE filing_rank = 1 AND sector IS NOT NULL
+  AND (turnover IS NULL OR turnover <= ceiling);
+
+CREATE OR REPLACE TEMP TABLE _geo AS
+WITH cand AS (
+    SELECT s.firm_id, s.year, x.municipality_ref, x.province, x.region, x.macro_area,
+           x.llma_code,
+           abs(CASE x.layout WHEN 'code_103' THEN 0 WHEN 'code_107' THEN 1
+                             WHEN 'code_110' THEN 2 ELSE 3 END - s.layout_rank) AS distance
+    FROM _sme s
+    JOIN geography.municipality_xwalk x ON x.code = s.municipality_code
+)
+SELECT firm_id, year, municipality_ref, province, region, macro_area, llma_code,
+       CASE WHEN distance = 0 THEN 'exact' ELSE 'other_layout' END AS geo_resolution
+FROM cand
+QUALIFY row_number() OVER (PARTITION BY firm_id, year ORDER BY distance, municipality_ref) = 1;
+
+CREATE OR REPLACE TABLE panel.firm_years AS
+SELECT s.firm_id, s.year, s.filing_date, s.ateco_2007, s.sector, s.municipality_code,
+       g.municipality_ref,
+       coalesce(g.province, p.province) AS province,
+       coalesce(g.region, p.region) AS region,
+       coalesce(g.macro_area, p.macro_area) AS macro_area,
+       g.llma_code,
+       coalesce(g.geo_resolution,
+                CASE WHEN p.province IS NOT NULL THEN 'province_prefix' ELSE 'unresolved' END)
+           AS geo_resolution,
+       d.district::TINYINT AS district,
+       s.turnover, s.employees, s.value_added, s.wage_costs, s.net_income, s.roi,
+       s.export_share, s.credit_access, s.market_area, s.high_value_added, s.supplier,
+       s.subcontracting_italy, s.subcontracting_europe, s.subcontracting_north_africa,
+       s.subcontracting_east_asia, s.subcontracting_other,
+       s.legal_form, s.foreign_owner,
+       abroad.v AS subcontracting_abroad,
+       (abroad.v > 0)::TINYINT AS outsourcing,
+       (coalesce(s.subcontracting_europe, 0) > 0)::TINYINT AS outsourcing_europe,
+       (coalesce(s.subcontracting_north_africa, 0) > 0)::TINYINT AS outsourcing_north_africa,
+       (coalesce(s.subcontracting_east_asia, 0) > 0)::TINYINT AS outsourcing_east_asia,
+       (coalesce(s.subcontracting_other, 0) > 0)::TINYINT AS outsourcing_other,
+       CASE WHEN abroad.v > 0 THEN 100 * coalesce(s.subcontracting_europe, 0) / abroad.v END AS share_europe,
+       CASE WHEN abroad.v > 0 THEN 100 * coalesce(s.subcontracting_north_africa, 0) / abroad.v END AS share_north_africa,
+       CASE WHEN abroad.v > 0 THEN 100 * coalesce(s.subcontracting_east_asia, 0) / abroad.v END AS share_east_asia,
+       CASE WHEN abroad.v > 0 THEN 100 * coalesce(s.subcontracting_other, 0) / abroad.v END AS share_other,
+       s.export_share / 100 AS export_ratio,
+       CASE WHEN s.employees > 0 THEN s.value_added / s.employees / 1000 END AS va_per_employee_k,
+       CASE WHEN s.employees > 0 THEN s.wage_costs / s.employees / 1000 END AS wage_per_employee_k,
+       (s.net_income > 0)::TINYINT AS profit,
+       CASE s.market_area WHEN 'local' THEN 1 WHEN 'provincial' THEN 2 WHEN 'regional' THEN 3
+                          WHEN 'national' THEN 4 WHEN 'international' THEN 5 END::TINYINT
+           AS market_area_order
+FROM _sme s
+CROSS JOIN LATERAL (
+    SELECT coalesce(s.subcontracting_europe, 0) + coalesce(s.subcontracting_north_africa, 0)
+         + coalesce(s.subcontracting_east_asia, 0) + coalesce(s.subcontracting_other, 0) AS v
+) abroad
+LEFT JOIN _geo g ON g.firm_id = s.firm_id AND g.year = s.year
+LEFT JOIN geography.province_prefix p
+       ON g.firm_id IS NULL
+      AND p.prefix = substr(s.municipality_code, 1, 3)
+      AND p.layout = CASE s.layout_rank WHEN 0 THEN 'code_103' WHEN 1 THEN 'code_107'
+                                        WHEN 2 THEN 'code_110' ELSE 'current' END
+LEFT JOIN geography.llma_districts d ON d.llma_code = g.llma_code
+ORDER BY s.firm_id, s.year;

@@ -1,0 +1,13 @@
+-- Survey returns left out of the SME panel, each with the reason.
+CREATE OR REPLACE TABLE panel.survey_rejects AS
+SELECT firm_id, year, filing_date, source_file, source_row, reason
+FROM (
+    SELECT *,
+           CASE WHEN filing_rank > 1 THEN 'superseded_by_later_filing'
+                WHEN sector IS NULL THEN 'outside_clothing_footwear'
+                WHEN turnover > ceiling THEN 'above_turnover_ceiling'
+           END AS reason
+    FROM _survey_ranked
+)
+WHERE reason IS NOT NULL
+ORDER BY year, firm_id, filing_date;
