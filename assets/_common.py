@@ -28,7 +28,9 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str, **extra: Any) -> 
 
 def markdown_table(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dg.MetadataValue:
     """An aggregate query shown as a Markdown table (never firm-level rows)."""
-    df = con.execute(sql, params or []).pl()
+    import polars as pl
+
+    df = pl.from_arrow(con.execute(sql, params or []).to_arrow_table())
     header = "| " + " | ".join(df.columns) + " |"
     sep = "|" + "---|" * len(df.columns)
     body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |"

@@ -5,23 +5,13 @@ from __future__ import annotations
 import dagster as dg
 
 from assets._common import markdown_table, table_metadata
-from offshoring.panel import register_ceilings, turnover_ceilings
-from offshoring.schemas.panel import validate_panel
+from offshoring import panel
 from offshoring.settings import load_config
 from offshoring.sqlfiles import run_sql
 from orchestration.resources import WRITER_POOL, Warehouse
 
 GROUP = "panel"
 EAGER = dg.AutomationCondition.eager()
-
-
-def _ceilings(con) -> dict[int, float]:
-    years = [r[0] for r in con.execute(
-        "SELECT DISTINCT year FROM raw.survey_returns UNION SELECT DISTINCT year FROM raw.aida_firm_years"
-    ).fetchall()]
-    ceilings = turnover_ceilings(years)
-    register_ceilings(con, ceilings)
-    return ceilings
 
 
 @dg.asset(
@@ -38,26 +28,11 @@ def _ceilings(con) -> dict[int, float]:
 )
 def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse):
     with warehouse.connect() as con:
-        ceilings = _ceilings(con)
-        run_sql(con, "panel_survey_latest")
-        # Built and validated inside one transaction: a panel that breaks its schema
-        # is rolled back, the previous panel stays, and the run stops here with the
-        # rules and row positions that failed (downstream assets do not run).
-        con.execute("BEGIN TRANSACTION")
         try:
-            run_sql(con, "panel_survey_rejects")
-            run_sql(con, "panel_firm_years")
-            validation = validate_panel(con.execute("SELECT * FROM panel.firm_years").pl())
-            if not validation.passed:
-                raise dg.Failure(
-                    description="panel.firm_years fails its schema; nothing written.\n"
-                                + validation.summary(),
-                    metadata={"failing_rules": len(validation.failures)},
-                )
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+            ceilings, validation = panel.build_firm_years(con)
+        except panel.PanelSchemaError as exc:
+            # Rolled back: the previous panel stays; the run stops before downstream assets.
+            raise dg.Failure(description=str(exc)) from exc
         unresolved = con.execute(
             "SELECT count(*) FILTER (WHERE province IS NULL), count(*) FILTER (WHERE llma_code IS NULL), "
             "count(*) FILTER (WHERE geo_resolution <> 'exact') FROM panel.firm_years"
@@ -90,10 +65,7 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse):
 def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
     pct = float(load_config("panel.yaml").get("offshoring_ownership_pct", 50))
     with warehouse.connect() as con:
-        _ceilings(con)
-        run_sql(con, "panel_survey_latest")
-        run_sql(con, "panel_aida_large")
-        run_sql(con, "panel_aida_offshoring", {"ownership_pct": pct})
+        panel.build_aida_offshoring(con, ownership_pct=pct)
         meta = table_metadata(
             con, "panel.aida_offshoring", ownership_pct=pct,
             firms_by_year=markdown_table(
@@ -126,7 +98,7 @@ def dedup_report(warehouse: Warehouse):
 def model_panel(warehouse: Warehouse):
     loo = bool(load_config("panel.yaml").get("leave_one_out", True))
     with warehouse.connect() as con:
-        run_sql(con, "panel_model_panel", {"leave_one_out": loo})
+        panel.build_model_panel(con, leave_one_out=loo)
         meta = table_metadata(con, "panel.model_panel", leave_one_out=loo)
     return dg.MaterializeResult(metadata=meta)
 
@@ -138,7 +110,7 @@ def model_panel(warehouse: Warehouse):
 )
 def outsourcing_spells(warehouse: Warehouse):
     with warehouse.connect() as con:
-        run_sql(con, "panel_outsourcing_spells")
+        panel.build_spells(con)
         meta = table_metadata(
             con, "panel.outsourcing_spells",
             spells=markdown_table(
@@ -155,6 +127,6 @@ def outsourcing_spells(warehouse: Warehouse):
 )
 def spell_years(warehouse: Warehouse):
     with warehouse.connect() as con:
-        run_sql(con, "panel_spell_years")
+        panel.build_spell_years(con)
         meta = table_metadata(con, "panel.spell_years")
     return dg.MaterializeResult(metadata=meta)

@@ -1,4 +1,4 @@
-"""Settings of the panel stage that SQL cannot read by itself."""
+"""The panel stage: runs the SQL files under sql/ in order, with the settings SQL cannot read."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Any, Iterable
 import duckdb
 
 from offshoring.settings import load_config
+from offshoring.sqlfiles import run_sql
 
 
 def turnover_ceilings(years: Iterable[int], thresholds: dict[str, Any] | None = None) -> dict[int, float]:
@@ -28,3 +29,61 @@ def register_ceilings(con: duckdb.DuckDBPyConnection, ceilings: dict[int, float]
     con.execute("CREATE OR REPLACE TEMP TABLE _ceiling (year INTEGER, ceiling DOUBLE)")
     if ceilings:
         con.executemany("INSERT INTO _ceiling VALUES (?, ?)", sorted(ceilings.items()))
+
+
+class PanelSchemaError(ValueError):
+    """The panel breaks its pandera schema; nothing was written."""
+
+
+def _survey_ranked(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] | None) -> dict[int, float]:
+    years = [r[0] for r in con.execute(
+        "SELECT DISTINCT year FROM raw.survey_returns "
+        "UNION SELECT DISTINCT year FROM raw.aida_firm_years").fetchall()]
+    ceilings = turnover_ceilings(years, thresholds)
+    register_ceilings(con, ceilings)
+    run_sql(con, "panel_survey_latest")
+    return ceilings
+
+
+def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] | None = None):
+    """panel.survey_rejects and panel.firm_years, validated before they are committed.
+
+    Returns (ceilings by year, validation). Raises PanelSchemaError (after a
+    rollback: the previous panel stays) when the panel breaks its schema.
+    """
+    from offshoring.schemas.panel import validate_panel
+
+    ceilings = _survey_ranked(con, thresholds)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        run_sql(con, "panel_survey_rejects")
+        run_sql(con, "panel_firm_years")
+        validation = validate_panel(con.sql("SELECT * FROM panel.firm_years").pl())
+        if not validation.passed:
+            raise PanelSchemaError("panel.firm_years breaks its schema; nothing written.\n"
+                                   + validation.summary())
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return ceilings, validation
+
+
+def build_aida_offshoring(con: duckdb.DuckDBPyConnection, ownership_pct: float = 50.0,
+                          thresholds: dict[str, Any] | None = None) -> None:
+    """panel.aida_large (AIDA firm-years with their dedup outcome) and panel.aida_offshoring."""
+    _survey_ranked(con, thresholds)
+    run_sql(con, "panel_aida_large")
+    run_sql(con, "panel_aida_offshoring", {"ownership_pct": float(ownership_pct)})
+
+
+def build_model_panel(con: duckdb.DuckDBPyConnection, leave_one_out: bool = True) -> None:
+    run_sql(con, "panel_model_panel", {"leave_one_out": bool(leave_one_out)})
+
+
+def build_spells(con: duckdb.DuckDBPyConnection) -> None:
+    run_sql(con, "panel_outsourcing_spells")
+
+
+def build_spell_years(con: duckdb.DuckDBPyConnection) -> None:
+    run_sql(con, "panel_spell_years")

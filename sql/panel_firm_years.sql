@@ -26,7 +26,7 @@ FROM cand
 QUALIFY row_number() OVER (PARTITION BY firm_id, year ORDER BY distance, municipality_ref) = 1;
 
 CREATE OR REPLACE TABLE panel.firm_years AS
-SELECT s.firm_id, s.year, s.filing_date, s.ateco_2007, s.sector, s.municipality_code,
+SELECT s.firm_id, s.year::INTEGER AS year, s.filing_date, s.ateco_2007, s.sector, s.municipality_code,
        g.municipality_ref,
        coalesce(g.province, p.province) AS province,
        coalesce(g.region, p.region) AS region,
@@ -37,10 +37,11 @@ SELECT s.firm_id, s.year, s.filing_date, s.ateco_2007, s.sector, s.municipality_
            AS geo_resolution,
        d.district::TINYINT AS district,
        s.turnover, s.employees, s.value_added, s.wage_costs, s.net_income, s.roi,
-       s.export_share, s.credit_access, s.market_area, s.high_value_added, s.supplier,
+       s.export_share, s.credit_access::TINYINT AS credit_access, s.market_area,
+       s.high_value_added::TINYINT AS high_value_added, s.supplier::TINYINT AS supplier,
        s.subcontracting_italy, s.subcontracting_europe, s.subcontracting_north_africa,
        s.subcontracting_east_asia, s.subcontracting_other,
-       s.legal_form, s.foreign_owner,
+       s.legal_form, s.foreign_owner::TINYINT AS foreign_owner,
        abroad.v AS subcontracting_abroad,
        (abroad.v > 0)::TINYINT AS outsourcing,
        (coalesce(s.subcontracting_europe, 0) > 0)::TINYINT AS outsourcing_europe,
