@@ -1,0 +1,184 @@
+"""Data-quality alerts over e-mail (SMTP) and a Slack webhook, each sent once.
+
+An alert names the asset, partition, check, its description, counts of failing
+rows and a link to the run; it never carries a tax code, a pseudonym or a
+firm-level value (descriptions are scrubbed of anything shaped like one, and
+only integer counts are passed on from check metadata).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import smtplib
+import urllib.request
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any, Mapping
+
+from offshoring.settings import dagster_home, load_config
+
+_PERSONAL = re.compile(r"\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b", re.I)
+_COMPANY = re.compile(r"\b[0-9]{11}\b")
+_PSEUDONYM = re.compile(r"\b[0-9a-f]{64}\b", re.I)
+
+
+def scrub(text: str) -> str:
+    """Replace anything shaped like a tax code or a pseudonym."""
+    text = _PERSONAL.sub("[redacted]", text)
+    text = _PSEUDONYM.sub("[redacted]", text)
+    return _COMPANY.sub("[redacted]", text)
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: str                      # "check_failed" or "run_failed"
+    run_id: str
+    description: str
+    asset: str | None = None
+    partition: str | None = None
+    check: str | None = None
+    severity: str = "ERROR"
+    failing_counts: Mapping[str, int] = field(default_factory=dict)
+    job: str | None = None
+
+    @staticmethod
+    def counts_from_metadata(metadata: Mapping[str, Any]) -> dict[str, int]:
+        """Integer entries of check metadata (row counts); everything else is dropped."""
+        out = {}
+        for k, v in metadata.items():
+            value = getattr(v, "value", v)
+            if isinstance(value, bool) or not isinstance(value, int):
+                continue
+            out[str(k)] = int(value)
+        return out
+
+    def fingerprint(self) -> str:
+        key = json.dumps([self.kind, self.asset, self.partition, self.check, self.severity,
+                          scrub(self.description), self.job if self.kind == "run_failed" else None])
+        return hashlib.sha256(key.encode()).hexdigest()
+
+    def run_url(self, base_url: str) -> str:
+        return f"{base_url.rstrip('/')}/runs/{self.run_id}"
+
+    def subject(self) -> str:
+        if self.kind == "run_failed":
+            return f"[offshoring] run failed: {self.job or self.run_id[:8]}"
+        where = self.asset + (f" [{self.partition}]" if self.partition else "")
+        return f"[offshoring] check {self.check} {self.severity}: {where}"
+
+    def body(self, base_url: str) -> str:
+        lines = [self.subject(), ""]
+        if self.asset:
+            lines.append(f"Asset: {self.asset}")
+        if self.partition:
+            lines.append(f"Partition: {self.partition}")
+        if self.check:
+            lines.append(f"Check: {self.check} (severity {self.severity})")
+        if self.job:
+            lines.append(f"Job: {self.job}")
+        lines.append(f"Description: {scrub(self.description)}")
+        if self.failing_counts:
+            lines.append("Counts: " + ", ".join(f"{k}={v}" for k, v in sorted(self.failing_counts.items())))
+        lines.append(f"Run: {self.run_url(base_url)}")
+        return "\n".join(lines)
+
+
+@dataclass
+class AlertSettings:
+    enabled: bool = False
+    ui_base_url: str = "http://localhost:3000"
+    email: dict[str, Any] = field(default_factory=dict)
+    slack: dict[str, Any] = field(default_factory=dict)
+    sent_log: Path | None = None
+
+    @classmethod
+    def load(cls, data: Mapping[str, Any] | None = None) -> "AlertSettings":
+        cfg = dict(data) if data is not None else load_config("alerts.yaml")
+        log = cfg.get("sent_log")
+        return cls(
+            enabled=bool(cfg.get("enabled", False)),
+            ui_base_url=str(cfg.get("ui_base_url") or "http://localhost:3000"),
+            email=dict(cfg.get("email") or {}),
+            slack=dict(cfg.get("slack") or {}),
+            sent_log=Path(log) if log else None,
+        )
+
+    def log_path(self) -> Path:
+        return self.sent_log or (dagster_home() / "alerts" / "sent.json")
+
+
+class SentLog:
+    """Fingerprints of alerts already sent, in a small JSON file (atomic rewrite)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def _read(self) -> list[str]:
+        try:
+            return list(json.loads(self.path.read_text()))
+        except (FileNotFoundError, ValueError):
+            return []
+
+    def seen(self, fp: str) -> bool:
+        return fp in set(self._read())
+
+    def add(self, fp: str) -> None:
+        items = self._read()
+        if fp in items:
+            return
+        items.append(fp)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(items[-10000:]))
+        os.replace(tmp, self.path)
+
+
+def send_email(alert: Alert, cfg: AlertSettings) -> None:
+    e = cfg.email
+    msg = EmailMessage()
+    msg["Subject"] = alert.subject()
+    msg["From"] = e.get("sender", "offshoring-pipeline@localhost")
+    msg["To"] = ", ".join(e.get("recipients") or [])
+    msg.set_content(alert.body(cfg.ui_base_url))
+    with smtplib.SMTP(e.get("host", "localhost"), int(e.get("port", 25)), timeout=30) as smtp:
+        if e.get("starttls"):
+            smtp.starttls()
+        if e.get("username"):
+            smtp.login(e["username"], os.environ.get(e.get("password_env") or "", ""))
+        smtp.send_message(msg)
+
+
+def send_slack(alert: Alert, cfg: AlertSettings) -> None:
+    url = cfg.slack.get("webhook_url") or os.environ.get(cfg.slack.get("webhook_url_env") or "", "")
+    if not url:
+        raise ValueError("slack alerts are on but no webhook URL is set "
+                         f"(set {cfg.slack.get('webhook_url_env')} or slack.webhook_url)")
+    payload = json.dumps({"text": alert.body(cfg.ui_base_url)}).encode()
+    req = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        if resp.status >= 300:
+            raise RuntimeError(f"slack webhook answered {resp.status}")
+
+
+def dispatch(alert: Alert, cfg: AlertSettings | None = None) -> list[str]:
+    """Send an alert on every channel that is on, once; returns the channels used."""
+    cfg = cfg or AlertSettings.load()
+    if not cfg.enabled:
+        return []
+    log = SentLog(cfg.log_path())
+    fp = alert.fingerprint()
+    if log.seen(fp):
+        return []
+    used = []
+    if cfg.email.get("enabled") and cfg.email.get("recipients"):
+        send_email(alert, cfg)
+        used.append("email")
+    if cfg.slack.get("enabled"):
+        send_slack(alert, cfg)
+        used.append("slack")
+    log.add(fp)
+    return used
