@@ -1,0 +1,51 @@
+"""Yearly refresh: load whatever deliveries are new, then refresh the outputs."""
+
+from __future__ import annotations
+
+import json
+
+import dagster as dg
+
+from offshoring.settings import load_config
+from orchestration.jobs import load_survey_year
+from orchestration.partitions import SURVEY_YEARS
+from orchestration.resources import Folders
+from orchestration.sensors import delivery_state
+
+CRON = str(load_config("schedule.yaml").get("yearly_refresh_cron", "0 6 1 3 *"))
+
+
+def _loaded_hashes(instance: dg.DagsterInstance) -> dict[str, str]:
+    """SHA-256 of the file each year's latest load read (from the load runs' tags)."""
+    out: dict[str, str] = {}
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=load_survey_year.name,
+                                                   statuses=[dg.DagsterRunStatus.SUCCESS]))
+    for run in reversed(runs):  # oldest first, so the latest load wins
+        year = run.tags.get("dagster/partition")
+        sha = run.tags.get("offshoring/sha256")
+        if year and sha:
+            out[year] = sha
+    return out
+
+
+@dg.schedule(
+    cron_schedule=CRON, job=load_survey_year, default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every year (default 1 March, config/schedule.yaml): load new or changed "
+                "survey deliveries; the eager automation then refreshes everything downstream.",
+)
+def yearly_refresh(context: dg.ScheduleEvaluationContext, folders: Folders):
+    state = delivery_state(folders.raw, {})
+    known = set(context.instance.get_dynamic_partitions(SURVEY_YEARS))
+    new_years = [y for y in state if y not in known]
+    if new_years:
+        context.instance.add_dynamic_partitions(SURVEY_YEARS, new_years)
+    loaded = _loaded_hashes(context.instance)
+    stamp = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
+    requests = [
+        dg.RunRequest(partition_key=y, run_key=f"yearly-{stamp}-{y}",
+                      tags={"offshoring/delivery": info["name"], "offshoring/sha256": info["sha256"]})
+        for y, info in state.items() if loaded.get(y) != info["sha256"]
+    ]
+    if requests:
+        return requests
+    return dg.SkipReason("no new or changed survey delivery; outputs are up to date with the loaded years")

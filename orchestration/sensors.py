@@ -1,0 +1,115 @@
+"""Sensors: new or re-delivered survey files, and alerts on failed checks and runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import dagster as dg
+from dagster import DagsterEventType
+
+from offshoring.alerts import Alert, AlertSettings, dispatch
+from offshoring.readers.survey import discover_survey_files
+from orchestration.jobs import load_survey_year
+from orchestration.partitions import SURVEY_YEARS, survey_year_partitions
+from orchestration.resources import Folders
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def delivery_state(raw_dir: Path, previous: dict[str, dict]) -> dict[str, dict]:
+    """Name, size, mtime and SHA-256 of each year's delivery.
+
+    A file whose name, size and mtime are unchanged keeps its recorded hash, so a
+    tick does not re-read every delivery; any change is hashed again.
+    """
+    state = {}
+    for year, path in sorted(discover_survey_files(raw_dir).items()):
+        st = path.stat()
+        prev = previous.get(str(year)) or {}
+        same = (prev.get("name") == path.name and prev.get("size") == st.st_size
+                and prev.get("mtime_ns") == st.st_mtime_ns)
+        state[str(year)] = {
+            "name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+            "sha256": prev["sha256"] if same and prev.get("sha256") else file_sha256(path),
+        }
+    return state
+
+
+@dg.sensor(
+    job=load_survey_year, minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="A new survey_<YYYY> file registers the year's partition and loads it; a "
+                "re-delivered file (new content) reloads its year. Cursor: names and SHA-256.",
+)
+def survey_delivery_sensor(context: dg.SensorEvaluationContext, folders: Folders):
+    previous = json.loads(context.cursor) if context.cursor else {}
+    state = delivery_state(folders.raw, previous)
+    known = set(context.instance.get_dynamic_partitions(SURVEY_YEARS))
+    new_years = [y for y in state if y not in known]
+    requests = [
+        dg.RunRequest(partition_key=year, run_key=f"survey-{year}-{info['sha256'][:16]}",
+                      tags={"offshoring/delivery": info["name"],
+                            "offshoring/sha256": info["sha256"]})
+        for year, info in state.items()
+        if (previous.get(year) or {}).get("sha256") != info["sha256"]
+    ]
+    return dg.SensorResult(
+        run_requests=requests,
+        dynamic_partitions_requests=(
+            [survey_year_partitions.build_add_request(new_years)] if new_years else []),
+        cursor=json.dumps(state, sort_keys=True),
+    )
+
+
+@dg.sensor(
+    minimum_interval_seconds=60, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends an alert (e-mail, Slack; off by default in config/alerts.yaml) for "
+                "every asset check that fails, ERROR or WARN.",
+)
+def check_failure_alert_sensor(context: dg.SensorEvaluationContext):
+    after = int(context.cursor) if context.cursor else None
+    records = context.instance.get_event_records(
+        dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
+                              after_cursor=after),
+        limit=500, ascending=True,
+    )
+    cfg = AlertSettings.load()
+    sent = 0
+    last = after
+    for rec in records:
+        last = rec.storage_id
+        ev = rec.event_log_entry.dagster_event.event_specific_data
+        if getattr(ev, "passed", True):
+            continue
+        alert = Alert(
+            kind="check_failed", run_id=rec.event_log_entry.run_id,
+            asset=ev.asset_key.to_user_string(), check=ev.check_name,
+            partition=getattr(ev, "partition", None),
+            severity=getattr(ev.severity, "value", str(ev.severity)),
+            description=getattr(ev, "description", None) or f"check {ev.check_name} did not pass",
+            failing_counts=Alert.counts_from_metadata(ev.metadata or {}),
+        )
+        if dispatch(alert, cfg):
+            sent += 1
+    if last is not None:
+        context.update_cursor(str(last))
+    return dg.SkipReason(f"{sent} alert(s) sent") if sent == 0 else None
+
+
+@dg.run_failure_sensor(
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Sends an alert when a run fails.",
+)
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+    run = context.dagster_run
+    message = context.failure_event.message or "run failed"
+    dispatch(Alert(kind="run_failed", run_id=run.run_id, job=run.job_name,
+                   partition=run.tags.get("dagster/partition"), description=message))
