@@ -63,7 +63,7 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse):
                 "subsidiary (share above the threshold), with subsidiaries by destination.",
 )
 def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse):
-    pct = float(load_config("panel.yaml").get("offshoring_ownership_pct", 50))
+    pct = float(load_config("thresholds.yaml").get("offshoring_ownership_pct", 50))
     with warehouse.connect() as con:
         panel.build_aida_offshoring(con, ownership_pct=pct)
         meta = table_metadata(
