@@ -408,8 +408,16 @@ def _prevalence(kind: str, local: pl.Expr, local_base: pl.Expr, nat: pl.Expr, na
     return _lq(local, local_base, nat, nat_base)
 
 
-def _wide(long: pl.DataFrame, index: str, on: str, value: str, keys: Iterable[str], prefix: str) -> pl.DataFrame:
-    """Pivot `long` to one column per key (zero-filled), named prefix+key."""
+def _wide(
+    long: pl.DataFrame,
+    index: str,
+    on: str,
+    value: str,
+    keys: Iterable[str],
+    prefix: str,
+    dtype: pl.DataType = pl.Int64,
+) -> pl.DataFrame:
+    """Pivot `long` to one column per key (zero-filled, cast to `dtype`), named prefix+key."""
     keys = list(keys)
     if long.height:
         wide = long.pivot(on=on, index=index, values=value, aggregate_function="sum")
@@ -417,8 +425,8 @@ def _wide(long: pl.DataFrame, index: str, on: str, value: str, keys: Iterable[st
         wide = pl.DataFrame(schema={index: pl.Utf8})
     for k in keys:
         if k not in wide.columns:
-            wide = wide.with_columns(pl.lit(0, dtype=pl.Int64).alias(k))
-    return wide.select(index, *[pl.col(k).fill_null(0).alias(prefix + k) for k in keys])
+            wide = wide.with_columns(pl.lit(0).alias(k))
+    return wide.select(index, *[pl.col(k).fill_null(0).cast(dtype).alias(prefix + k) for k in keys])
 
 
 def _max_h(cols: list[pl.Expr]) -> pl.Expr:
@@ -549,7 +557,7 @@ def _step4(manuf: pl.DataFrame, dom: pl.DataFrame, s: DistrictSettings) -> pl.Da
     )
     emp = _wide(long, "llma_code", "size_group", "employees", sizes, "dominant_employees_")
     units = _wide(long, "llma_code", "size_group", "local_units", sizes, "dominant_units_")
-    lq = _wide(long, "llma_code", "size_group", "lq", sizes, "dominant_size_lq_")
+    lq = _wide(long, "llma_code", "size_group", "lq", sizes, "dominant_size_lq_", pl.Float64)
     out = dom.select("llma_code", "dominant_employees").join(emp, on="llma_code", how="left").join(
         units, on="llma_code", how="left"
     ).join(lq, on="llma_code", how="left")

@@ -100,7 +100,7 @@ def test_indices_by_hand():
     assert x["size_lq_large"] is None  # no large units anywhere: undefined LQ
     assert x["sme_share"] == 1.0 and x["sme_area"] is True
     assert x["dominant_group"] == "textiles_clothing"
-    assert x["dominant_lq"] == 4.0  # (64/128) / (64/256)
+    assert x["dominant_lq"] == 2.0  # (64/128) / (64/256)
     assert x["dominant_prevalence"] == 32.0
     assert x["dominant_employees"] == 64 and x["dominant_share_of_manufacturing"] == 1.0
     assert x["dominant_sme_share"] == 1.0 and x["dominant_units_small"] == 8
@@ -307,8 +307,9 @@ def test_dominant_sme_share_threshold(threshold, strict, district):
 
 
 def test_dominant_sme_rule_size_lq_variant():
-    # Inside G's textiles the large class LQ (0.4/0.4=1) loses to small (0.6/0.6=1)?
-    # Both are 1: a tie, and strict comparison denies SME status.
+    # G holds all the country's textiles, so inside the group every size-class
+    # LQ is 1 (0.6/0.6 small, 0.4/0.4 large): a tie, and the strict comparison
+    # denies SME status, while the 50% share rule grants it.
     g = row(classify_llmas(census(SHARE), {"dominant_sme_rule": "size_lq_max"}), "G")
     assert g["dominant_size_lq_small"] == pytest.approx(1.0)
     assert g["dominant_size_lq_large"] == pytest.approx(1.0)
@@ -437,7 +438,9 @@ def test_bad_input(country, mutate, message):
 
 
 def test_yaml_matches_code_defaults():
-    assert DistrictSettings.from_yaml("config/districts.yaml") == DistrictSettings()
+    from offshoring.settings import PROJECT_ROOT
+
+    assert DistrictSettings.from_yaml(PROJECT_ROOT / "config" / "districts.yaml") == DistrictSettings()
     assert DistrictSettings.load() == DistrictSettings()
 
 
