@@ -5,8 +5,10 @@ from __future__ import annotations
 import dagster as dg
 
 from assets._common import markdown_table, table_metadata
+from offshoring.districts import DistrictSettings, read_override_list, run_district_procedure
+from offshoring.settings import config_file
 from offshoring.sqlfiles import run_sql
-from orchestration.resources import WRITER_POOL, Warehouse
+from orchestration.resources import WRITER_POOL, Folders, Warehouse
 
 GROUP = "geography"
 EAGER = dg.AutomationCondition.eager()
@@ -27,6 +29,36 @@ def municipality_xwalk(warehouse: Warehouse):
             codes_by_layout=markdown_table(
                 con, "SELECT layout, count(*) AS codes, count(llma_code) AS with_llma "
                      "FROM geography.municipality_xwalk GROUP BY 1 ORDER BY 1"))
+    return dg.MaterializeResult(metadata=meta)
+
+
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL, automation_condition=EAGER,
+    deps=["census_employment"],
+    description="Industrial districts by LLMA (Sforzi-ISTAT steps, settings in "
+                "config/districts.yaml); a list in reference/districts.csv of the raw folder, "
+                "or the settings' override_file, overrides the computed flags.",
+)
+def llma_districts(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
+    settings = DistrictSettings.from_yaml(config_file("districts.yaml"))
+    user_list = folders.raw / "reference" / "districts.csv"
+    override = read_override_list(user_list) if user_list.exists() else None
+    with warehouse.connect() as con:
+        census = con.sql("SELECT * FROM raw.census_employment").pl()
+        result = run_district_procedure(census, settings, override)
+        con.execute("CREATE SCHEMA IF NOT EXISTS geography")
+        con.register("_districts", result.table.to_arrow())
+        con.execute("CREATE OR REPLACE TABLE geography.llma_districts AS SELECT * FROM _districts")
+        con.unregister("_districts")
+        meta = table_metadata(
+            con, "geography.llma_districts",
+            override_file=str(user_list) if override is not None else None,
+            n_districts=result.metadata["n_districts"],
+            procedure=dg.MetadataValue.json(result.metadata),
+            districts_by_group=markdown_table(
+                con, "SELECT dominant_group, count(*) AS districts FROM geography.llma_districts "
+                     "WHERE district = 1 GROUP BY 1 ORDER BY 2 DESC"),
+        )
     return dg.MaterializeResult(metadata=meta)
 
 
