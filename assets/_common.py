@@ -1,6 +1,5 @@
 """Metadata helpers shared by the asset modules."""
 
-from __future__ import annotations
 
 from typing import Any
 

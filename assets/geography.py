@@ -1,6 +1,5 @@
 """Geography layer: code crosswalk, industrial districts, lagged province spillovers."""
 
-from __future__ import annotations
 
 import dagster as dg
 

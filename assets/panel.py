@@ -1,6 +1,5 @@
 """Panel layer: the deduplicated firm-year panel, AIDA offshoring, spells."""
 
-from __future__ import annotations
 
 import dagster as dg
 

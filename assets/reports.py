@@ -1,6 +1,5 @@
 """Reports layer: Tables 1-3 and Figures 1-2 under reports/, disclosure-safe, with provenance."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Any

@@ -5,16 +5,20 @@ import dagster as dg
 import assets.geography
 import assets.panel
 import assets.raw
-from orchestration import jobs
+import assets.reports
+from orchestration import jobs, schedules, sensors
 from orchestration.progress import step_progress
 from orchestration.resources import default_resources
 
-ASSET_MODULES = [assets.raw, assets.panel, assets.geography]
+ASSET_MODULES = [assets.raw, assets.geography, assets.panel, assets.reports]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(ASSET_MODULES),
     asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
     jobs=[jobs.load_survey_year, jobs.refresh_outputs],
+    schedules=[schedules.yearly_refresh],
+    sensors=[sensors.survey_delivery_sensor, sensors.check_failure_alert_sensor,
+             sensors.run_failure_alert_sensor],
     resources=default_resources(),
     loggers={"step_progress": step_progress},
 )

@@ -5,7 +5,6 @@ own run, then refreshes everything else in one run. Each run is recorded in the
 instance (DAGSTER_HOME), so the UI shows them.
 """
 
-from __future__ import annotations
 
 import time
 from pathlib import Path

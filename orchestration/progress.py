@@ -4,7 +4,6 @@ Used by ``offshoring run`` so a long run shows progress without Dagster's full
 debug stream.
 """
 
-from __future__ import annotations
 
 import logging
 import sys

@@ -1,6 +1,5 @@
 """Resources: the DuckDB warehouse and the folders the pipeline reads and writes."""
 
-from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path

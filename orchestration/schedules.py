@@ -1,6 +1,5 @@
 """Yearly refresh: load whatever deliveries are new, then refresh the outputs."""
 
-from __future__ import annotations
 
 import json
 

@@ -1,6 +1,5 @@
 """Sensors: new or re-delivered survey files, and alerts on failed checks and runs."""
 
-from __future__ import annotations
 
 import hashlib
 import json
