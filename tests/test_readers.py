@@ -1,0 +1,342 @@
+"""Readers: every format, encoding and convention the data contract allows."""
+
+from __future__ import annotations
+
+import datetime as dt
+import socket
+
+import polars as pl
+import pytest
+from fixtures_raw import (
+    aida_firms,
+    census_rows,
+    llma_rows,
+    subsidiaries,
+    survey_rows,
+    write_aida_xlsx,
+    write_csv,
+    write_parquet,
+    write_survey_csv,
+)
+
+from offshoring import geo
+from offshoring.readers import aida, reference
+from offshoring.readers.column_map import ColumnMap, as_column_map, load_column_map
+from offshoring.readers.common import detect_separator, header_line, number_from_text, to_utf8
+from offshoring.readers.survey import SURVEY_COLUMNS, discover_survey_files, read_survey
+from offshoring.validation import ContractError
+
+YEAR = 2008
+
+
+def _expected(rows):
+    return pl.DataFrame(rows).select(SURVEY_COLUMNS)
+
+
+def _check_same(df: pl.DataFrame, rows) -> None:
+    exp = _expected(rows)
+    assert df.height == len(rows)
+    assert df["tax_code"].to_list() == exp["tax_code"].to_list()
+    assert df["filing_date"].to_list() == exp["filing_date"].to_list()
+    assert df["ateco_2007"].to_list() == exp["ateco_2007"].to_list()
+    assert df["municipality_code"].to_list() == exp["municipality_code"].to_list()
+    for c in ("turnover", "employees", "export_share", "subcontracting_other", "net_income"):
+        assert df[c].to_list() == pytest.approx(exp[c].to_list(), nan_ok=True), c
+    assert df["credit_access"].to_list() == exp["credit_access"].to_list()
+    assert df["source_row"].to_list() == list(range(1, len(rows) + 1))
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [
+        pytest.param(dict(italian=True, encoding="cp1252"), id="italian-cp1252"),
+        pytest.param(dict(italian=True, encoding="utf-8", date_style="iso", ateco_dots=False), id="italian-utf8-iso"),
+        pytest.param(dict(italian=False, encoding="utf-8", date_style="iso", ateco_dots=False), id="plain-utf8"),
+        pytest.param(dict(italian=False, encoding="cp1252", date_style="dmy"), id="plain-cp1252-dmy"),
+        pytest.param(dict(italian=True, encoding="utf-8", gz=True), id="italian-gzip"),
+    ],
+)
+def test_survey_csv_variants(tmp_path, kw):
+    rows = survey_rows(30, YEAR)
+    name = "survey_2008.csv.gz" if kw.get("gz") else "survey_2008.csv"
+    path = write_survey_csv(tmp_path / name, rows, **kw)
+    _check_same(read_survey(path, YEAR), rows)
+
+
+def test_survey_cp1252_headers_detected(tmp_path):
+    rows = survey_rows(5, YEAR)
+    headers = {"market_area": "Area di mercato più ampia", "year": "Anno d'imposta"}
+    path = write_survey_csv(tmp_path / "survey_2008.csv", rows, encoding="cp1252", headers=headers)
+    assert b"\xf9" in path.read_bytes()  # 'ù' in cp1252, invalid as UTF-8
+    cmap = as_column_map({"survey": {"Area di mercato più ampia": "market_area", "ANNO D'IMPOSTA": "year"}})
+    df = read_survey(path, YEAR, cmap)
+    assert df["market_area"].to_list() == [r["market_area"] for r in rows]
+
+
+def test_survey_parquet_native_types(tmp_path):
+    rows = survey_rows(12, YEAR)
+    path = write_parquet(tmp_path / "survey_2008.parquet", rows, columns=SURVEY_COLUMNS)
+    _check_same(read_survey(path, YEAR), rows)
+
+
+def test_survey_parquet_lost_leading_zeros_and_nan(tmp_path):
+    rows = survey_rows(6, YEAR)
+    rows[2]["turnover"] = float("nan")  # pandas's missing value
+    path = write_parquet(tmp_path / "survey_2008.parquet", rows, columns=SURVEY_COLUMNS,
+                         overrides={"municipality_code": pl.Int64, "year": pl.Float64})
+    df = read_survey(path, YEAR)
+    assert df["municipality_code"].to_list() == [r["municipality_code"] for r in rows]
+    assert df["turnover"][2] is None
+    assert df["year"].dtype == pl.Int32
+
+
+def test_italian_synonyms_and_value_map(tmp_path):
+    rows = survey_rows(3, YEAR)
+    cells = {(0, "market_area"): "Nazionale", (1, "market_area"): " LOCALE ", (2, "market_area"): "extra-ue"}
+    path = write_survey_csv(tmp_path / "survey_2008.csv", rows, raw_cells=cells)
+    cmap = as_column_map({"survey": {"columns": {}, "values": {"market_area": {"Extra-UE": "international"}}}})
+    df = read_survey(path, YEAR, cmap)
+    assert df["market_area"].to_list() == ["national", "local", "international"]
+
+
+def test_column_map_file_renames_and_sets_options(tmp_path):
+    rows = survey_rows(4, YEAR)
+    headers = {c: f"COL_{c.upper()}" for c in SURVEY_COLUMNS}
+    path = write_survey_csv(tmp_path / "survey" / "survey_2008.csv", rows, headers=headers,
+                            italian=False, separator="|")
+    (tmp_path / "column_map.yaml").write_text(
+        "survey:\n  separator: '|'\n  decimal: '.'\n  columns:\n"
+        + "".join(f"    COL_{c.upper()}: {c}\n" for c in SURVEY_COLUMNS),
+        encoding="utf-8",
+    )
+    cmap = load_column_map(tmp_path)
+    _check_same(read_survey(path, YEAR, cmap), rows)
+
+
+def test_missing_column_lists_missing_and_found(tmp_path):
+    rows = survey_rows(3, YEAR)
+    cols = [c for c in SURVEY_COLUMNS if c not in ("turnover", "supplier")]
+    path = write_survey_csv(tmp_path / "survey_2008.csv", rows, columns=cols,
+                            headers={"employees": "Addetti"})
+    with pytest.raises(ContractError) as err:
+        read_survey(path, YEAR)
+    msg = str(err.value)
+    assert "survey_2008.csv" in msg and "missing_columns" in msg
+    assert "missing: turnover, employees, supplier" in msg
+    assert "'Addetti'" in msg and "'tax_code'" in msg
+
+
+def test_header_line_breaks_and_separator_detection():
+    text = '"Codice\nComune";"Nome, lungo";x\n001001;"A;b";1\n'
+    assert header_line(text) == '"Codice\nComune";"Nome, lungo";x'
+    assert detect_separator(header_line(text)) == ";"
+    assert detect_separator("a,b,c") == ","
+    assert detect_separator("a\tb\tc") == "\t"
+
+
+def test_encoding_detection():
+    assert to_utf8("perché".encode("utf-8"))[1] == "utf-8"
+    data, enc = to_utf8("perché".encode("cp1252"))
+    assert enc == "cp1252" and data.decode("utf-8") == "perché"
+    assert to_utf8(b"\xef\xbb\xbfabc")[0] == b"abc"
+
+
+@pytest.mark.parametrize(
+    "text,decimal,dot_thousands,expected",
+    [
+        ("1234,5", ",", False, 1234.5),
+        ("1.234,5", ",", False, 1234.5),
+        ("1.234.567", ",", False, 1234567.0),
+        ("1.234", ",", True, 1234.0),
+        ("1.5", ",", False, 1.5),
+        ("-12,25", ",", False, -12.25),
+        ("1,234,567.5", ".", False, 1234567.5),
+        ("1.234.567", ".", True, 1234567.0),
+        ("1.234", ".", True, 1234.0),
+        ("1.234", ".", False, 1.234),
+        ("1e3", ".", False, 1000.0),
+        ("abc", ",", False, None),
+        ("1,2,3", ",", False, None),
+    ],
+)
+def test_number_parsing(text, decimal, dot_thousands, expected):
+    out = pl.DataFrame({"s": [text]}).select(
+        number_from_text(pl.col("s"), decimal=decimal, dot_thousands=dot_thousands)
+    ).item()
+    assert out == (pytest.approx(expected) if expected is not None else None)
+
+
+def test_discover_survey_files(tmp_path):
+    rows = survey_rows(2, 2007)
+    write_survey_csv(tmp_path / "survey" / "survey_2007.csv", rows)
+    write_survey_csv(tmp_path / "survey" / "survey_2009.csv.gz", survey_rows(2, 2009), gz=True)
+    write_parquet(tmp_path / "survey" / "survey_2010.parquet", survey_rows(2, 2010), columns=SURVEY_COLUMNS)
+    (tmp_path / "survey" / "notes.txt").write_text("x")
+    (tmp_path / "survey" / "survey_2011.xlsx").write_text("x")
+    found = discover_survey_files(tmp_path)
+    assert list(found) == [2007, 2009, 2010]
+    assert found[2009].name == "survey_2009.csv.gz"
+    assert discover_survey_files(tmp_path / "survey") == found
+    write_survey_csv(tmp_path / "survey" / "survey_2007.csv.gz", rows, gz=True)
+    with pytest.raises(ContractError, match="more than one delivery.*2007"):
+        discover_survey_files(tmp_path)
+
+
+# --- AIDA ----------------------------------------------------------------------------------
+
+
+def test_aida_xlsx_wide_to_long(tmp_path):
+    years = [2008, 2009, 2010]
+    firms = aida_firms(6, years)
+    firms[0]["turnover_2009"] = None
+    text = {
+        (1, "turnover_2008"): "12.345.678",
+        (2, "employees_2009"): "n.d.",
+        (3, "turnover_2010"): "n.s.",
+        (4, "employees_2008"): "1.234",
+        (5, "turnover_2008"): "n.d.",
+        (5, "employees_2008"): "n.s.",
+    }
+    headers = {"tax_code": "Codice fiscale", "company_name": "Ragione sociale",
+               "turnover_2008": "Ricavi delle vendite\nmigl EUR\n2008",
+               "turnover_2009": "Ricavi delle vendite\nmigl EUR\n2009",
+               "turnover_2010": "Ricavi delle vendite\nmigl EUR\n2010"}
+    path = write_aida_xlsx(tmp_path / "aida_firms.xlsx", firms, headers=headers, text_cells=text,
+                           numeric_codes=True)
+    cmap = as_column_map({"aida_firms": {"columns": {
+        "Codice fiscale": "tax_code", "Ragione sociale": "company_name",
+        "Ricavi delle vendite migl EUR {year}": "turnover_{year}"}}})
+    raw = aida.read_aida_firms_raw(path, cmap)
+    wide, long = aida.parse_aida_firms(raw, cmap)
+    assert wide["tax_code"].to_list() == [f["tax_code"] for f in firms]  # leading zeros restored
+    got = {(r["source_row"], r["year"]): (r["turnover"], r["employees"]) for r in long.iter_rows(named=True)}
+    assert got[(2, 2008)][0] == 12_345_678.0
+    assert got[(3, 2009)][1] is None
+    assert got[(4, 2010)][0] is None
+    assert got[(5, 2008)][1] == 1234.0
+    assert got[(1, 2009)] == (None, firms[0]["employees_2009"])
+    assert (6, 2008) not in got  # neither figure: no row
+    assert len(long) == 6 * 3 - 1
+
+
+def test_aida_csv_italian_with_scale(tmp_path):
+    firms = aida_firms(3, [2008, 2009])
+    cells = {(0, "turnover_2008"): "1.234.567", (1, "turnover_2009"): "n.d.", (2, "employees_2008"): "12,5"}
+    path = write_csv(tmp_path / "aida_firms.csv", firms, encoding="cp1252", raw_cells=cells)
+    cmap = as_column_map({"aida_firms": {"scale": {"turnover": 1000}}})
+    _, long = aida.parse_aida_firms(aida.read_aida_firms_raw(path, cmap), cmap)
+    row = long.filter((pl.col("source_row") == 1) & (pl.col("year") == 2008)).row(0, named=True)
+    assert row["turnover"] == 1_234_567_000.0
+    assert long["company_name"][0] == "Maglificio Àlfa 0 S.p.A."
+    assert long.filter(pl.col("source_row") == 3, pl.col("year") == 2008)["employees"].item() == 12.5
+
+
+def test_aida_without_year_columns_is_an_error(tmp_path):
+    rows = [{"tax_code": "00000000000", "company_name": "x", "province": "MI", "ateco_2007": "141310"}]
+    path = write_csv(tmp_path / "aida_firms.csv", rows)
+    with pytest.raises(ContractError, match=r"turnover_<YYYY>"):
+        aida.read_aida_firms_raw(path)
+
+
+def test_subsidiary_destinations(tmp_path):
+    firms = aida_firms(10, [2008])
+    subs = subsidiaries(firms)
+    path = write_csv(tmp_path / "aida_subsidiaries.csv", subs)
+    df = aida.parse_aida_subsidiaries(aida.read_aida_subsidiaries_raw(path))
+    dest = dict(zip(df["country_iso2"], df["destination"]))
+    assert dest == {"RO": "europe", "TN": "north_africa", "CN": "east_asia", "TR": "europe", "US": "other",
+                    "RS": "europe", "VN": "east_asia", "IN": "other", "MA": "north_africa", "AL": "europe"}
+    assert df["last_year"].null_count() == sum(1 for s in subs if s["last_year"] is None)
+    for code in ("MA", "DZ", "TN", "LY", "EG"):
+        assert aida.destination_of(code) == "north_africa"
+    assert aida.destination_of("ua") == "europe" and aida.destination_of("JP") == "east_asia"
+    assert aida.destination_of("BD") == "other" and aida.destination_of("GE") == "other"
+    assert not (aida.EUROPE & aida.EAST_ASIA) and not (aida.EUROPE & aida.NORTH_AFRICA)
+    assert (aida.EUROPE | aida.EAST_ASIA | aida.NORTH_AFRICA) <= aida.ISO_COUNTRIES
+
+
+# --- reference files ----------------------------------------------------------------------------
+
+
+def test_municipality_list_offline(monkeypatch):
+    def no_network(*a, **k):
+        raise AssertionError("the municipality list must be read offline")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    df = reference.read_municipality_list()
+    assert df.height > 7000
+    assert df["municipality_code"].str.len_chars().unique().to_list() == [6]
+    assert df.columns == reference.MUNICIPALITY_COLUMNS
+
+
+def test_municipality_list_user_override(tmp_path):
+    data = geo.bundled_list_path().read_bytes()
+    text, _ = to_utf8(data)
+    text = text.decode("utf-8").lstrip("\ufeff")
+    head = header_line(text)  # the official header has line breaks inside quoted cells
+    body = text[len(head):].lstrip("\r\n").splitlines()[:25]
+    user = tmp_path / "reference" / "municipalities.csv"
+    user.parent.mkdir()
+    user.write_bytes((head + "\r\n" + "\r\n".join(body) + "\r\n").encode("cp1252"))
+    path = reference.municipality_list_path(tmp_path)
+    assert path == user
+    assert reference.read_municipality_list(path).height == 25
+    assert reference.municipality_list_path(tmp_path / "nothing") == geo.bundled_list_path()
+
+
+def test_llma_and_census(tmp_path):
+    rows = llma_rows()
+    rows[0]["municipality_code"] = "1272"  # leading zeros lost in a spreadsheet
+    llma, _ = reference.read_llma(write_csv(tmp_path / "llma.csv", rows))
+    assert llma["municipality_code"][0] == "001272"
+    census = census_rows()
+    census[0]["ateco_division"] = "1"
+    census[1]["size_class"] = "10 - 49"
+    df, _ = reference.read_census_employment(write_csv(tmp_path / "census.csv", census, italian=False))
+    assert df["ateco_division"][0] == "01"
+    assert df["size_class"][1] == "10-49"
+    assert df["local_units"].dtype == pl.Int64
+
+
+def test_discover_raw_files(tmp_path):
+    write_survey_csv(tmp_path / "survey" / "survey_2008.csv", survey_rows(2, 2008))
+    write_csv(tmp_path / "aida" / "aida_firms.csv", aida_firms(2, [2008]))
+    write_csv(tmp_path / "reference" / "llma.csv", llma_rows())
+    found = reference.discover_raw_files(tmp_path)
+    assert list(found.survey) == [2008]
+    assert found.aida_firms.name == "aida_firms.csv"
+    assert found.aida_subsidiaries is None and found.census_employment is None
+    assert found.municipalities == geo.bundled_list_path()
+    write_aida_xlsx(tmp_path / "aida" / "aida_firms.xlsx", aida_firms(2, [2008]))
+    with pytest.raises(ContractError, match="keep one"):
+        reference.discover_raw_files(tmp_path)
+
+
+def test_column_map_example_parses():
+    from offshoring.settings import PROJECT_ROOT
+
+    cmap = load_column_map(PROJECT_ROOT / "config" / "column_map.example.yaml")
+    assert isinstance(cmap, ColumnMap)
+    assert cmap.source("survey").target("CODICE_FISCALE") == "tax_code"
+    assert cmap.source("aida_firms").target("Ricavi delle vendite\nEUR\n2009") == "turnover_2009"
+    assert cmap.source("nothing").target("x") is None
+
+
+def test_dates_both_styles(tmp_path):
+    rows = survey_rows(4, YEAR)
+    cells = {(0, "filing_date"): "2009-03-05", (1, "filing_date"): "5/3/2009", (2, "filing_date"): "05/03/2009",
+             (3, "filing_date"): "2009-03-05 00:00:00"}
+    path = write_survey_csv(tmp_path / "survey_2008.csv", rows, raw_cells=cells)
+    df = read_survey(path, YEAR)
+    assert df["filing_date"].to_list() == [dt.date(2009, 3, 5)] * 4
+
+
+def test_value_map_for_flags(tmp_path):
+    rows = survey_rows(3, YEAR)
+    cells = {(0, "supplier"): "S", (1, "supplier"): "n", (2, "supplier"): "1"}
+    path = write_survey_csv(tmp_path / "survey_2008.csv", rows, raw_cells=cells)
+    with pytest.raises(ContractError, match="unparseable_number"):
+        read_survey(path, YEAR)
+    cmap = as_column_map({"survey": {"columns": {}, "values": {"supplier": {"s": "1", "N": "0"}}}})
+    assert read_survey(path, YEAR, cmap)["supplier"].to_list() == [1, 0, 1]
