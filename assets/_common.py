@@ -29,7 +29,7 @@ def markdown_table(con: duckdb.DuckDBPyConnection, sql: str, params: list | None
     """An aggregate query shown as a Markdown table (never firm-level rows)."""
     import polars as pl
 
-    df = pl.from_arrow(con.execute(sql, params or []).to_arrow_table())
+    df = con.sql(sql, params=params or None).pl()
     header = "| " + " | ".join(df.columns) + " |"
     sep = "|" + "---|" * len(df.columns)
     body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |"
