@@ -35,7 +35,7 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse):
         unresolved = con.execute(
             "SELECT count(*) FILTER (WHERE province IS NULL), count(*) FILTER (WHERE llma_code IS NULL), "
             "count(*) FILTER (WHERE geo_resolution <> 'exact') FROM panel.firm_years"
-        ).fetchone()
+        ).fetchall()[0]
         meta = table_metadata(
             con, "panel.firm_years",
             ceilings={str(k): v for k, v in sorted(ceilings.items())},

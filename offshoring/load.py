@@ -464,4 +464,4 @@ def load_census_employment(con: Any, path: str | Path, *, column_map: Any = None
 def table_row_count(con: Any, table: str, *, year: int | None = None) -> int:
     where = " WHERE year = ?" if year is not None else ""
     return int(con.execute(f"SELECT count(*) FROM {RAW_SCHEMA}.{table}{where}",
-                           [year] if year is not None else []).fetchone()[0])
+                           [year] if year is not None else []).fetchall()[0][0])

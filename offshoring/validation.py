@@ -594,7 +594,7 @@ def check_unique_keys(con: Any, table: str, *, year: int | None = None) -> Check
     n = con.execute(
         f"SELECT count(*) FROM (SELECT {cols} FROM {_qualified(table)}{where} "
         f"GROUP BY ALL HAVING count(*) > 1)", params,
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     return CheckResult(n == 0, f"{n} duplicated keys ({cols}) in raw.{table}",
                        {"key": list(key), "duplicated_keys": int(n)})
 
@@ -605,7 +605,7 @@ def check_non_null_keys(con: Any, table: str, *, year: int | None = None) -> Che
     where, params = _where("year" if table == "survey_returns" else None, year)
     cond = " OR ".join(f"{c} IS NULL" for c in key)
     clause = f"{where} AND ({cond})" if where else f" WHERE {cond}"
-    n = con.execute(f"SELECT count(*) FROM {_qualified(table)}{clause}", params).fetchone()[0]
+    n = con.execute(f"SELECT count(*) FROM {_qualified(table)}{clause}", params).fetchall()[0][0]
     return CheckResult(n == 0, f"{n} rows of raw.{table} with an empty key column",
                        {"key": list(key), "rows_with_null_key": int(n)})
 
@@ -617,11 +617,12 @@ def row_count_vs_previous(con: Any, year: int, *, ratio: float = 0.5) -> tuple[b
     check passes. It fails when the year has fewer than `ratio` times the rows.
     """
     current = con.execute(f"SELECT count(*) FROM {_qualified('survey_returns')} WHERE year = ?",
-                          [year]).fetchone()[0]
+                          [year]).fetchall()[0][0]
     prev = con.execute(
         f"SELECT year, count(*) FROM {_qualified('survey_returns')} WHERE year < ? "
         f"GROUP BY year ORDER BY year DESC LIMIT 1", [year],
-    ).fetchone()
+    ).fetchall()
+    prev = prev[0] if prev else None
     if prev is None:
         return True, int(current), None
     return bool(current >= ratio * prev[1]), int(current), int(prev[1])

@@ -3,6 +3,7 @@
 import dagster as dg
 
 import assets.geography
+import assets.models
 import assets.panel
 import assets.raw
 import assets.reports
@@ -10,7 +11,7 @@ from orchestration import jobs, schedules, sensors
 from orchestration.progress import step_progress
 from orchestration.resources import default_resources
 
-ASSET_MODULES = [assets.raw, assets.geography, assets.panel, assets.reports]
+ASSET_MODULES = [assets.raw, assets.geography, assets.panel, assets.models, assets.reports]
 
 defs = dg.Definitions(
     assets=dg.load_assets_from_modules(ASSET_MODULES),
