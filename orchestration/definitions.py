@@ -1,5 +1,7 @@
 """The one Definitions of the code location (loaded by workspace.yaml)."""
 
+from collections.abc import Mapping
+
 import dagster as dg
 
 import assets.geography
@@ -13,13 +15,19 @@ from orchestration.resources import default_resources
 
 ASSET_MODULES = [assets.raw, assets.geography, assets.panel, assets.models, assets.reports]
 
-defs = dg.Definitions(
-    assets=dg.load_assets_from_modules(ASSET_MODULES),
-    asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
-    jobs=[jobs.load_survey_year, jobs.refresh_outputs],
-    schedules=[schedules.yearly_refresh],
-    sensors=[sensors.survey_delivery_sensor, sensors.check_failure_alert_sensor,
-             sensors.run_failure_alert_sensor],
-    resources=default_resources(),
-    loggers={"step_progress": step_progress},
-)
+
+def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Definitions:
+    """Definitions with the given resources (tests point them at temporary folders)."""
+    return dg.Definitions(
+        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
+        jobs=[jobs.load_survey_year, jobs.refresh_outputs],
+        schedules=[schedules.yearly_refresh],
+        sensors=[sensors.survey_delivery_sensor, sensors.check_failure_alert_sensor,
+                 sensors.run_failure_alert_sensor],
+        resources=dict(resources) if resources is not None else default_resources(),
+        loggers={"step_progress": step_progress},
+    )
+
+
+defs = build_definitions()
