@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import subprocess
 import time
 import uuid
@@ -335,6 +336,7 @@ def write_prepared(con: Any, prepared: Prepared, *, code_version: str | None = N
             _insert_log(con, report)
             if _before_commit is not None:
                 _before_commit(con)
+            _fault_injection_pause()
             con.commit()
         except BaseException:
             con.rollback()
@@ -342,6 +344,23 @@ def write_prepared(con: Any, prepared: Prepared, *, code_version: str | None = N
     finally:
         con.unregister(view)
     return report
+
+
+FAULT_PAUSE_ENV = "OFFSHORING_FAULT_PAUSE_BEFORE_COMMIT"
+FAULT_MARKER_ENV = "OFFSHORING_FAULT_MARKER"
+
+
+def _fault_injection_pause() -> None:
+    """Test-only fault injection: with OFFSHORING_FAULT_PAUSE_BEFORE_COMMIT=<seconds>,
+    touch OFFSHORING_FAULT_MARKER and wait inside the open transaction, so a test can
+    kill the process mid-load. Unset (always, outside tests) it does nothing."""
+    pause = os.environ.get(FAULT_PAUSE_ENV)
+    if not pause:
+        return
+    marker = os.environ.get(FAULT_MARKER_ENV)
+    if marker:
+        Path(marker).write_text(str(os.getpid()))
+    time.sleep(float(pause))
 
 
 def _insert_log(con: Any, report: LoadReport) -> None:

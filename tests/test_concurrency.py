@@ -1,0 +1,130 @@
+"""Parallel runs writing to one DuckDB file, and a load killed with SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DAGSTER = str(Path(sys.executable).parent / "dagster")
+
+
+@pytest.fixture(scope="module")
+def small_raw(tmp_path_factory) -> Path:
+    from offshoring.synth import generate
+
+    raw = tmp_path_factory.mktemp("raw_small") / "raw"
+    generate(raw, firms=400, seed=3)
+    return raw
+
+
+def _env(tmp: Path, raw: Path) -> dict[str, str]:
+    home = tmp / "home"
+    home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "orchestration" / "instance" / "dagster.yaml", home / "dagster.yaml")
+    return {**os.environ, "DAGSTER_HOME": str(home), "OFFSHORING_RAW_DIR": str(raw),
+            "OFFSHORING_DB": str(tmp / "w.duckdb"), "OFFSHORING_REPORTS_DIR": str(tmp / "reports")}
+
+
+def _register_years(env: dict[str, str], years: list[str]) -> None:
+    code = ("import dagster as dg; i = dg.DagsterInstance.get(); "
+            f"i.add_dynamic_partitions('survey_year', {years!r})")
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=ROOT, timeout=120)
+
+
+def test_parallel_runs_see_no_lock_error(tmp_path, small_raw):
+    """Four year loads and a multi-asset run at once, each a run with the multiprocess
+    executor: the writer pool (limit 1 in the instance) serialises their steps."""
+    env = _env(tmp_path, small_raw)
+    years = ["2005", "2006", "2007", "2008"]
+    _register_years(env, years)
+    base = [DAGSTER, "asset", "materialize", "-m", "orchestration.definitions"]
+    cmds = [base + ["--select", "survey_returns", "--partition", y] for y in years]
+    cmds.append(base + ["--select", "aida_firm_years,aida_subsidiaries,municipalities,llma_map,"
+                                    "census_employment"])
+    procs = [subprocess.Popen(c, env=env, cwd=ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for c in cmds]
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+        assert "Could not set lock" not in out and "Conflicting lock" not in out
+    con = duckdb.connect(env["OFFSHORING_DB"], read_only=True)
+    loaded = [r[0] for r in con.execute("SELECT DISTINCT year FROM raw.survey_returns ORDER BY 1").fetchall()]
+    assert loaded == [int(y) for y in years]
+    assert con.execute("SELECT count(*) FROM raw.census_employment").fetchall()[0][0] > 0
+    con.close()
+
+
+KILL_SCRIPT = """
+import sys
+import dagster as dg
+from orchestration.definitions import defs
+from orchestration.pipeline import run_partition
+with dg.DagsterInstance.get() as instance:
+    sys.exit(0 if run_partition(defs, instance, sys.argv[1]).success else 1)
+"""
+
+
+def _rows(db: str, year: int) -> tuple[int, float]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        n, s = con.execute("SELECT count(*), coalesce(sum(turnover), 0) FROM raw.survey_returns "
+                           "WHERE year = ?", [year]).fetchall()[0]
+        return int(n), float(s)
+    finally:
+        con.close()
+
+
+def test_sigkill_mid_load_leaves_database_consistent(tmp_path, small_raw):
+    """Kill -9 a run while its load transaction is open (after the old rows were deleted
+    and the new ones inserted, before COMMIT): the year is as before, and the next run
+    succeeds."""
+    raw = tmp_path / "raw"
+    shutil.copytree(small_raw, raw)
+    env = _env(tmp_path, raw)
+    _register_years(env, ["2008"])
+    run = [sys.executable, "-c", KILL_SCRIPT, "2008"]
+    first = subprocess.run(run, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    before = _rows(env["OFFSHORING_DB"], 2008)
+    assert before[0] > 0
+
+    # a corrected re-delivery: one return fewer
+    src = raw / "survey" / "survey_2008.csv"
+    original = src.read_bytes()
+    lines = original.decode("cp1252").splitlines(keepends=True)
+    src.write_bytes("".join(lines[:-1]).encode("cp1252"))
+
+    marker = tmp_path / "in_transaction"
+    fault_env = {**env, "OFFSHORING_FAULT_PAUSE_BEFORE_COMMIT": "60", "OFFSHORING_FAULT_MARKER": str(marker)}
+    p = subprocess.Popen(run, env=fault_env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 240
+    while not marker.exists():
+        assert p.poll() is None, "the run ended before reaching the load transaction"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait(timeout=60)
+    assert p.returncode == -signal.SIGKILL
+
+    # DuckDB replays its WAL on open: the uncommitted delete and insert are gone
+    assert _rows(env["OFFSHORING_DB"], 2008) == before
+    con = duckdb.connect(env["OFFSHORING_DB"], read_only=True)
+    assert con.execute("SELECT count(*) FROM raw.load_log WHERE partition = '2008' "
+                       "AND status = 'loaded'").fetchall()[0][0] == 1
+    con.close()
+
+    # the next run succeeds and loads the re-delivery
+    again = subprocess.run(run, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    after = _rows(env["OFFSHORING_DB"], 2008)
+    assert after[0] == before[0] - 1
