@@ -16,7 +16,7 @@ from pathlib import Path
 
 from offshoring import settings
 
-DEFAULT_SEED = 20160801
+DEFAULT_SEED = None  # the generator's default (config/synth.yaml)
 DEFAULT_FIRMS = 17000
 
 
@@ -41,10 +41,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from offshoring.synth import generate
 
         print(f"Raw folder {raw} is empty: writing the synthetic default there "
-              f"({args.firms} firms, seed {args.seed}).", flush=True)
+              f"({args.firms} firms).", flush=True)
         t0 = time.perf_counter()
-        generate(raw, firms=args.firms, seed=args.seed)
-        print(f"Synthetic data written in {time.perf_counter() - t0:.1f} s.", flush=True)
+        summary = generate(raw, firms=args.firms, seed=args.seed)
+        print(f"Synthetic data written in {time.perf_counter() - t0:.1f} s "
+              f"(seed {summary['seed']}; true parameters in {raw / 'truth.json'}).", flush=True)
     home = ensure_dagster_home()
 
     from orchestration.pipeline import run_everything
@@ -72,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--firms", type=int, default=DEFAULT_FIRMS,
                      help="firms of the synthetic default, when the raw folder is empty")
     run.add_argument("--seed", type=int, default=DEFAULT_SEED,
-                     help="seed of the synthetic default, when the raw folder is empty")
+                     help="seed of the synthetic default, when the raw folder is empty "
+                          "(default: config/synth.yaml)")
     args = parser.parse_args(argv)
     if args.command == "run":
         return cmd_run(args)
