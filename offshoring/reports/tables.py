@@ -118,12 +118,17 @@ TABLE1_ROWS: tuple[StatRow, ...] = (
 )
 
 
-def _period(config: Mapping[str, Any] | None, start_year: int | None, end_year: int | None):
+def _period(config: Mapping[str, Any] | None, start_year: int | None, end_year: int | None,
+            con: Any = None):
+    """(start, end) of Table 1; a null end in the config means the latest panel year, so a
+    new survey year extends the table (the synthetic default ends in 2012, as the paper)."""
     cfg = (config if config is not None else load_report_config()).get("table1", {})
-    return (
-        int(start_year if start_year is not None else cfg.get("start_year", 2007)),
-        int(end_year if end_year is not None else cfg.get("end_year", 2012)),
-    )
+    start = int(start_year if start_year is not None else cfg.get("start_year", 2007))
+    end = end_year if end_year is not None else cfg.get("end_year")
+    if end is None:
+        latest = con.execute("SELECT max(year) FROM panel.firm_years").fetchall()[0][0] if con else None
+        end = latest if latest is not None else 2012
+    return start, int(end)
 
 
 def table1_cells(
@@ -195,7 +200,7 @@ def table1(
     config: Mapping[str, Any] | None = None,
 ) -> DisplayTable:
     """Table 1, protected and ready for `render.write_table` (``.sdc`` holds the mask)."""
-    start, end = _period(config, start_year, end_year)
+    start, end = _period(config, start_year, end_year, con)
     protected = sdc.protect(table1_cells(con, start, end), rules or sdc.Rules.from_config())
     return table1_display(protected, start, end)
 
