@@ -9,22 +9,9 @@ from offshoring.settings import load_config
 from orchestration.jobs import load_survey_year
 from orchestration.partitions import SURVEY_YEARS
 from orchestration.resources import Folders
-from orchestration.sensors import delivery_state
+from orchestration.sensors import changed_deliveries, delivery_state
 
 CRON = str(load_config("schedule.yaml").get("yearly_refresh_cron", "0 6 1 3 *"))
-
-
-def _loaded_hashes(instance: dg.DagsterInstance) -> dict[str, str]:
-    """SHA-256 of the file each year's latest load read (from the load runs' tags)."""
-    out: dict[str, str] = {}
-    runs = instance.get_runs(filters=dg.RunsFilter(job_name=load_survey_year.name,
-                                                   statuses=[dg.DagsterRunStatus.SUCCESS]))
-    for run in reversed(runs):  # oldest first, so the latest load wins
-        year = run.tags.get("dagster/partition")
-        sha = run.tags.get("offshoring/sha256")
-        if year and sha:
-            out[year] = sha
-    return out
 
 
 @dg.schedule(
@@ -38,12 +25,12 @@ def yearly_refresh(context: dg.ScheduleEvaluationContext, folders: Folders):
     new_years = [y for y in state if y not in known]
     if new_years:
         context.instance.add_dynamic_partitions(SURVEY_YEARS, new_years)
-    loaded = _loaded_hashes(context.instance)
     stamp = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
     requests = [
         dg.RunRequest(partition_key=y, run_key=f"yearly-{stamp}-{y}",
-                      tags={"offshoring/delivery": info["name"], "offshoring/sha256": info["sha256"]})
-        for y, info in state.items() if loaded.get(y) != info["sha256"]
+                      tags={"offshoring/delivery": state[y]["name"],
+                            "offshoring/sha256": state[y]["sha256"]})
+        for y in changed_deliveries(context.instance, state, {})
     ]
     if requests:
         return requests

@@ -1,0 +1,120 @@
+"""A new survey year flows through by itself; the yearly schedule loads what is new.
+
+Materialize 2005-2012, drop a generated 2013 delivery, evaluate the sensor and the
+automation: the 2013 partition is registered and loaded, everything downstream is
+requested (and nothing that 2013 does not change), and the tables then cover 2013.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+
+import dagster as dg
+import duckdb
+import pytest
+
+from offshoring.synth import generate
+from orchestration.definitions import build_definitions
+from orchestration.pipeline import run_everything, run_partition
+from orchestration.resources import Folders, Warehouse
+
+UNCHANGED_BY_A_NEW_YEAR = {"municipalities", "llma_map", "census_employment", "aida_firm_years",
+                           "aida_subsidiaries", "municipality_xwalk", "llma_districts"}
+DOWNSTREAM = {"firm_years", "aida_offshoring", "dedup_report", "province_spillovers", "model_panel",
+              "outsourcing_spells", "spell_years", "outsourcing_probit", "backshoring_cox",
+              "table1", "table2", "table3", "figure1", "figure2", "report_index"}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("newyear")
+    raw = root / "raw"
+    generate(raw, firms=900, seed=5, years=range(2005, 2014))
+    held = root / "survey_2013.csv"
+    shutil.move(raw / "survey" / "survey_2013.csv", held)
+    resources = {"warehouse": Warehouse(database=str(root / "w.duckdb")),
+                 "folders": Folders(raw_dir=str(raw), reports_dir=str(root / "reports"))}
+    defs = build_definitions(resources)
+    (root / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(root / "home")) as instance:
+        assert run_everything(raw, instance=instance, defs=defs)
+        yield root, raw, held, defs, instance, resources
+
+
+def keys(result) -> set[str]:
+    return {k.to_user_string() for k in result.get_requested_asset_partitions_keys()} \
+        if hasattr(result, "get_requested_asset_partitions_keys") else set()
+
+
+def test_new_delivery_is_sensed_loaded_and_propagated(world):
+    root, raw, held, defs, instance, resources = world
+    sensor = defs.resolve_sensor_def("survey_delivery_sensor")
+    # first tick after the CLI run: every year is already loaded, nothing to do
+    ctx = dg.build_sensor_context(instance=instance, resources=resources, definitions=defs)
+    first = sensor(ctx)
+    assert first.run_requests == []
+    cursor = first.cursor
+    # the automation is at rest
+    rest = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    assert rest.total_requested == 0
+
+    shutil.copy(held, raw / "survey" / "survey_2013.csv")
+    tick = sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources,
+                                          definitions=defs))
+    assert [r.partition_key for r in tick.run_requests] == ["2013"]
+    adds = tick.dynamic_partitions_requests
+    assert adds and list(adds[0].partition_keys) == ["2013"]
+    instance.add_dynamic_partitions("survey_year", ["2013"])
+    assert run_partition(defs, instance, "2013").success
+
+    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance,
+                                                   cursor=rest.cursor)
+    requested = {k.to_user_string() for k, n in
+                 ((r.key, r.true_subset.size) for r in evaluation.results) if n}
+    assert DOWNSTREAM <= requested
+    assert not (UNCHANGED_BY_A_NEW_YEAR & requested)
+    assert "survey_returns" not in requested  # no other year is reloaded
+
+    run = defs.resolve_job_def("refresh_outputs").execute_in_process(
+        instance=instance, asset_selection=[dg.AssetKey(k) for k in sorted(requested)])
+    assert run.success
+    con = duckdb.connect(str(root / "w.duckdb"), read_only=True)
+    assert con.execute("SELECT max(year) FROM panel.firm_years").fetchall()[0][0] == 2013
+    assert con.execute("SELECT max(year) FROM panel.model_panel WHERE n_outsourcing_prov_lag "
+                       "IS NOT NULL").fetchall()[0][0] == 2013
+    con.close()
+    assert "2007-2013" in (root / "reports" / "table1.md").read_text()
+
+    # a re-delivered year (new content) is noticed too
+    path = raw / "survey" / "survey_2013.csv"
+    path.write_bytes(path.read_bytes() + b"")  # same content: nothing
+    again = sensor(dg.build_sensor_context(instance=instance, cursor=tick.cursor,
+                                           resources=resources, definitions=defs))
+    assert again.run_requests == []
+    lines = path.read_bytes().decode("cp1252").splitlines(keepends=True)
+    path.write_bytes("".join(lines[:-1]).encode("cp1252"))
+    redelivered = sensor(dg.build_sensor_context(instance=instance, cursor=again.cursor,
+                                                 resources=resources, definitions=defs))
+    assert [r.partition_key for r in redelivered.run_requests] == ["2013"]
+
+
+def test_yearly_schedule(world):
+    root, raw, held, defs, instance, resources = world
+    schedule = defs.resolve_schedule_def("yearly_refresh")
+    assert schedule.cron_schedule == "0 6 1 3 *"
+    from dagster._utils.schedules import cron_string_iterator
+
+    ticks = cron_string_iterator(dt.datetime(2014, 1, 15).timestamp(), schedule.cron_schedule, "UTC")
+    assert next(ticks).strftime("%Y-%m-%d %H:%M") == "2014-03-01 06:00"
+    # a 2014 delivery lands: the March tick asks to load it and registers its partition
+    src = raw / "survey" / "survey_2012.csv"
+    text = src.read_bytes().decode("cp1252").replace(";2012;", ";2014;").replace("/2013;", "/2015;")
+    (raw / "survey" / "survey_2014.csv").write_bytes(text.encode("cp1252"))
+    ctx = dg.build_schedule_context(instance=instance, resources=resources,
+                                    repository_def=defs.get_repository_def(),
+                                    scheduled_execution_time=dt.datetime(2015, 3, 1, 6))
+    requests = schedule.evaluate_tick(ctx).run_requests
+    assert "2014" in [r.partition_key for r in requests]
+    assert "2014" in instance.get_dynamic_partitions("survey_year")
+    assert all(r.partition_key in ("2013", "2014") for r in requests)
