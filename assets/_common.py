@@ -16,7 +16,7 @@ def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
 
 def table_metadata(con: duckdb.DuckDBPyConnection, table: str, **extra: Any) -> dict[str, Any]:
     """Row count, column schema and the table name, as Dagster shows them."""
-    n = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    n = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     return {
         "dagster/row_count": int(n),
         "dagster/column_schema": table_schema(con, table),
@@ -27,7 +27,6 @@ def table_metadata(con: duckdb.DuckDBPyConnection, table: str, **extra: Any) -> 
 
 def markdown_table(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> dg.MetadataValue:
     """An aggregate query shown as a Markdown table (never firm-level rows)."""
-    import polars as pl
 
     df = con.sql(sql, params=params or None).pl()
     header = "| " + " | ".join(df.columns) + " |"

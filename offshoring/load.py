@@ -16,10 +16,8 @@ parameter). The connection passed in must not be inside a transaction.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
-import subprocess
 import time
 import uuid
 from collections.abc import Callable
@@ -30,8 +28,7 @@ from typing import Any
 
 import polars as pl
 
-import offshoring
-from offshoring import settings
+from offshoring.version import code_version
 from offshoring.pseudonym import PseudonymKeyError, hmac_sql, tax_code_fields
 from offshoring.readers import aida as aida_reader
 from offshoring.readers import reference as ref_reader
@@ -65,19 +62,7 @@ def create_schema(con: Any) -> None:
         con.execute(f"CREATE TABLE IF NOT EXISTS {RAW_SCHEMA}.{table} ({body})")
 
 
-@functools.lru_cache(maxsize=1)
-def default_code_version() -> str:
-    """Package version plus the git commit (``+dirty`` with uncommitted changes), when known."""
-    version = offshoring.__version__
-    try:
-        root = str(settings.PROJECT_ROOT)
-        sha = subprocess.run(["git", "-C", root, "rev-parse", "--short=12", "HEAD"],
-                             capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        return f"{version}+g{sha}{'.dirty' if dirty else ''}"
-    except (OSError, subprocess.SubprocessError):
-        return version
+default_code_version = code_version  # the one code version of the project
 
 
 @dataclass

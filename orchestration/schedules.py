@@ -1,7 +1,6 @@
 """Yearly refresh: load whatever deliveries are new, then refresh the outputs."""
 
 
-import json
 
 import dagster as dg
 

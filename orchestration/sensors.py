@@ -1,7 +1,6 @@
 """Sensors: new or re-delivered survey files, and alerts on failed checks and runs."""
 
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -9,18 +8,11 @@ import dagster as dg
 from dagster import DagsterEventType
 
 from offshoring.alerts import Alert, AlertSettings, dispatch
+from offshoring.readers.common import sha256_file
 from offshoring.readers.survey import discover_survey_files
 from orchestration.jobs import load_survey_year
 from orchestration.partitions import SURVEY_YEARS, survey_year_partitions
 from orchestration.resources import Folders
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 SURVEY_KEY = dg.AssetKey("survey_returns")
@@ -74,7 +66,7 @@ def delivery_state(raw_dir: Path, previous: dict[str, dict]) -> dict[str, dict]:
                 and prev.get("mtime_ns") == st.st_mtime_ns)
         state[str(year)] = {
             "name": path.name, "size": st.st_size, "mtime_ns": st.st_mtime_ns,
-            "sha256": prev["sha256"] if same and prev.get("sha256") else file_sha256(path),
+            "sha256": prev["sha256"] if same and prev.get("sha256") else sha256_file(path),
         }
     return state
 

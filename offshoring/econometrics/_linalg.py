@@ -31,22 +31,48 @@ def dependent_columns(
     names = list(names)
     if X.ndim != 2 or X.shape[1] != len(names):
         raise ValueError("X must be 2-D with one name per column")
-    norms = np.sqrt(np.einsum("ij,ij->j", X, X))
+    gram = X.T @ X
+    norms = np.sqrt(np.diag(gram))
     dropped = [n for n, v in zip(names, norms) if v == 0.0]
     keep = [j for j, v in enumerate(norms) if v > 0.0]
-    Z = X[:, keep] / norms[keep]
+    if not keep:
+        return dropped
+    if _clearly_independent(gram[np.ix_(keep, keep)] / np.outer(norms[keep], norms[keep])):
+        return dropped
+    Z = np.asfortranarray(X[:, keep])
+    Z /= norms[keep]
     while Z.shape[1]:
         R = scipy.linalg.qr(Z, mode="r", check_finite=False)[0]
         diag = np.abs(np.diag(R))
         bad = np.flatnonzero(diag < tol)
-        if bad.size == 0:
+        if bad.size:
+            j = int(bad[0])
+        elif Z.shape[1] > Z.shape[0]:
+            # more columns than rows: the first n are independent and span everything
+            j = Z.shape[0]
+        else:
             break
-        j = int(bad[0])
         dropped.append(names[keep[j]])
         del keep[j]
-        Z = np.delete(Z, j, axis=1)
+        Z = np.asfortranarray(np.delete(Z, j, axis=1))
     order = {n: i for i, n in enumerate(names)}
     return sorted(dropped, key=order.__getitem__)
+
+
+def _clearly_independent(C: np.ndarray, margin: float = 1e-6) -> bool:
+    """Fast path: Cholesky of the unit-diagonal Gram matrix.
+
+    Its squared diagonal is each column's residual share after the columns
+    before it. Rounding in the Gram matrix can shift those shares by about
+    1e-16 times its condition number squared, so only a verdict far from the
+    threshold (every share above ``margin``) is trusted; anything closer goes to
+    the QR factorisation.
+    """
+    try:
+        L = np.linalg.cholesky(C)
+    except np.linalg.LinAlgError:
+        return False
+    return bool(np.all(np.diag(L) ** 2 > margin))
 
 
 def inverse_negative_definite(H: np.ndarray) -> np.ndarray:

@@ -8,17 +8,16 @@ network; a missing ``git`` or a folder that is not a repository gives
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
-import subprocess
 import sys
 from datetime import datetime, timezone
 from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterable
 
-from offshoring.settings import PROJECT_ROOT
+from offshoring.readers.common import sha256_file
+from offshoring.version import git_state
 
 KEY_PACKAGES = (
     "offshoring",
@@ -43,12 +42,7 @@ KEY_PACKAGES = (
 _CHUNK = 1 << 20
 
 
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
+file_sha256 = sha256_file
 
 
 def _expand(paths: Iterable[str | Path]) -> list[Path]:
@@ -73,33 +67,9 @@ def input_hashes(input_files: Iterable[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def _git(args: list[str], cwd: Path) -> str:
-    res = subprocess.run(
-        ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=20, check=True
-    )
-    return res.stdout.strip()
-
-
 def code_version(repo: str | Path | None = None) -> dict[str, Any]:
-    """Git commit and dirty flag of the code; ``commit: None`` with a reason when unknown.
-
-    Dirty means modified or staged tracked files (untracked files are listed
-    separately by count, as they rarely change behaviour but may).
-    """
-    repo = Path(repo) if repo is not None else PROJECT_ROOT
-    try:
-        commit = _git(["rev-parse", "HEAD"], repo)
-        status = _git(["status", "--porcelain"], repo).splitlines()
-    except (OSError, subprocess.SubprocessError) as exc:
-        reason = getattr(exc, "stderr", None) or str(exc)
-        return {"commit": None, "dirty": None, "error": str(reason).strip()[:300]}
-    tracked = [s for s in status if not s.startswith("??")]
-    return {
-        "commit": commit,
-        "dirty": bool(tracked),
-        "modified_files": len(tracked),
-        "untracked_files": len(status) - len(tracked),
-    }
+    """Git commit and dirty flag (see `offshoring.version.git_state`)."""
+    return git_state(repo)
 
 
 def package_versions(packages: Iterable[str] = KEY_PACKAGES) -> dict[str, str | None]:

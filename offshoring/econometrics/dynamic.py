@@ -1,0 +1,381 @@
+"""Estimation sample of the dynamic random-effects probit (Canello & Pavone, Table 2).
+
+`build_dynamic_sample` turns the firm-year panel (``panel.firm_years``) and a
+model spec (YAML, default ``config/probit_table2.yaml``) into ``endog``,
+``exog`` and ``groups`` for `RandomEffectsProbit`, with a description of what
+was kept and dropped.
+
+Initial conditions follow Wooldridge (2005) as corrected by Rabe-Hesketh and
+Skrondal (2013): the firm effect is modelled as a function of the initial
+outcome, the means of the time-varying covariates over the estimation periods
+(Mundlak) *and* the covariates' initial-period values. The means-only version
+is biased when the covariates are autocorrelated (RHS 2013), so both sets of
+columns enter by default.
+
+* Initial period: each firm's first year in the panel (so firms entering late
+  keep their observations), or one common year for all (``initial_period: 2005``;
+  firms absent that year are dropped).
+* Estimation observations: years after the firm's initial period within the
+  spec's year range. The lag of a firm covariate is its value in the firm's row
+  for ``t - 1``; an observation without that row is dropped (panel gap).
+* ``mean_<v>_lag``: mean over the firm's estimation observations of ``v`` at
+  ``t - 1``; ``init_<v>``: ``v`` in the firm's initial period.
+* A Mundlak or initial-value column that is collinear with the others (say, a
+  covariate constant within every firm) is dropped and reported; so is a dummy
+  with no observations in its level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import polars as pl
+import yaml
+
+from ._linalg import dependent_columns
+
+DEFAULT_SPEC_FILE = "probit_table2.yaml"
+_SPEC_KEYS = {
+    "outcome", "group", "time", "link", "lagged", "contemporaneous", "counts",
+    "dummies", "mundlak", "initial_values", "year_dummies", "years",
+    "initial_period", "quad_points", "adaptive", "cov_type", "labels", "description",
+}
+
+
+@dataclass(frozen=True)
+class DynamicSpec:
+    """The model of Table 2 as data (see ``config/probit_table2.yaml``)."""
+
+    outcome: str = "outsourcing"
+    group: str = "firm_id"
+    time: str = "year"
+    link: str = "probit"
+    lagged: tuple[str, ...] = (
+        "export_ratio", "market_area_order", "credit_access", "va_per_employee_k", "supplier",
+    )
+    contemporaneous: tuple[str, ...] = ("district",)
+    counts: tuple[str, ...] = ("n_offshoring_prov_lag", "n_outsourcing_prov_lag")
+    # source column -> (base level, {level: dummy column name})
+    dummies: Mapping[str, tuple[str, Mapping[str, str]]] = field(
+        default_factory=lambda: {
+            "sector": ("clothing", {"footwear": "footwear"}),
+            "macro_area": (
+                "North-West",
+                {
+                    "North-East": "area_north_east",
+                    "Centre": "area_centre",
+                    "South": "area_south",
+                    "Islands": "area_islands",
+                },
+            ),
+        }
+    )
+    mundlak: tuple[str, ...] = (
+        "export_ratio", "market_area_order", "credit_access", "va_per_employee_k", "supplier",
+    )
+    initial_values: bool = True
+    year_dummies: bool = False
+    first_year: int = 2006
+    last_year: int = 2012
+    initial_period: str | int = "first_year"
+    quad_points: int = 12
+    adaptive: bool = True
+    cov_type: str = "cluster"
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self):
+        bad = [v for v in self.mundlak if v not in self.lagged]
+        if bad:
+            raise ValueError(f"mundlak variables must be lagged covariates too: {bad}")
+        if not (self.initial_period == "first_year" or isinstance(self.initial_period, int)):
+            raise ValueError("initial_period must be 'first_year' or a year")
+        if self.first_year > self.last_year:
+            raise ValueError("years: first is after last")
+        if self.link not in ("probit", "logit"):
+            raise ValueError("link must be probit or logit")
+
+    @property
+    def exog_names(self) -> list[str]:
+        """Column order of exog before any column is dropped."""
+        cols = ["const", "y_initial", "y_lag"]
+        cols += [f"{v}_lag" for v in self.lagged]
+        cols += list(self.contemporaneous) + list(self.counts)
+        for _, (_, levels) in self.dummies.items():
+            cols += list(levels.values())
+        for v in self.mundlak:
+            cols.append(f"mean_{v}_lag")
+            if self.initial_values:
+                cols.append(f"init_{v}")
+        return cols
+
+    @property
+    def fit_options(self) -> dict[str, Any]:
+        return {"quad_points": self.quad_points, "adaptive": self.adaptive, "cov_type": self.cov_type}
+
+
+def load_dynamic_spec(spec: str | Path | Mapping | DynamicSpec | None = None) -> DynamicSpec:
+    """A `DynamicSpec` from a YAML path, a mapping, or the default config file.
+
+    Unknown keys are an error, so a typo in the file does not silently fall back
+    to a default.
+    """
+    if isinstance(spec, DynamicSpec):
+        return spec
+    if spec is None:
+        from offshoring.settings import config_file
+
+        spec = config_file(DEFAULT_SPEC_FILE)
+    if isinstance(spec, (str, Path)):
+        with open(spec, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh) or {}
+    else:
+        raw = dict(spec)
+    unknown = set(raw) - _SPEC_KEYS
+    if unknown:
+        raise ValueError(f"unknown keys in the probit spec: {sorted(unknown)}")
+    kw: dict[str, Any] = {}
+    for key in ("outcome", "group", "time", "link", "initial_values", "year_dummies",
+                "initial_period", "quad_points", "adaptive", "cov_type"):
+        if key in raw:
+            kw[key] = raw[key]
+    for key in ("lagged", "contemporaneous", "counts", "mundlak"):
+        if key in raw:
+            kw[key] = tuple(raw[key] or ())
+    if "dummies" in raw:
+        dummies = {}
+        for src, d in (raw["dummies"] or {}).items():
+            if "base" not in d or "levels" not in d:
+                raise ValueError(f"dummies.{src} needs 'base' and 'levels'")
+            dummies[src] = (d["base"], dict(d["levels"]))
+        kw["dummies"] = dummies
+    if "years" in raw:
+        kw["first_year"] = int(raw["years"]["first"])
+        kw["last_year"] = int(raw["years"]["last"])
+    if "labels" in raw:
+        kw["labels"] = dict(raw["labels"] or {})
+    return DynamicSpec(**kw)
+
+
+@dataclass
+class DynamicSample:
+    """Estimation sample: model inputs plus a record of how they were made."""
+
+    endog: pd.Series
+    exog: pd.DataFrame
+    groups: np.ndarray
+    time: np.ndarray
+    description: dict[str, Any]
+    spec: DynamicSpec
+    # every constructed column (also those dropped as collinear) with firm and year
+    data: pd.DataFrame | None = None
+
+    def model(self, **kwargs):
+        from .re_probit import RandomEffectsProbit
+
+        return RandomEffectsProbit(self.endog, self.exog, self.groups, link=self.spec.link, **kwargs)
+
+    def fit(self, **fit_kwargs):
+        """Fit the spec's model; the results carry this sample as ``results.sample``."""
+        options = {**self.spec.fit_options, **fit_kwargs}
+        results = self.model().fit(**options)
+        results.sample = self
+        return results
+
+
+def build_dynamic_sample(
+    panel: pl.DataFrame | pd.DataFrame,
+    spec: str | Path | Mapping | DynamicSpec | None = None,
+) -> DynamicSample:
+    """Estimation sample of the dynamic probit from a firm-year panel.
+
+    Parameters
+    ----------
+    panel : polars (or pandas) frame keyed by firm and year with the spec's columns
+    spec : a `DynamicSpec`, a mapping or YAML path in the format of
+        ``config/probit_table2.yaml``; default that file
+    """
+    sp = load_dynamic_spec(spec)
+    if isinstance(panel, pd.DataFrame):
+        panel = pl.from_pandas(panel)
+    g, t, y = sp.group, sp.time, sp.outcome
+    dummy_src = list(sp.dummies)
+    needed = [g, t, y, *sp.lagged, *sp.contemporaneous, *sp.counts, *dummy_src]
+    needed = list(dict.fromkeys(needed))
+    missing_cols = [c for c in needed if c not in panel.columns]
+    if missing_cols:
+        raise KeyError(f"the panel lacks columns {missing_cols}")
+    df = panel.select(needed).with_columns(pl.col(t).cast(pl.Int64))
+    dup = df.group_by([g, t]).len().filter(pl.col("len") > 1)
+    if dup.height:
+        raise ValueError(f"{dup.height} duplicated ({g}, {t}) keys in the panel")
+
+    dropped_rows: dict[str, int] = {}
+    dropped_firms: dict[str, int] = {}
+    n_firms_panel = df[g].n_unique()
+
+    # -- initial period per firm
+    if sp.initial_period == "first_year":
+        window = df.filter((pl.col(t) >= sp.first_year - 1) & (pl.col(t) <= sp.last_year))
+        init_year = window.group_by(g).agg(pl.col(t).min().alias("_t0"))
+        n_outside = n_firms_panel - init_year.height
+        if n_outside:
+            dropped_firms[f"no row between {sp.first_year - 1} and {sp.last_year}"] = n_outside
+        rule = (
+            f"each firm's first year in the panel from {sp.first_year - 1} "
+            f"(the year before the first estimation year) on"
+        )
+    else:
+        y0 = int(sp.initial_period)
+        present = df.filter(pl.col(t) == y0).select(g).unique()
+        init_year = present.with_columns(pl.lit(y0, dtype=pl.Int64).alias("_t0"))
+        n_absent = n_firms_panel - present.height
+        if n_absent:
+            dropped_firms[f"no row in the common initial year {y0}"] = n_absent
+        rule = f"common initial year {y0}"
+
+    init_cols = [y, *sp.mundlak] if sp.initial_values else [y]
+    init_vals = (
+        df.join(init_year, on=g, how="inner")
+        .filter(pl.col(t) == pl.col("_t0"))
+        .select([g, "_t0", *[pl.col(c).alias(f"_init_{c}") for c in init_cols]])
+    )
+
+    # -- estimation observations: years after the initial period within the range
+    est = df.join(init_vals, on=g, how="inner").filter(
+        (pl.col(t) > pl.col("_t0")) & (pl.col(t) >= sp.first_year) & (pl.col(t) <= sp.last_year)
+    )
+    n_candidates = est.height
+    firms_without_est = init_vals.height - est[g].n_unique()
+    if firms_without_est:
+        dropped_firms["no year after the initial period in the estimation range"] = firms_without_est
+
+    # -- lags from the firm's row at t - 1
+    lag_src = df.select(
+        [g, (pl.col(t) + 1).alias(t), pl.lit(True).alias("_has_lag"),
+         pl.col(y).alias("_lag_y"), *[pl.col(v).alias(f"_lag_{v}") for v in sp.lagged]]
+    )
+    est = est.join(lag_src, on=[g, t], how="left")
+    no_lag = est.filter(pl.col("_has_lag").is_null()).height
+    if no_lag:
+        dropped_rows["no row for the firm in t-1 (panel gap)"] = no_lag
+    est = est.filter(pl.col("_has_lag").is_not_null())
+
+    # -- missing values
+    checks = [(y, y), *[(f"_lag_{v}", f"{v} at t-1") for v in sp.lagged], ("_lag_y", f"{y} at t-1")]
+    checks += [(c, c) for c in [*sp.contemporaneous, *sp.counts, *dummy_src]]
+    checks += [(f"_init_{c}", f"{c} in the initial period") for c in init_cols]
+    for col, label in checks:
+        bad = pl.col(col).is_null()
+        if est.schema[col].is_float():
+            bad = bad | pl.col(col).is_nan()
+        n_bad = est.filter(bad).height
+        if n_bad:
+            dropped_rows[f"missing {label}"] = n_bad
+            est = est.filter(~bad)
+
+    # -- dummies
+    unknown: dict[str, list] = {}
+    dummy_exprs = []
+    for src, (base, levels) in sp.dummies.items():
+        seen = set(est[src].unique().to_list())
+        extra = seen - set(levels) - {base}
+        if extra:
+            unknown[src] = sorted(map(str, extra))
+        for level, name in levels.items():
+            dummy_exprs.append((pl.col(src) == level).cast(pl.Float64).alias(name))
+    if unknown:
+        raise ValueError(f"levels not in the spec's dummies (add them or a base): {unknown}")
+
+    est = est.sort([g, t])
+    est = est.with_columns(
+        [
+            pl.lit(1.0).alias("const"),
+            pl.col(f"_init_{y}").cast(pl.Float64).alias("y_initial"),
+            pl.col("_lag_y").cast(pl.Float64).alias("y_lag"),
+            *[pl.col(f"_lag_{v}").cast(pl.Float64).alias(f"{v}_lag") for v in sp.lagged],
+            *[pl.col(c).cast(pl.Float64) for c in [*sp.contemporaneous, *sp.counts]],
+            *dummy_exprs,
+            *[pl.col(f"_lag_{v}").cast(pl.Float64).mean().over(g).alias(f"mean_{v}_lag") for v in sp.mundlak],
+        ]
+    )
+    if sp.initial_values:
+        est = est.with_columns([pl.col(f"_init_{v}").cast(pl.Float64).alias(f"init_{v}") for v in sp.mundlak])
+    year_cols: list[str] = []
+    if sp.year_dummies:
+        years_present = sorted(est[t].unique().to_list())
+        year_cols = [f"year_{yr}" for yr in years_present[1:]]
+        est = est.with_columns(
+            [(pl.col(t) == yr).cast(pl.Float64).alias(f"year_{yr}") for yr in years_present[1:]]
+        )
+    columns = sp.exog_names
+    n_front = len(columns) - len([c for c in columns if c.startswith(("mean_", "init_"))])
+    columns = columns[:n_front] + year_cols + columns[n_front:]
+
+    if est.height == 0:
+        raise ValueError("no estimation observations left: " + str({**dropped_rows, **dropped_firms}))
+
+    X = est.select(columns).to_numpy().astype(float)
+    dropped_cols: dict[str, str] = {}
+    dummy_names = [n for _, (_, lv) in sp.dummies.items() for n in lv.values()] + year_cols
+    for j, name in enumerate(columns):
+        if name in dummy_names and not np.any(X[:, j]):
+            dropped_cols[name] = "dummy with no observations in its level"
+    keep = [c for c in columns if c not in dropped_cols]
+    Xk = X[:, [columns.index(c) for c in keep]]
+    re_cols = {c for c in keep if c.startswith("mean_") or c.startswith("init_")}
+    dep = dependent_columns(Xk, keep)
+    for c in dep:
+        if c in re_cols:
+            dropped_cols[c] = "collinear with the other columns (e.g. constant within firms)"
+    keep = [c for c in keep if c not in dropped_cols]
+
+    exog = pd.DataFrame(X[:, [columns.index(c) for c in keep]], columns=keep)
+    endog = pd.Series(est[y].cast(pl.Float64).to_numpy(), name=y)
+    groups = est[g].to_numpy()
+    times = est[t].to_numpy()
+    sizes = est.group_by(g).len()["len"].to_numpy()
+    description = {
+        "outcome": y,
+        "link": sp.link,
+        "estimation_years": sorted(int(v) for v in np.unique(times)),
+        "year_range": [sp.first_year, sp.last_year],
+        "initial_period": rule,
+        "initial_years": {int(k): int(v) for k, v in
+                          est.group_by("_t0").agg(pl.col(g).n_unique()).sort("_t0").iter_rows()},
+        "n_obs": int(est.height),
+        "n_firms": int(len(sizes)),
+        "obs_per_firm": {"min": int(sizes.min()), "avg": float(sizes.mean()), "max": int(sizes.max())},
+        "outcome_share": float(endog.mean()),
+        "firms_in_panel": int(n_firms_panel),
+        "candidate_obs": int(n_candidates),
+        "rows_dropped": dropped_rows,
+        "firms_dropped": dropped_firms,
+        "columns": keep,
+        "columns_dropped": dropped_cols,
+        "other_collinear_columns": [c for c in dep if c not in re_cols],
+    }
+    data = pd.DataFrame(X, columns=columns)
+    data.insert(0, t, times)
+    data.insert(0, g, groups)
+    data[y] = endog.to_numpy()
+    return DynamicSample(
+        endog=endog, exog=exog, groups=groups, time=times, description=description, spec=sp, data=data
+    )
+
+
+def fit_dynamic_probit(
+    panel: pl.DataFrame | pd.DataFrame,
+    spec: str | Path | Mapping | DynamicSpec | None = None,
+    **fit_kwargs,
+):
+    """Build the sample and fit the spec's model (default: Table 2).
+
+    Returns the `RandomEffectsProbitResults`, with the sample (and its
+    description) as ``results.sample``.
+    """
+    return build_dynamic_sample(panel, spec).fit(**fit_kwargs)

@@ -1,0 +1,177 @@
+"""Estimation sample of the dynamic probit: lags, initial conditions, Mundlak means, spec file."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+import yaml
+
+from offshoring.econometrics import DynamicSpec, build_dynamic_sample, load_dynamic_spec
+from offshoring.econometrics.simulate import simulate_firm_years
+from offshoring.settings import config_file
+
+EXPECTED_COLUMNS = [
+    "const", "y_initial", "y_lag", "export_ratio_lag", "market_area_order_lag",
+    "credit_access_lag", "va_per_employee_k_lag", "supplier_lag", "district",
+    "n_offshoring_prov_lag", "n_outsourcing_prov_lag", "footwear", "area_north_east",
+    "area_centre", "area_south", "area_islands",
+    "mean_export_ratio_lag", "init_export_ratio",
+    "mean_market_area_order_lag", "init_market_area_order",
+    "mean_credit_access_lag", "init_credit_access",
+    "mean_va_per_employee_k_lag", "init_va_per_employee_k",
+    "mean_supplier_lag", "init_supplier",
+]
+
+
+def firm(fid, years, y, x, supplier=None, sector="clothing", area="Centre", district=0):
+    """Rows of one firm; x is export_ratio by year, other covariates derived from it."""
+    n = len(years)
+    supplier = supplier if supplier is not None else [i % 2 for i in range(n)]
+    return [
+        {
+            "firm_id": fid,
+            "year": yr,
+            "outsourcing": y[i],
+            "export_ratio": x[i],
+            "market_area_order": 1 + (i % 5),
+            "credit_access": (i + 1) % 2,
+            "va_per_employee_k": 30.0 + 2 * i + (0.5 if fid == "B" else 0.0),
+            "supplier": supplier[i],
+            "district": district,
+            "n_offshoring_prov_lag": 2.0 + i,
+            "n_outsourcing_prov_lag": 10.0 + yr - 2005,
+            "sector": sector,
+            "macro_area": area,
+        }
+        for i, yr in enumerate(years)
+    ]
+
+
+@pytest.fixture
+def tiny_panel():
+    rows = []
+    rows += firm("A", [2005, 2006, 2007, 2008], [1, 0, 1, 1], [0.1, 0.2, 0.3, 0.4])
+    # B enters late: initial period 2007
+    rows += firm("B", [2007, 2008, 2009], [0, 1, 1], [0.5, 0.6, 0.7], sector="footwear", area="South", district=1)
+    # C has a gap in 2007: its 2008 row has no t-1 row
+    rows += firm("C", [2005, 2006, 2008, 2009], [0, 0, 1, 0], [0.0, 0.1, 0.2, 0.3], area="North-West")
+    return pl.DataFrame(rows)
+
+
+def test_default_spec_file_matches_the_dataclass_defaults():
+    spec = load_dynamic_spec()
+    default = DynamicSpec()
+    for name in ("outcome", "lagged", "contemporaneous", "counts", "dummies", "mundlak",
+                 "initial_values", "first_year", "last_year", "initial_period",
+                 "quad_points", "adaptive", "cov_type", "link"):
+        assert getattr(spec, name) == getattr(default, name), name
+    assert spec.exog_names == EXPECTED_COLUMNS
+    assert spec.cov_type == "cluster" and spec.quad_points == 12
+
+
+def test_lags_initial_values_and_means(tiny_panel):
+    s = build_dynamic_sample(tiny_panel)
+    X = s.data.rename(columns={"firm_id": "firm"})
+    d = s.description
+    # A: 2006-2008 (initial 2005); B: 2008-2009 (initial 2007); C: 2006, 2009 (2008 lacks t-1)
+    assert sorted(zip(X.firm, X.year)) == [
+        ("A", 2006), ("A", 2007), ("A", 2008), ("B", 2008), ("B", 2009), ("C", 2006), ("C", 2009),
+    ]
+    assert d["rows_dropped"] == {"no row for the firm in t-1 (panel gap)": 1}
+    assert d["n_obs"] == 7 and d["n_firms"] == 3
+    assert d["initial_years"] == {2005: 2, 2007: 1}
+    a = X[X.firm == "A"].set_index("year")
+    assert list(a.y_lag) == [1, 0, 1]
+    assert list(a.export_ratio_lag) == pytest.approx([0.1, 0.2, 0.3])
+    assert set(a.y_initial) == {1}
+    assert np.allclose(a.init_export_ratio, 0.1)
+    assert np.allclose(a.mean_export_ratio_lag, 0.2)
+    b = X[X.firm == "B"].set_index("year")
+    assert list(b.y_lag) == [0, 1] and set(b.y_initial) == {0}
+    assert np.allclose(b.init_export_ratio, 0.5)
+    assert np.allclose(b.mean_export_ratio_lag, 0.55)
+    assert set(b.footwear) == {1} and set(b.area_south) == {1} and set(b.district) == {1}
+    c = X[X.firm == "C"].set_index("year")
+    # means over C's estimation observations only (2006 and 2009: x at 2005 and 2008)
+    assert np.allclose(c.mean_export_ratio_lag, 0.1)
+    assert (c[["area_north_east", "area_centre", "area_south", "area_islands"]] == 0).all().all()
+    # province counts are used as they are (already lagged in the panel)
+    assert list(a.n_outsourcing_prov_lag) == [11.0, 12.0, 13.0]
+    assert list(s.endog[X.firm == "A"]) == [0, 1, 1]
+    assert list(s.exog.columns[:3]) == ["const", "y_initial", "y_lag"]
+
+
+def test_common_initial_year_drops_firms_absent_that_year(tiny_panel):
+    s = build_dynamic_sample(tiny_panel, {"initial_period": 2005})
+    assert set(s.groups) == {"A", "C"}
+    assert s.description["firms_dropped"] == {"no row in the common initial year 2005": 1}
+    assert "common initial year 2005" in s.description["initial_period"]
+
+
+def test_collinear_mundlak_columns_are_dropped_and_reported():
+    # supplier constant within every firm: its mean and initial value equal its lag
+    panel, _ = simulate_firm_years(n_firms=300, seed=4)
+    panel = panel.with_columns(pl.col("supplier").first().over("firm_id").alias("supplier"))
+    s = build_dynamic_sample(panel)
+    dropped = s.description["columns_dropped"]
+    assert "mean_supplier_lag" in dropped and "init_supplier" in dropped
+    assert "supplier_lag" in s.exog.columns
+    assert "mean_supplier_lag" not in s.exog.columns
+    assert s.description["other_collinear_columns"] == []
+
+
+def test_empty_dummy_levels_are_dropped(tiny_panel):
+    s = build_dynamic_sample(tiny_panel)
+    assert s.description["columns_dropped"]["area_islands"] == "dummy with no observations in its level"
+    assert "area_islands" not in s.exog.columns
+
+
+def test_missing_values_drop_rows_with_reasons(tiny_panel):
+    panel = tiny_panel.with_columns(
+        pl.when((pl.col("firm_id") == "A") & (pl.col("year") == 2006)).then(None)
+        .otherwise(pl.col("va_per_employee_k")).alias("va_per_employee_k")
+    )
+    s = build_dynamic_sample(panel)
+    # A's 2006 value is the lag of its 2007 observation
+    assert s.description["rows_dropped"]["missing va_per_employee_k at t-1"] == 1
+    assert ("A", 2007) not in set(zip(s.groups, s.time))
+
+
+def test_spec_changes_flow_through(tiny_panel, tmp_path):
+    spec = yaml.safe_load(config_file("probit_table2.yaml").read_text())
+    spec["lagged"] = ["export_ratio", "supplier"]
+    spec["mundlak"] = ["export_ratio"]
+    spec["year_dummies"] = True
+    spec["initial_values"] = False
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    s = build_dynamic_sample(tiny_panel, path)
+    cols = list(s.data.columns)
+    assert "market_area_order_lag" not in cols and "supplier_lag" in cols
+    assert "mean_export_ratio_lag" in cols and "init_export_ratio" not in cols
+    assert [c for c in cols if c.startswith("year_")] == ["year_2007", "year_2008", "year_2009"]
+
+
+def test_bad_specs_and_data(tiny_panel):
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_dynamic_spec({"lagged": ["export_ratio"], "mundlak_typo": []})
+    with pytest.raises(ValueError, match="mundlak"):
+        load_dynamic_spec({"mundlak": ["district"]})
+    with pytest.raises(ValueError, match="levels not in the spec"):
+        build_dynamic_sample(tiny_panel.with_columns(pl.lit("Mars").alias("macro_area")))
+    with pytest.raises(KeyError, match="supplier"):
+        build_dynamic_sample(tiny_panel.drop("supplier"))
+    with pytest.raises(ValueError, match="duplicated"):
+        build_dynamic_sample(pl.concat([tiny_panel, tiny_panel.head(1)]))
+
+
+def test_simulated_panel_has_the_contract_columns():
+    panel, truth = simulate_firm_years(n_firms=400, seed=3)
+    s = build_dynamic_sample(panel)
+    assert list(s.exog.columns) == EXPECTED_COLUMNS
+    assert set(truth) == set(EXPECTED_COLUMNS) | {"lnsig2u"}
+    assert s.description["estimation_years"] == list(range(2006, 2013))
+    assert s.description["rows_dropped"] == {}
+    assert s.endog.name == "outsourcing"
+    assert np.isin(s.endog.unique(), [0, 1]).all()
