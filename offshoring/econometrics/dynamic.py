@@ -27,6 +27,8 @@ columns enter by default.
 
 from __future__ import annotations
 
+import dataclasses
+
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +83,7 @@ class DynamicSpec:
     initial_values: bool = True
     year_dummies: bool = False
     first_year: int = 2006
-    last_year: int = 2012
+    last_year: int | None = None  # None: the latest year in the panel
     initial_period: str | int = "first_year"
     quad_points: int = 12
     adaptive: bool = True
@@ -94,7 +96,7 @@ class DynamicSpec:
             raise ValueError(f"mundlak variables must be lagged covariates too: {bad}")
         if not (self.initial_period == "first_year" or isinstance(self.initial_period, int)):
             raise ValueError("initial_period must be 'first_year' or a year")
-        if self.first_year > self.last_year:
+        if self.last_year is not None and self.first_year > self.last_year:
             raise ValueError("years: first is after last")
         if self.link not in ("probit", "logit"):
             raise ValueError("link must be probit or logit")
@@ -155,7 +157,8 @@ def load_dynamic_spec(spec: str | Path | Mapping | DynamicSpec | None = None) ->
         kw["dummies"] = dummies
     if "years" in raw:
         kw["first_year"] = int(raw["years"]["first"])
-        kw["last_year"] = int(raw["years"]["last"])
+        last = raw["years"].get("last")
+        kw["last_year"] = None if last is None else int(last)
     if "labels" in raw:
         kw["labels"] = dict(raw["labels"] or {})
     return DynamicSpec(**kw)
@@ -217,6 +220,8 @@ def build_dynamic_sample(
     dropped_rows: dict[str, int] = {}
     dropped_firms: dict[str, int] = {}
     n_firms_panel = df[g].n_unique()
+    if sp.last_year is None:  # up to the latest year loaded: a new delivery extends the sample
+        sp = dataclasses.replace(sp, last_year=int(df[t].max()))
 
     # -- initial period per firm
     if sp.initial_period == "first_year":
