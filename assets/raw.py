@@ -35,21 +35,18 @@ def _table_checks(asset: str, table: str) -> list[dg.AssetCheckSpec]:
     return specs
 
 
+def _as_check(name: str, res: v.CheckResult, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+    meta = {k: dg.MetadataValue.json(x) if isinstance(x, (dict, list)) else x
+            for k, x in res.metadata.items() if x is not None}
+    return dg.AssetCheckResult(check_name=name, passed=res.passed, description=res.description,
+                               metadata=meta, severity=severity)
+
+
 def _check_results(con, table: str, report: loader.LoadReport, *, year: int | None = None):
-    for name, res in (("unique_keys", v.check_unique_keys(con, table, year=year)),
-                      ("non_null_keys", v.check_non_null_keys(con, table, year=year)),
-                      ("schema_matches_contract", v.check_schema(con, table))):
-        yield dg.AssetCheckResult(check_name=name, passed=res.passed, description=res.description,
-                                  metadata={k: dg.MetadataValue.json(x) if isinstance(x, (dict, list))
-                                            else x for k, x in res.metadata.items()})
-    fired = {w.rule: w for w in report.warnings}
-    for rule in v.WARNING_RULES.get(table, {}):
-        w = fired.get(rule)
-        yield dg.AssetCheckResult(
-            check_name=rule, passed=w is None, severity=dg.AssetCheckSeverity.WARN,
-            description=w.description if w else "no row flagged",
-            metadata={"n_rows": w.n_rows if w else 0},
-        )
+    for name, res in v.table_checks(con, table, year=year).items():
+        yield _as_check(name, res)
+    for name, res in v.warning_checks(report.warnings, table).items():
+        yield _as_check(name, res, dg.AssetCheckSeverity.WARN)
 
 
 def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, table: str,
@@ -80,14 +77,6 @@ def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, table: str,
         context.log.info(f"raw.{table}: {meta['rows_written']} rows from {Path(meta['file']).name}")
         yield dg.MaterializeResult(metadata=metadata)
         yield from _check_results(con, table, report, year=year)
-        if year is not None:
-            ok, cur, prev = v.row_count_vs_previous(con, year)
-            yield dg.AssetCheckResult(
-                check_name="row_count_vs_previous_year", passed=ok,
-                description=(f"{cur} rows against {prev} in the previous delivery" if prev is not None
-                             else f"{cur} rows; no earlier delivery"),
-                metadata={"rows": cur, "previous_rows": prev if prev is not None else -1},
-            )
 
 
 def _required(folders: Folders, *candidates: str) -> Path:
@@ -102,7 +91,7 @@ def _required(folders: Folders, *candidates: str) -> Path:
     group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
     partitions_def=survey_year_partitions,
     check_specs=_table_checks("survey_returns", "survey_returns") + [
-        dg.AssetCheckSpec("row_count_vs_previous_year", asset="survey_returns",
+        dg.AssetCheckSpec("row_count_vs_previous", asset="survey_returns",
                           description="rows not below half of the previous year's delivery"),
     ],
     description="Survey returns, one partition per delivery (survey/survey_<YYYY>.*); "
