@@ -102,17 +102,20 @@ def survey_delivery_sensor(context: dg.SensorEvaluationContext, folders: Folders
                 "every asset check that fails, ERROR or WARN.",
 )
 def check_failure_alert_sensor(context: dg.SensorEvaluationContext):
-    after = int(context.cursor) if context.cursor else None
+    # The cursor is a timestamp: storage ids are not a valid cursor on the run-sharded
+    # SQLite storage of a local instance. Each tick re-reads one second of overlap; the
+    # sent-once log keeps an alert from going out twice.
+    after = float(context.cursor) - 1.0 if context.cursor else None
     records = context.instance.get_event_records(
         dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION,
-                              after_cursor=after),
-        limit=500, ascending=True,
+                              after_timestamp=after),
+        limit=1000, ascending=True,
     )
     cfg = AlertSettings.load()
     sent = 0
-    last = after
+    last = float(context.cursor) if context.cursor else None
     for rec in records:
-        last = rec.storage_id
+        last = max(last or 0.0, rec.timestamp)
         ev = rec.event_log_entry.dagster_event.event_specific_data
         if getattr(ev, "passed", True):
             continue
@@ -127,8 +130,8 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext):
         if dispatch(alert, cfg):
             sent += 1
     if last is not None:
-        context.update_cursor(str(last))
-    return dg.SkipReason(f"{sent} alert(s) sent") if sent == 0 else None
+        context.update_cursor(repr(last))
+    return dg.SkipReason(f"{sent} alert(s) sent")
 
 
 @dg.run_failure_sensor(

@@ -119,3 +119,73 @@ def test_only_integer_counts_pass_from_metadata():
 
 def test_scrub_removes_codes():
     assert scrub(f"x {PERSONAL} y 01234567897 z {PSEUDONYM}") == "x [redacted] y [redacted] z [redacted]"
+
+
+def test_check_failure_sensor_on_a_local_instance(tmp_path, webhook, monkeypatch):
+    """The sensor reads failed checks from the run-sharded SQLite storage `dagster dev`
+    uses, sends each once, and keeps working tick after tick."""
+    import dagster as dg
+
+    from orchestration.sensors import check_failure_alert_sensor
+
+    url, bodies = webhook
+    cfg_dir = tmp_path / "config"
+    cfg_dir.mkdir()
+    (cfg_dir / "alerts.yaml").write_text(
+        "enabled: true\nui_base_url: http://ui.local:3000\n"
+        f"slack: {{enabled: true, webhook_url: '{url}'}}\n"
+        f"sent_log: {tmp_path / 'sent.json'}\n")
+    monkeypatch.setenv("OFFSHORING_CONFIG_DIR", str(cfg_dir))
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("plausible", asset="thing")])
+    def thing():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="plausible", passed=False,
+                                  severity=dg.AssetCheckSeverity.WARN,
+                                  description="4 rows implausible", metadata={"n_rows": 4})
+
+    (tmp_path / "home").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
+    dg.materialize([thing], instance=instance)
+    cursor = None
+    for _ in range(3):
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor)
+        check_failure_alert_sensor(ctx)
+        cursor = ctx.cursor
+    assert len(bodies) == 1
+    assert "thing" in bodies[0]["text"] and "plausible" in bodies[0]["text"]
+    assert "n_rows=4" in bodies[0]["text"]
+    dg.materialize([thing], instance=instance)  # same failure again: not re-sent
+    check_failure_alert_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    assert len(bodies) == 1
+
+
+def test_run_failure_sensor_sends_an_alert(tmp_path, webhook, monkeypatch):
+    import dagster as dg
+
+    from orchestration.sensors import run_failure_alert_sensor
+
+    url, bodies = webhook
+    cfg_dir = tmp_path / "config"
+    cfg_dir.mkdir()
+    (cfg_dir / "alerts.yaml").write_text(
+        f"enabled: true\nslack: {{enabled: true, webhook_url: '{url}'}}\n"
+        f"sent_log: {tmp_path / 'sent.json'}\n")
+    monkeypatch.setenv("OFFSHORING_CONFIG_DIR", str(cfg_dir))
+
+    @dg.asset
+    def broken():
+        raise RuntimeError(f"boom for {PERSONAL}")
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([broken], instance=instance, raise_on_error=False)
+    assert not result.success
+    run = instance.get_run_by_id(result.run_id)
+    failure = next(r.dagster_event for r in instance.all_logs(result.run_id)
+                   if r.dagster_event is not None and r.dagster_event.event_type_value == "PIPELINE_FAILURE")
+    ctx = dg.build_run_status_sensor_context(
+        sensor_name="run_failure_alert_sensor", dagster_instance=instance, dagster_run=run,
+        dagster_event=failure).for_run_failure()
+    run_failure_alert_sensor(ctx)
+    assert len(bodies) == 1
+    assert result.run_id in bodies[0]["text"] and PERSONAL not in bodies[0]["text"]
