@@ -18,7 +18,22 @@ GROUP = "reports"
 EAGER = dg.AutomationCondition.eager()
 
 
+_PROVENANCE_CACHE: dict[tuple, dict[str, Any]] = {}
+
+
 def _provenance(context: dg.AssetExecutionContext, folders: Folders) -> dict[str, Any]:
+    """The run's provenance record, computed once per run and raw-folder state: the
+    report assets of one run share it instead of hashing every input file again."""
+    files = sorted(p for p in folders.raw.rglob("*") if p.is_file())
+    key = (context.run_id, str(folders.raw),
+           tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
+    if key not in _PROVENANCE_CACHE:
+        _PROVENANCE_CACHE.clear()
+        _PROVENANCE_CACHE[key] = _collect_provenance(context, folders)
+    return _PROVENANCE_CACHE[key]
+
+
+def _collect_provenance(context: dg.AssetExecutionContext, folders: Folders) -> dict[str, Any]:
     truth, _ = read_truth(folders.raw)
     cfg = {
         "paths": app_settings.Settings().as_dict() | {"raw_dir": str(folders.raw),

@@ -35,12 +35,17 @@ class PanelSchemaError(ValueError):
     """The panel breaks its pandera schema; nothing was written."""
 
 
-def _survey_ranked(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] | None) -> dict[int, float]:
+def _ceilings(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] | None) -> dict[int, float]:
     years = [r[0] for r in con.execute(
         "SELECT DISTINCT year FROM raw.survey_returns "
         "UNION SELECT DISTINCT year FROM raw.aida_firm_years").fetchall()]
     ceilings = turnover_ceilings(years, thresholds)
     register_ceilings(con, ceilings)
+    return ceilings
+
+
+def _survey_ranked(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] | None) -> dict[int, float]:
+    ceilings = _ceilings(con, thresholds)
     run_sql(con, "panel_survey_latest")
     return ceilings
 
@@ -58,7 +63,7 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] 
     try:
         run_sql(con, "panel_survey_rejects")
         run_sql(con, "panel_firm_years")
-        validation = validate_panel(con.sql("SELECT * FROM panel.firm_years").pl())
+        validation = _validate_by_year(con)
         if not validation.passed:
             raise PanelSchemaError("panel.firm_years breaks its schema; nothing written.\n"
                                    + validation.summary())
@@ -69,10 +74,26 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] 
     return ceilings, validation
 
 
+def _validate_by_year(con: duckdb.DuckDBPyConnection):
+    """The panel's schema checked one year at a time (the key includes the year, so
+    uniqueness is checked in full), holding one year in memory instead of the panel."""
+    from offshoring.schemas.panel import PanelValidation, validate_panel
+
+    years = [r[0] for r in con.execute("SELECT DISTINCT year FROM panel.firm_years ORDER BY 1").fetchall()]
+    failures, n = [], 0
+    for year in years:
+        part = validate_panel(con.sql(f"SELECT * FROM panel.firm_years WHERE year = {int(year)} "
+                                      "ORDER BY firm_id").pl())
+        n += part.n_rows
+        for f in part.failures:
+            failures.append({**f, "column": f"{f['column']} (year {year})"})
+    return PanelValidation(not failures, n, failures)
+
+
 def build_aida_offshoring(con: duckdb.DuckDBPyConnection, ownership_pct: float = 50.0,
                           thresholds: dict[str, Any] | None = None) -> None:
     """panel.aida_large (AIDA firm-years with their dedup outcome) and panel.aida_offshoring."""
-    _survey_ranked(con, thresholds)
+    _ceilings(con, thresholds)
     run_sql(con, "panel_aida_large")
     run_sql(con, "panel_aida_offshoring", {"ownership_pct": float(ownership_pct)})
 

@@ -4,6 +4,7 @@
 -- A firm-year only in AIDA is kept when its turnover is above the ceiling, or
 -- missing (n.d.: AIDA is extracted for large firms, and no survey return duplicates it).
 -- A year with neither turnover nor employees is not a firm-year of the export.
+CREATE SCHEMA IF NOT EXISTS panel;
 CREATE OR REPLACE TEMP TABLE _aida_classified AS
 SELECT a.*, c.ceiling,
        CASE WHEN a.ateco_2007 LIKE '14%' THEN 'clothing'
@@ -12,7 +13,9 @@ SELECT a.*, c.ceiling,
        s.turnover AS survey_turnover
 FROM raw.aida_firm_years a
 LEFT JOIN _ceiling c USING (year)
-LEFT JOIN (SELECT firm_id, year, turnover FROM _survey_ranked WHERE filing_rank = 1) s
+LEFT JOIN (SELECT firm_id, year, turnover FROM raw.survey_returns
+           QUALIFY row_number() OVER (PARTITION BY firm_id, year
+                                      ORDER BY filing_date DESC, source_row DESC) = 1) s
        ON s.firm_id = a.firm_id AND s.year = a.year;
 
 CREATE OR REPLACE TABLE panel.aida_large AS

@@ -11,19 +11,22 @@ FROM _survey_ranked
 WHERE filing_rank = 1 AND sector IS NOT NULL
   AND (turnover IS NULL OR turnover <= ceiling);
 
+-- resolved once per distinct (code, layout of its year), not once per firm-year
 CREATE OR REPLACE TEMP TABLE _geo AS
-WITH cand AS (
-    SELECT s.firm_id, s.year, x.municipality_ref, x.province, x.region, x.macro_area,
-           x.llma_code,
+WITH codes AS (SELECT DISTINCT municipality_code, layout_rank FROM _sme),
+cand AS (
+    SELECT c.municipality_code, c.layout_rank, x.municipality_ref, x.province, x.region,
+           x.macro_area, x.llma_code,
            abs(CASE x.layout WHEN 'code_103' THEN 0 WHEN 'code_107' THEN 1
-                             WHEN 'code_110' THEN 2 ELSE 3 END - s.layout_rank) AS distance
-    FROM _sme s
-    JOIN geography.municipality_xwalk x ON x.code = s.municipality_code
+                             WHEN 'code_110' THEN 2 ELSE 3 END - c.layout_rank) AS distance
+    FROM codes c
+    JOIN geography.municipality_xwalk x ON x.code = c.municipality_code
 )
-SELECT firm_id, year, municipality_ref, province, region, macro_area, llma_code,
+SELECT municipality_code, layout_rank, municipality_ref, province, region, macro_area, llma_code,
        CASE WHEN distance = 0 THEN 'exact' ELSE 'other_layout' END AS geo_resolution
 FROM cand
-QUALIFY row_number() OVER (PARTITION BY firm_id, year ORDER BY distance, municipality_ref) = 1;
+QUALIFY row_number() OVER (PARTITION BY municipality_code, layout_rank
+                           ORDER BY distance, municipality_ref) = 1;
 
 CREATE OR REPLACE TABLE panel.firm_years AS
 SELECT s.firm_id, s.year::INTEGER AS year, s.filing_date, s.ateco_2007, s.sector, s.municipality_code,
@@ -64,9 +67,9 @@ CROSS JOIN LATERAL (
     SELECT coalesce(s.subcontracting_europe, 0) + coalesce(s.subcontracting_north_africa, 0)
          + coalesce(s.subcontracting_east_asia, 0) + coalesce(s.subcontracting_other, 0) AS v
 ) abroad
-LEFT JOIN _geo g ON g.firm_id = s.firm_id AND g.year = s.year
+LEFT JOIN _geo g ON g.municipality_code = s.municipality_code AND g.layout_rank = s.layout_rank
 LEFT JOIN geography.province_prefix p
-       ON g.firm_id IS NULL
+       ON g.municipality_code IS NULL
       AND p.prefix = substr(s.municipality_code, 1, 3)
       AND p.layout = CASE s.layout_rank WHEN 0 THEN 'code_103' WHEN 1 THEN 'code_107'
                                         WHEN 2 THEN 'code_110' ELSE 'current' END

@@ -988,6 +988,8 @@ class RandomEffectsProbitResults:
             out[f"q{K}"] = r.params
             llfs[f"q{K}"] = r.llf
             rel[f"rel_change_q{K}"] = (r.params - base) / np.maximum(np.abs(base), 1e-12)
+            if K != self.quad_points:  # the refit's node matrices are not needed again
+                self.model._Z_cache.pop(K, None)
         table = pd.concat([pd.DataFrame(out), pd.DataFrame(rel)], axis=1)
         llf_row = dict(llfs)
         for K in points:

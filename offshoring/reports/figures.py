@@ -350,7 +350,10 @@ def figure2_plot(
                         kw = dict(facecolor=colours[max(k, 0)], edgecolor="#7a7a7a")
                 patch = PathPatch(path, linewidth=0.25, **kw)
                 patch.set_gid(f"prov-{sector}-{type_}-{sigla}")
-                ax.add_patch(patch)
+                # add_artist, not add_patch: the limits are set below, and add_patch
+                # recomputes them curve by curve (half of the figure's time)
+                patch.set_in_layout(False)
+                ax.add_artist(patch)
             ax.set_xlim(bounds[0] - 0.2, bounds[2] + 0.2)
             ax.set_ylim(bounds[1] - 0.2, bounds[3] + 0.2)
             ax.set_aspect(1.0 / math.cos(math.radians(42.0)))

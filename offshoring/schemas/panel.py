@@ -75,8 +75,8 @@ class PanelValidation:
 def validate_panel(df: pl.DataFrame) -> PanelValidation:
     """Check every rule lazily and report which rows break which rule.
 
-    Reported values are row positions in the panel ordered by (firm_id, year),
-    never firm identifiers or firm-level values.
+    Reported values are row positions in the frame given (the panel stage passes one
+    year at a time, ordered by firm_id), never firm identifiers or firm-level values.
     """
     try:
         FIRM_YEAR_SCHEMA.validate(df, lazy=True)
