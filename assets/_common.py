@@ -6,7 +6,6 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from orchestration.resources import WRITER_POOL  # noqa: F401  (re-exported for assets)
 
 
 def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:

@@ -6,22 +6,16 @@ from typing import Any, Iterable
 
 import duckdb
 
-from offshoring.settings import load_config
 from offshoring.sqlfiles import run_sql
 
 
 def turnover_ceilings(years: Iterable[int], thresholds: dict[str, Any] | None = None) -> dict[int, float]:
-    """The survey's turnover ceiling for each year (config/thresholds.yaml).
+    """The survey's turnover ceiling for each year (config/thresholds.yaml; the rule is
+    `offshoring.validation.turnover_ceiling`, shared with the raw layer's warnings)."""
+    from offshoring.validation import thresholds as load_thresholds, turnover_ceiling
 
-    ``turnover_ceiling: {default: 7500000, by_year: {2005: 5164569, ...}}``
-    """
-    cfg = thresholds if thresholds is not None else load_config("thresholds.yaml")
-    spec = cfg.get("turnover_ceiling", 7_500_000)
-    if isinstance(spec, (int, float)):
-        return {int(y): float(spec) for y in years}
-    default = float(spec.get("default", 7_500_000))
-    by_year = {int(k): float(v) for k, v in (spec.get("by_year") or {}).items()}
-    return {int(y): by_year.get(int(y), default) for y in years}
+    cfg = thresholds if thresholds is not None else load_thresholds()
+    return {int(y): turnover_ceiling(int(y), cfg) for y in years}
 
 
 def register_ceilings(con: duckdb.DuckDBPyConnection, ceilings: dict[int, float]) -> None:
@@ -56,7 +50,6 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] 
     Returns (ceilings by year, validation). Raises PanelSchemaError (after a
     rollback: the previous panel stays) when the panel breaks its schema.
     """
-    from offshoring.schemas.panel import validate_panel
 
     ceilings = _survey_ranked(con, thresholds)
     con.execute("BEGIN TRANSACTION")

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import os
 from pathlib import Path
 
@@ -35,7 +34,6 @@ from offshoring import settings
 
 #: public key for synthetic data only (documented, so it protects nothing)
 DEMO_KEY = b"offshoring-synthetic-demo-key-not-a-secret"
-SYNTH_GENERATOR = "offshoring.synth"
 MIN_KEY_BYTES = 16
 
 
@@ -44,17 +42,12 @@ class PseudonymKeyError(RuntimeError):
 
 
 def is_synthetic_raw_dir(raw_dir: str | Path | None) -> bool:
+    """Whether the folder holds a truth.json written by the project's own generator."""
     if raw_dir is None:
         return False
-    truth = Path(raw_dir) / "truth.json"
-    if not truth.is_file():
-        return False
-    try:
-        with open(truth, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("generator") == SYNTH_GENERATOR
+    from offshoring.truth import read_truth
+
+    return read_truth(raw_dir)[0] is not None
 
 
 def _inside_repository(path: Path) -> bool:

@@ -97,3 +97,32 @@ def _fmt_float(x: float) -> str:
     if x != 0 and (abs(x) < 1e-3 or abs(x) >= 1e6):
         return f"{x:.4e}"
     return f"{x:.6f}"
+
+
+def wald_conf_int(params: pd.Series, bse: pd.Series, alpha: float = 0.05) -> pd.DataFrame:
+    """Normal-approximation interval (columns 0 and 1, as statsmodels)."""
+    q = stats.norm.ppf(1 - alpha / 2)
+    return pd.DataFrame({0: params - q * bse, 1: params + q * bse})
+
+
+def read_spec_mapping(spec, default_file: str, allowed: set[str], what: str) -> dict:
+    """A model spec as a dict: from a YAML path, a mapping, or the default config file.
+
+    Unknown keys are an error, so a typo does not silently fall back to a default.
+    """
+    import yaml
+    from pathlib import Path
+
+    if spec is None:
+        from offshoring.settings import config_file
+
+        spec = config_file(default_file)
+    if isinstance(spec, (str, Path)):
+        with open(spec, encoding="utf-8") as fh:
+            raw = yaml.safe_load(fh) or {}
+    else:
+        raw = dict(spec)
+    unknown = set(raw) - set(allowed)
+    if unknown:
+        raise ValueError(f"unknown keys in the {what}: {sorted(unknown)}")
+    return raw

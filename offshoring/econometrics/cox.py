@@ -39,11 +39,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import polars as pl
-import yaml
 from scipy import stats
 
 from ._linalg import dependent_columns
-from ._summary import ResultsSummary, coefficient_table
+from ._summary import ResultsSummary, coefficient_table, read_spec_mapping, wald_conf_int
 from .errors import CollinearityError, ConvergenceError, PerfectPredictionError
 
 
@@ -408,8 +407,7 @@ class CoxResults:
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         """Confidence interval of the log hazard ratios (columns 0 and 1, as statsmodels)."""
-        q = stats.norm.ppf(1 - alpha / 2)
-        return pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
+        return wald_conf_int(self.params, self.bse, alpha)
 
     def hazard_ratio_conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         ci = np.exp(self.conf_int(alpha))
@@ -572,18 +570,7 @@ class CoxSpec:
 def load_cox_spec(spec: str | Path | Mapping | CoxSpec | None = None) -> CoxSpec:
     if isinstance(spec, CoxSpec):
         return spec
-    if spec is None:
-        from offshoring.settings import config_file
-
-        spec = config_file(DEFAULT_COX_SPEC_FILE)
-    if isinstance(spec, (str, Path)):
-        with open(spec, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh) or {}
-    else:
-        raw = dict(spec)
-    unknown = set(raw) - _COX_KEYS
-    if unknown:
-        raise ValueError(f"unknown keys in the Cox spec: {sorted(unknown)}")
+    raw = read_spec_mapping(spec, DEFAULT_COX_SPEC_FILE, _COX_KEYS, "Cox spec")
     kw: dict[str, Any] = {}
     for key in ("start", "stop", "event", "cluster", "destination_column", "exclude_left_censored",
                 "ties", "cov_type", "cluster_correction", "ph_test_transform"):

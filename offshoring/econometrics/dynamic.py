@@ -37,9 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import polars as pl
-import yaml
 
 from ._linalg import dependent_columns
+from ._summary import read_spec_mapping
 
 DEFAULT_SPEC_FILE = "probit_table2.yaml"
 _SPEC_KEYS = {
@@ -128,18 +128,7 @@ def load_dynamic_spec(spec: str | Path | Mapping | DynamicSpec | None = None) ->
     """
     if isinstance(spec, DynamicSpec):
         return spec
-    if spec is None:
-        from offshoring.settings import config_file
-
-        spec = config_file(DEFAULT_SPEC_FILE)
-    if isinstance(spec, (str, Path)):
-        with open(spec, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh) or {}
-    else:
-        raw = dict(spec)
-    unknown = set(raw) - _SPEC_KEYS
-    if unknown:
-        raise ValueError(f"unknown keys in the probit spec: {sorted(unknown)}")
+    raw = read_spec_mapping(spec, DEFAULT_SPEC_FILE, _SPEC_KEYS, "probit spec")
     kw: dict[str, Any] = {}
     for key in ("outcome", "group", "time", "link", "initial_values", "year_dummies",
                 "initial_period", "quad_points", "adaptive", "cov_type"):

@@ -43,7 +43,7 @@ import scipy.sparse
 from scipy import special, stats
 
 from ._linalg import dependent_columns, inverse_negative_definite
-from ._summary import ResultsSummary, coefficient_table
+from ._summary import ResultsSummary, coefficient_table, wald_conf_int
 from .errors import (
     CollinearityError,
     ConvergenceError,
@@ -896,10 +896,7 @@ class RandomEffectsProbitResults:
         return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=self.model.param_names)
 
     def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        q = stats.norm.ppf(1 - alpha / 2)
-        return pd.DataFrame(
-            {0: self.params - q * self.bse, 1: self.params + q * self.bse}
-        )
+        return wald_conf_int(self.params, self.bse, alpha)
 
     @property
     def nobs(self) -> int:
