@@ -4,28 +4,41 @@ The model is ``P(y_it = 1 | x_it, a_i) = F(x_it'b + a_i)`` with ``a_i ~ N(0, s2u
 and ``F`` the normal (probit) or logistic (logit) distribution function. The
 random intercept is integrated out of each firm's likelihood by Gauss-Hermite
 quadrature, by default the mean-variance adaptive rule that Stata's
-``xtprobit, re`` uses with 12 points: the nodes of firm ``i`` are centred on its
-posterior, ``u = m_i + sqrt(2) s_i x_k`` on the standardised scale
-``a_i = s_u u``, where ``m_i`` and ``s_i`` are the posterior mean and standard
-deviation computed with the quadrature itself. The variance enters as
-``lnsig2u = ln s2u``, as in Stata.
+``xtprobit, re`` uses with 12 points (``intmethod(mvaghermite)``). The nodes of
+firm ``i`` are placed on the random effect's own scale, ``a = mu_i + sqrt(2)
+tau_i x_k``, weighted by ``phi(a / s_u) / s_u``, where ``mu_i`` and ``tau_i`` are
+the posterior mean and standard deviation of ``a_i`` computed with the
+quadrature itself and iterated to their fixed point at the current
+parameters. The variance enters as ``lnsig2u = ln s2u``, as in Stata.
 
 Everything is vectorised over the observations (sorted by firm; group sums by
 ``np.add.reduceat``) and kept in log space. Newton's method uses the analytic
 gradient and the analytic Hessian of the quadrature approximation with the
-nodes held fixed; the nodes are re-centred after each step, so at convergence
-the estimates maximise the adaptive approximation at its own nodes. (Maximising
-instead the approximation with nodes recomputed at every trial value moves the
-estimates by about 1e-5 of a coefficient on the wagepan data, well inside the
-12-point quadrature error itself: see `RandomEffectsProbitResults.quadrature_check`.)
+nodes held fixed -- for the adaptive rule, ``mu_i`` and ``tau_i`` are constants
+on the random effect's scale, so ``lnsig2u`` enters only through the normal
+weight, as in Stata's derivatives. The nodes are re-centred on the posterior
+after each step and, near the maximum, iterated to their fixed point before
+the derivatives are taken, so the estimates solve ``grad L(b; nodes(b)) = 0``
+and the reported log-likelihood, scores and Hessian (OIM standard errors) are
+those with the nodes adapted at the estimates. This is Stata's estimate: Stata
+re-adapts the nodes at every iteration until the log-likelihood changes by
+less than 1e-6 (relative) and then holds them fixed, which on the wagepan data
+moves nothing by more than 4e-8. The maximiser of the exact integral is a
+slightly different point (12 points: within 0.003 s.e. on wagepan); see
+`RandomEffectsProbitResults.quadrature_check`.
+
+The ordinary rule (``adaptive=False``, Stata's ``ghermite``) holds its nodes
+fixed on the standardised scale ``a = s_u sqrt(2) x_k``; its derivatives are
+those of the Gauss-Hermite approximation itself.
 
 Columns constant within every firm (constant, initial values, Mundlak means,
 dummies) are handled at the firm level, so the cost per Newton step is about
 that of a few passes over (observations x nodes).
 
-Validated (tests/test_re_probit.py) against Stata's published
-``xtprobit ..., re`` estimate for the ``wagepan`` panel of Wooldridge's
-textbook (coefficient of married .168908; here .168923).
+Validated (tests/test_re_probit.py, tests/test_re_probit_stata.py) against
+Stata's published ``xtprobit ..., re`` estimate for the ``wagepan`` panel of
+Wooldridge's textbook (coefficient of married .168908; here .1689080) and
+against an independent implementation of Stata's algorithm.
 """
 
 from __future__ import annotations
@@ -68,6 +81,12 @@ BOUNDARY_LNSIG2U = -12.0
 # lnsig2u above this means rho > 1 - 1e-6: the outcome is (nearly) constant
 # within firms and the variance has no finite maximum.
 DIVERGENT_LNSIG2U = 14.0
+# adaptive rule: the nodes have converged when no posterior mean moves by more
+# than this many posterior s.d. (nor any s.d. by this relative amount)
+NODE_TOL = 1e-8
+# below this Newton decrement the nodes are iterated to their fixed point at
+# every iteration (above it they are updated once per iteration)
+ADAPT_DECREMENT = 1e-4
 
 
 # --------------------------------------------------------------------------- links
@@ -192,7 +211,8 @@ class _State:
 
     llf: float
     post: np.ndarray  # (G, K) posterior weights of the nodes
-    u: np.ndarray  # (G, K) nodes on the standardised scale
+    a: np.ndarray  # (G, K) nodes on the scale of the random effect
+    s2u: float = 1.0  # variance of the random effect at these parameters
     grad: np.ndarray | None = None
     hess: np.ndarray | None = None
     group_scores: np.ndarray | None = None  # (G, P+1)
@@ -415,21 +435,34 @@ class RandomEffectsProbit:
     @staticmethod
     def _rule(K: int) -> tuple[np.ndarray, np.ndarray]:
         x, w = special.roots_hermite(K)
-        # log of the weight of u = m + sqrt(2) s x_k under N(0, 1), without the
-        # firm's own terms (log s and -u^2/2)
-        logw = np.log(np.sqrt(2.0)) + np.log(w) + x * x - LOG_SQRT_2PI
+        # log of the weight of a = m + sqrt(2) s x_k, without the terms of the
+        # firm and the parameters (log s, log phi(a / sigma_u) / sigma_u)
+        logw = np.log(np.sqrt(2.0)) + np.log(w) + x * x
         return np.sqrt(2.0) * x, logw
 
     def _evaluate(
-        self, params: np.ndarray, m: np.ndarray, s: np.ndarray, K: int, order: int
+        self,
+        params: np.ndarray,
+        m: np.ndarray,
+        s: np.ndarray,
+        K: int,
+        order: int,
+        effect_scale: bool = True,
     ) -> _State:
         """Log-likelihood (order 0), gradient (1) and Hessian (2) at fixed nodes.
 
-        Nodes of group i: u_ik = m_i + sqrt(2) s_i x_k (standardised scale);
-        eta_itk = x_it'b + sigma_u u_ik. With p_ik the posterior weight of node k
-        and S_ik the node's score, the gradient is sum_ik p_ik S_ik and the
-        Hessian sum_i [E_p(d2 terms) + Var_p(S_ik)] (Louis' identity at fixed
-        nodes).
+        ``effect_scale=True`` (adaptive rule): the nodes of group i are fixed on
+        the scale of the random effect, a_ik = m_i + sqrt(2) s_i x_k, with weight
+        sqrt(2) s_i w_k exp(x_k^2) phi(a_ik / sigma_u) / sigma_u; lnsig2u then
+        enters only through that weight, as in Stata's mvaghermite (whose
+        derivatives hold mu_i and sigma_i constant).
+        ``effect_scale=False`` (ordinary rule, m = 0, s = 1): the nodes are fixed
+        on the standardised scale, a_ik = sigma_u (m_i + sqrt(2) s_i x_k), and the
+        derivatives are those of the Gauss-Hermite approximation itself.
+
+        eta_itk = x_it'b + a_ik. With p_ik the posterior weight of node k and
+        S_ik the node's score, the gradient is sum_ik p_ik S_ik and the Hessian
+        sum_i [E_p(d2 terms) + Var_p(S_ik)] (Louis' identity at fixed nodes).
         """
         F, q, gidx, starts = self._F, self.q, self.gidx, self.starts
         P = self.k_exog
@@ -437,9 +470,16 @@ class RandomEffectsProbit:
         beta, lnsig2u = params[:P], params[P]
         sigma = np.exp(0.5 * lnsig2u)
         sx, logw_k = self._rule(K)
-        u = m[:, None] + s[:, None] * sx[None, :]  # (G, K)
-        logw = np.log(s)[:, None] + logw_k[None, :] - 0.5 * u * u
-        v = (sigma * u)[gidx]
+        nodes = m[:, None] + s[:, None] * sx[None, :]  # (G, K)
+        if effect_scale:
+            a = nodes
+            u = a / sigma  # standardised value of the node
+            logw = (np.log(s) - 0.5 * lnsig2u - LOG_SQRT_2PI)[:, None] + logw_k[None, :] - 0.5 * u * u
+        else:
+            u = nodes
+            a = sigma * u
+            logw = (np.log(s) - LOG_SQRT_2PI)[:, None] + logw_k[None, :] - 0.5 * u * u
+        v = a[gidx]
         v += self._xb(beta)[:, None]
         v *= q[:, None]  # v = q * eta
         lp = F.logcdf(v)
@@ -451,7 +491,7 @@ class RandomEffectsProbit:
         tot = post.sum(axis=1, keepdims=True)
         post /= tot
         llf = float(mx.sum() + np.log(tot).sum())
-        state = _State(llf=llf, post=post, u=u)
+        state = _State(llf=llf, post=post, a=a, s2u=sigma * sigma)
         if order == 0 or not np.isfinite(llf):
             return state
 
@@ -459,14 +499,19 @@ class RandomEffectsProbit:
         del lp, v
         d1 *= q[:, None]  # now with respect to eta (d2 is unchanged: q^2 = 1)
         pobs = post[gidx]
-        a = np.einsum("nk,nk->n", pobs, d1)  # posterior mean of d l / d eta
+        a_obs = np.einsum("nk,nk->n", pobs, d1)  # posterior mean of d l / d eta
         D1 = np.add.reduceat(d1, starts, axis=0)  # (G, K)
-        deta = 0.5 * sigma * u  # d eta / d lnsig2u
         pD1 = post * D1
         a_g = pD1.sum(axis=1)
+        # score of node k for lnsig2u
+        if effect_scale:
+            c = 0.5 * (u * u - 1.0)  # d log weight / d lnsig2u
+        else:
+            deta = 0.5 * a  # d eta / d lnsig2u
+            c = deta * D1
         grad = np.empty(P + 1)
-        grad[:P] = self._xt_dot(a, a_g)
-        gs_sig = np.einsum("gk,gk->g", pD1, deta)
+        grad[:P] = self._xt_dot(a_obs, a_g)
+        gs_sig = np.einsum("gk,gk->g", post, c)
         grad[P] = float(gs_sig.sum())
         state.grad = grad
         G = self.ngroups
@@ -475,7 +520,7 @@ class RandomEffectsProbit:
         gs[:, P] = gs_sig
         if order == 1:
             if var.size:
-                gs[:, var] = np.add.reduceat(self._Xv * a[:, None], starts, axis=0)
+                gs[:, var] = np.add.reduceat(self._Xv * a_obs[:, None], starts, axis=0)
             state.group_scores = gs
             return state
 
@@ -483,24 +528,29 @@ class RandomEffectsProbit:
         A = np.einsum("nk,nk->n", pobs, d2)
         del pobs
         D2 = np.add.reduceat(d2, starts, axis=0)
-        pdeta = post * deta
         H = np.empty((P + 1, P + 1))
         H[:P, :P] = self._gram(A, np.einsum("gk,gk->g", post, D2))
-        H[self._inv, P] = self._Xg.T @ np.einsum("gk,gk->g", pdeta, D2)
-        if var.size:
-            H[var, P] = self._Xv.T @ np.einsum("nk,nk->n", pdeta[gidx], d2)
-        H[P, P] = float(np.einsum("gk,gk->", pdeta * deta, D2) + 0.5 * gs_sig.sum())
+        if effect_scale:
+            # eta does not depend on lnsig2u; d2 log weight / d lnsig2u^2 = -u^2 / 2
+            H[:P, P] = 0.0
+            H[P, P] = float(-0.5 * np.einsum("gk,gk->", post, u * u))
+        else:
+            pdeta = post * deta
+            H[self._inv, P] = self._Xg.T @ np.einsum("gk,gk->g", pdeta, D2)
+            if var.size:
+                H[var, P] = self._Xv.T @ np.einsum("nk,nk->n", pdeta[gidx], d2)
+            H[P, P] = float(np.einsum("gk,gk->", pdeta * deta, D2) + 0.5 * gs_sig.sum())
         del d2
 
-        # variance of the node scores S_ik = (x D1 | Sv | deta D1) under the posterior
+        # variance of the node scores S_ik = (x D1 | Sv | c) under the posterior
         Hout = np.empty((P + 1, P + 1))
         Xg = self._Xg
-        pD1D1 = pD1 * D1
-        Hout[np.ix_(inv, inv)] = (Xg * pD1D1.sum(axis=1)[:, None]).T @ Xg
-        sig_inv = Xg.T @ np.einsum("gk,gk->g", pD1D1, deta)
+        pc = post * c
+        Hout[np.ix_(inv, inv)] = (Xg * (pD1 * D1).sum(axis=1)[:, None]).T @ Xg
+        sig_inv = Xg.T @ np.einsum("gk,gk->g", pc, D1)
         Hout[inv, P] = sig_inv
         Hout[P, inv] = sig_inv
-        Hout[P, P] = float(np.einsum("gk,gk,gk->", pD1D1, deta, deta))
+        Hout[P, P] = float(np.einsum("gk,gk->", pc, c))
         if var.size:
             Z, perm = self._group_sum_matrix(K)
             Z.data[:] = d1.ravel()[perm]
@@ -509,7 +559,7 @@ class RandomEffectsProbit:
             cross = Xg.T @ np.einsum("gk,gkv->gv", pD1, Sv)
             Hout[np.ix_(inv, var)] = cross
             Hout[np.ix_(var, inv)] = cross.T
-            sig_var = np.einsum("gk,gkv->v", pD1 * deta, Sv)
+            sig_var = np.einsum("gk,gkv->v", pc, Sv)
             Hout[var, P] = sig_var
             Hout[P, var] = sig_var
             Sw = Sv * np.sqrt(post)[:, :, None]
@@ -524,17 +574,54 @@ class RandomEffectsProbit:
 
     @staticmethod
     def _moments(state: _State) -> tuple[np.ndarray, np.ndarray]:
-        """Posterior mean and standard deviation of the standardised random effect."""
-        m = np.einsum("gk,gk->g", state.post, state.u)
-        var = np.einsum("gk,gk->g", state.post, state.u * state.u) - m * m
-        return m, np.sqrt(np.maximum(var, 1e-12))
+        """Posterior mean and standard deviation of the random effect (its own scale).
+
+        Computed with the quadrature itself, as Stata's mu_i and sigma_i.
+        """
+        m = np.einsum("gk,gk->g", state.post, state.a)
+        var = np.einsum("gk,gk->g", state.post, (state.a - m[:, None]) ** 2)
+        return m, np.sqrt(np.maximum(var, 1e-12 * state.s2u))
+
+    @staticmethod
+    def _node_move(m, s, m_new, s_new) -> float:
+        """Largest move of the nodes, in posterior standard deviations."""
+        return float(np.max(np.abs(m_new - m) / s + np.abs(np.log(s_new / s))))
+
+    def _prior_nodes(self, params) -> tuple[np.ndarray, np.ndarray]:
+        """Nodes of the random effect's prior N(0, s2u) (effect scale)."""
+        G = self.ngroups
+        return np.zeros(G), np.full(G, np.exp(0.5 * params[self.k_exog]))
+
+    def _adapt(self, params, K, m, s, tol=NODE_TOL, maxiter=100, state=None):
+        """Iterate the posterior moments at ``params`` to their fixed point.
+
+        As Stata at each iteration of the maximisation: mu_i, sigma_i are
+        recomputed with the quadrature at the current nodes until they stop
+        moving. ``state``: an evaluation at ``params`` with nodes (m, s), if at
+        hand. Returns the nodes (m, s); the last update moved them by less than
+        ``tol`` and the iteration contracts fast, so they are at the fixed point
+        to far better than ``tol``.
+        """
+        st = self._evaluate(params, m, s, K, 0) if state is None else state
+        for _ in range(maxiter):
+            if not np.isfinite(st.llf):
+                break
+            m2, s2 = self._moments(st)
+            move = self._node_move(m, s, m2, s2)
+            m, s = m2, s2
+            if move < tol:
+                break
+            st = self._evaluate(params, m, s, K, 0)
+        return m, s
 
     def _nodes(self, params, K, adaptive, refine=2):
-        m = np.zeros(self.ngroups)
-        s = np.ones(self.ngroups)
-        if adaptive:
-            for _ in range(refine):
-                m, s = self._moments(self._evaluate(params, m, s, K, 0))
+        """Nodes for ``params``: the prior's refined ``refine`` times (adaptive) or the
+        standardised Gauss-Hermite nodes (ordinary); see `_evaluate`."""
+        if not adaptive:
+            return np.zeros(self.ngroups), np.ones(self.ngroups)
+        m, s = self._prior_nodes(params)
+        for _ in range(refine):
+            m, s = self._moments(self._evaluate(params, m, s, K, 0))
         return m, s
 
     def loglike(self, params, quad_points: int = 12, adaptive: bool = True) -> float:
@@ -544,17 +631,11 @@ class RandomEffectsProbit:
         until they stop moving, as Stata does at every evaluation.
         """
         params = np.asarray(params, dtype=float)
-        m, s = np.zeros(self.ngroups), np.ones(self.ngroups)
-        st = self._evaluate(params, m, s, quad_points, 0)
-        if adaptive:
-            for _ in range(50):
-                m2, s2 = self._moments(st)
-                st = self._evaluate(params, m2, s2, quad_points, 0)
-                done = np.max(np.abs(m2 - m)) < 1e-10 and np.max(np.abs(np.log(s2 / s))) < 1e-10
-                m, s = m2, s2
-                if done:
-                    break
-        return st.llf
+        if not adaptive:
+            m, s = self._nodes(params, quad_points, False)
+            return self._evaluate(params, m, s, quad_points, 0, effect_scale=False).llf
+        m, s = self._adapt(params, quad_points, *self._prior_nodes(params), tol=1e-10)
+        return self._evaluate(params, m, s, quad_points, 0).llf
 
     # --------------------------------------------------------------------- fit
 
@@ -601,7 +682,7 @@ class RandomEffectsProbit:
             s2 = F.latent_var * rho / (1.0 - rho)
             p = np.concatenate([beta * np.sqrt(1.0 + s2 / F.latent_var), [np.log(s2)]])
             m, s = self._nodes(p, K, adaptive, refine=1)
-            llf = self._evaluate(p, m, s, K, 0).llf
+            llf = self._evaluate(p, m, s, K, 0, effect_scale=adaptive).llf
             if llf < best_llf:
                 break
             best_llf, best = llf, p
@@ -621,10 +702,26 @@ class RandomEffectsProbit:
         return sub._grid_start(beta, quad_points, adaptive)
 
     def _newton(self, params, K, adaptive, maxiter, tol, disp=False):
-        """Newton's method with re-centred nodes; (params, state, history, iterations, boundary)."""
+        """Newton's method at fixed nodes, re-adapted every iteration.
+
+        Returns (params, state, history, iterations, boundary).
+
+        Adaptive rule (Stata's mvaghermite): each iteration takes the Newton step
+        of the approximation with the nodes held fixed on the random effect's
+        scale, then re-centres the nodes on the posterior at the new estimates
+        (one fixed-point update per iteration while far from the maximum). Near
+        the maximum the posterior moments are iterated to their fixed point at
+        the current estimates before the final derivatives are taken, so the
+        reported estimates solve ``grad L(b; nodes(b)) = 0`` with the nodes held
+        fixed -- Stata's estimates -- and llf, scores and Hessian (OIM standard
+        errors) are those at nodes adapted at the estimates.
+        """
         P = self.k_exog
+        ev = self._evaluate if adaptive else (
+            lambda p, m, s, K, order: self._evaluate(p, m, s, K, order, effect_scale=False)
+        )
         m, s = self._nodes(params, K, adaptive)
-        state = self._evaluate(params, m, s, K, 2)
+        state = ev(params, m, s, K, 2)
         history = []
         converged = boundary = False
         it = 0
@@ -637,20 +734,23 @@ class RandomEffectsProbit:
             step, dec = _newton_step(g, H)
             if adaptive:
                 m_new, s_new = self._moments(state)
-                node_move = float(np.max(np.abs(m_new - m) / s + np.abs(np.log(s_new / s))))
+                node_move = self._node_move(m, s, m_new, s_new)
             else:
                 m_new, s_new, node_move = m, s, 0.0
             history.append((it, state.llf, dec, node_move))
             if disp:
                 print(f"iter {it}: llf={state.llf:.6f} decrement={dec:.3e} node move={node_move:.2e}")
-            if params[P] < BOUNDARY_LNSIG2U:
-                dec_b = _newton_step(g[:P], H[:P, :P])[1]
-                if dec_b < tol:
-                    converged = boundary = True
-                    break
-            if dec < tol and node_move < 1e-3:
+            at_boundary = params[P] < BOUNDARY_LNSIG2U
+            small = _newton_step(g[:P], H[:P, :P])[1] < tol if at_boundary else dec < tol
+            if small and node_move < NODE_TOL:
                 converged = True
+                boundary = at_boundary
                 break
+            if small:
+                # only the nodes have still to settle (adaptive rule)
+                m, s = self._adapt(params, K, m_new, s_new)
+                state = ev(params, m, s, K, 2)
+                continue
             if params[P] > DIVERGENT_LNSIG2U:
                 raise ConvergenceError(
                     f"lnsig2u = {params[P]:.1f}: the random-effect variance diverges "
@@ -659,12 +759,31 @@ class RandomEffectsProbit:
             # cap the variance step: lnsig2u moves on a log scale
             if abs(step[P]) > 1.0:
                 step *= 1.0 / abs(step[P])
+            if adaptive and dec < ADAPT_DECREMENT:
+                # near the maximum: step at the current nodes (checked with a
+                # cheap order-0 pass, which also starts the node iteration),
+                # then settle the nodes at the new estimates before the
+                # derivatives are taken there
+                t = 1.0
+                trial = ev(params + step, m, s, K, 0)
+                while not (np.isfinite(trial.llf) and trial.llf >= state.llf - 1e-12 * abs(state.llf)):
+                    t *= 0.5
+                    if t < 1e-8:
+                        raise ConvergenceError(
+                            f"no step increases the log-likelihood at iteration {it} "
+                            f"(llf {state.llf:.6f}, decrement {dec:.3e})"
+                        )
+                    trial = ev(params + t * step, m, s, K, 0)
+                params = params + t * step
+                m, s = self._adapt(params, K, m, s, state=trial)
+                state = ev(params, m, s, K, 2)
+                continue
             m, s = m_new, s_new
             ref = state.llf
             t = 1.0
-            new = self._evaluate(params + step, m, s, K, 2)
+            new = ev(params + step, m, s, K, 2)
             if not (np.isfinite(new.llf) and new.llf >= ref - 1e-9 * abs(ref)):
-                ref = self._evaluate(params, m, s, K, 0).llf  # same nodes as the trial
+                ref = ev(params, m, s, K, 0).llf  # same nodes as the trial
                 while not (np.isfinite(new.llf) and new.llf >= ref - 1e-12 * abs(ref)):
                     t *= 0.5
                     if t < 1e-8:
@@ -672,8 +791,8 @@ class RandomEffectsProbit:
                             f"no step increases the log-likelihood at iteration {it} "
                             f"(llf {ref:.6f}, decrement {dec:.3e})"
                         )
-                    new = self._evaluate(params + t * step, m, s, K, 0)
-                new = self._evaluate(params + t * step, m, s, K, 2)
+                    new = ev(params + t * step, m, s, K, 0)
+                new = ev(params + t * step, m, s, K, 2)
             params = params + t * step
             state = new
         if not converged:
