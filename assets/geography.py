@@ -4,10 +4,9 @@
 import dagster as dg
 
 from assets._common import markdown_table, table_metadata
-from offshoring.districts import DistrictSettings, read_override_list, run_district_procedure
-from offshoring.settings import config_file
+from offshoring.districts import read_override_list, run_district_procedure
 from offshoring.sqlfiles import run_sql
-from orchestration.resources import WRITER_POOL, Folders, Warehouse
+from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "geography"
 EAGER = dg.AutomationCondition.eager()
@@ -38,8 +37,8 @@ def municipality_xwalk(warehouse: Warehouse):
                 "config/districts.yaml); a list in reference/districts.csv of the raw folder, "
                 "or the settings' override_file, overrides the computed flags.",
 )
-def llma_districts(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    settings = DistrictSettings.from_yaml(config_file("districts.yaml"))
+def llma_districts(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
+    settings = study.spec.districts
     user_list = folders.raw / "reference" / "districts.csv"
     override = read_override_list(user_list) if user_list.exists() else None
     with warehouse.connect() as con:

@@ -1,6 +1,6 @@
 """Model fits: the dynamic random-effects probit of Table 2 and the Cox model of Table 3.
 
-Each reads its spec file from config/, fits over all loaded years, and writes
+Each takes its spec from the study specification (`Study`), fits over all loaded years, and writes
 coefficients, standard errors, fit statistics and sample sizes to DuckDB
 (``models.*``); the Markdown table is shown in the UI. On synthetic data from our
 own generator the true value and the 95% interval's coverage sit beside each estimate.
@@ -12,11 +12,10 @@ import dagster as dg
 import pandas as pd
 
 from offshoring.econometrics.cox import fit_cox_table3
-from offshoring.econometrics.dynamic import build_dynamic_sample, load_dynamic_spec
+from offshoring.econometrics.dynamic import build_dynamic_sample
 from offshoring.fitstore import write_fit
-from offshoring.settings import config_file, load_config
 from offshoring.truth import read_truth
-from orchestration.resources import WRITER_POOL, Folders, Warehouse
+from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "models"
 EAGER = dg.AutomationCondition.eager()
@@ -45,6 +44,9 @@ def _frame_table(con, name: str, df: pd.DataFrame) -> None:
 
 
 def _truth(context, folders: Folders, section: str, key: str) -> dict:
+    # true values belong to the synthetic demo only: real files are never compared with a truth.json
+    if not folders.synthetic:
+        return {}
     truth, warning = read_truth(folders.raw)
     if warning:
         context.log.warning(warning)
@@ -63,10 +65,10 @@ def _truth(context, folders: Folders, section: str, key: str) -> dict:
     description="Dynamic random-effects probit of offshore outsourcing (Table 2): adaptive "
                 "Gauss-Hermite quadrature, firm-clustered errors, Wooldridge initial conditions.",
 )
-def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    cfg = load_config("models.yaml").get("probit", {})
-    spec_path = config_file(cfg.get("spec", "probit_table2.yaml"))
-    spec = load_dynamic_spec(spec_path)
+def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
+                       study: Study):
+    cfg, spec = study.spec.models.probit, study.spec.probit
+    spec_path, spec_sha = study.spec.files["probit"], study.spec.sha256
     with warehouse.connect() as con:
         # only the columns the spec uses (a quarter of the panel's width)
         cols = sorted({spec.group, spec.time, spec.outcome, *spec.lagged, *spec.contemporaneous,
@@ -81,17 +83,17 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
         lr = res.lr_test_rho
         stats = {"llf": res.llf, "sigma_u": res.sigma_u, "rho": res.rho, "fit_seconds": fit_s,
                  "lr_rho_chibar2": lr.get("chibar2"), "lr_rho_pvalue": lr.get("pvalue"),
-                 "spec": str(spec_path)}
+                 "spec": str(spec_path), "spec_sha256": spec_sha}
         coef = write_fit(con, "outsourcing_probit", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=res.ngroups, stats=stats,
                          truth=_truth(context, folders, "probit", "params"))
         extra = {}
-        points = cfg.get("quadrature_check") or []
+        points = cfg.quadrature_check
         if points:
             quad = res.quadrature_check(tuple(points)).reset_index()
             _frame_table(con, "probit_quadrature_check", quad)
             extra["quadrature_check"] = dg.MetadataValue.md(quad.to_markdown(index=False))
-        terms = [t for t in (cfg.get("partial_effects") or []) if t in res.params.index]
+        terms = [t for t in cfg.partial_effects if t in res.params.index]
         if terms:
             ape = res.average_partial_effects(terms).reset_index()
             _frame_table(con, "probit_partial_effects", ape)
@@ -100,7 +102,7 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef)),
         "nobs": res.nobs, "ngroups": res.ngroups, "llf": float(res.llf),
         "sigma_u": float(res.sigma_u), "rho": float(res.rho), "fit_seconds": round(fit_s, 2),
-        "spec_file": str(spec_path),
+        "spec_file": str(spec_path), "spec_sha256": spec_sha,
         "sample": dg.MetadataValue.json(_jsonable(getattr(res, "sample", None))),
         **extra,
     })
@@ -121,18 +123,19 @@ def _jsonable(sample) -> dict:
     description="Cox model of backshoring (Table 3) on region spells in (start, stop] form: "
                 "Efron ties, firm-clustered sandwich errors, Schoenfeld PH test.",
 )
-def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    cfg = load_config("models.yaml").get("cox", {})
-    spec_path = config_file(cfg.get("spec", "cox_table3.yaml"))
+def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
+                    study: Study):
+    spec_path, spec_sha = study.spec.files["cox"], study.spec.sha256
     with warehouse.connect() as con:
         spells = con.sql("SELECT * FROM panel.spell_years").pl()
         t0 = time.perf_counter()
-        res = fit_cox_table3(spells, spec_path)
+        res = fit_cox_table3(spells, study.spec.cox)
         fit_s = time.perf_counter() - t0
         del spells
-        ngroups = int(getattr(res, "ngroups", 0) or getattr(res, "n_clusters", 0) or 0)
+        # firms behind the clustered errors; None (stored as NULL) for an unclustered fit
+        ngroups = res.ngroups
         stats = {"llf": res.llf, "n_events": res.n_events, "fit_seconds": fit_s,
-                 "spec": str(spec_path)}
+                 "spec": str(spec_path), "spec_sha256": spec_sha}
         coef = write_fit(con, "backshoring_cox", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=ngroups, stats=stats,
                          truth=_truth(context, folders, "cox", "coefficients"))
@@ -140,7 +143,8 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
         _frame_table(con, "cox_ph_test", ph)
     return dg.MaterializeResult(metadata={
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio")),
-        "nobs": int(res.nobs), "ngroups": ngroups, "n_events": int(res.n_events),
-        "fit_seconds": round(fit_s, 2), "spec_file": str(spec_path),
+        "nobs": int(res.nobs), "n_events": int(res.n_events),
+        **({"ngroups": int(ngroups)} if ngroups is not None else {}),
+        "fit_seconds": round(fit_s, 2), "spec_file": str(spec_path), "spec_sha256": spec_sha,
         "ph_test": dg.MetadataValue.md(ph.to_markdown(index=False)),
     })

@@ -10,15 +10,21 @@ from pathlib import Path
 from typing import Any, Callable
 
 import dagster as dg
+from pydantic import Field
 
 from assets._common import table_metadata
 from offshoring import load as loader
 from offshoring import validation as v
+from offshoring.identity import Identity, IdentityError, key_fingerprint
 from offshoring.pseudonym import PseudonymKeyError, resolve_key
+from offshoring.readers.common import inside_folder
+from offshoring import plausibility as plausible
+from offshoring.spec import Thresholds
+from offshoring.truth import generated_folder_problem
 from offshoring.readers.survey import discover_survey_files
 from offshoring.version import code_version
 from orchestration.partitions import survey_year_partitions
-from orchestration.resources import WRITER_POOL, Folders, Warehouse
+from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "raw"
 
@@ -42,15 +48,47 @@ def _as_check(name: str, res: v.CheckResult, severity=dg.AssetCheckSeverity.ERRO
                                metadata=meta, severity=severity)
 
 
-def _check_results(con, table: str, report: loader.LoadReport, *, year: int | None = None):
+def _check_results(con, table: str, report: loader.LoadReport, *, year: int | None = None,
+                   plausibility: Thresholds | None = None):
     for name, res in v.table_checks(con, table, year=year).items():
-        yield _as_check(name, res)
+        severity = dg.AssetCheckSeverity.WARN if name == "row_count_vs_previous" else dg.AssetCheckSeverity.ERROR
+        yield _as_check(name, res, severity)
     for name, res in v.warning_checks(report.warnings, table).items():
         yield _as_check(name, res, dg.AssetCheckSeverity.WARN)
+    if plausibility is not None and year is not None:
+        bounds = plausibility.plausibility
+        years = [r[0] for r in con.execute("SELECT DISTINCT year FROM raw.survey_returns").fetchall()]
+        for name, res in (
+                ("amounts_on_usual_scale", plausible.amounts_on_usual_scale(con, year, bounds)),
+                ("turnover_above_ceiling",
+                 plausible.turnover_above_ceiling(con, year, plausibility.ceilings(years), bounds))):
+            yield _as_check(name, res, dg.AssetCheckSeverity.WARN)
+
+
+def _target(warehouse: Warehouse, folders: Folders) -> dict[str, Any]:
+    """The key, and the identity every raw load compares with the warehouse's before writing.
+
+    In synthetic mode the raw folder must hold exactly the generator's files: the demo
+    key never pseudonymises anything else.
+    """
+    if folders.synthetic:
+        problem = generated_folder_problem(folders.raw)
+        if problem:
+            raise dg.Failure(description=(
+                f"Synthetic mode, but {problem}. The demo runs only on files the generator wrote: point "
+                f"OFFSHORING_RAW_DIR at an empty folder for `offshoring demo`, or run real files with "
+                f"`offshoring run` and your key."))
+    try:
+        key = resolve_key(folders.synthetic)
+    except PseudonymKeyError as exc:
+        raise dg.Failure(description=str(exc)) from None
+    identity = Identity(folders.origin, key_fingerprint(key))
+    return {"key": key, "identity": identity, "database": warehouse.database}
 
 
 def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, table: str,
-          run: Callable[[Any], loader.LoadReport], *, year: int | None = None):
+          run: Callable[[Any], loader.LoadReport], *, year: int | None = None,
+          plausibility: Thresholds | None = None):
     with warehouse.connect() as con:
         loader.create_schema(con)
         try:
@@ -58,9 +96,9 @@ def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, table: str,
         except v.ContractError as exc:
             # nothing was written; the message names file, row and column
             raise dg.Failure(description=str(exc),
-                             metadata={"rows_rejected": exc.n_rows_rejected or 0}) from exc
-        except PseudonymKeyError as exc:
-            raise dg.Failure(description=str(exc)) from exc
+                             metadata={"rows_rejected": exc.n_rows_rejected or 0}) from None
+        except (PseudonymKeyError, IdentityError, loader.WarehouseWriteError) as exc:
+            raise dg.Failure(description=str(exc)) from None
         meta = report.as_metadata()
         metadata = table_metadata(
             con, f"raw.{table}",
@@ -76,15 +114,42 @@ def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, table: str,
             metadata["dagster/row_count"] = meta["rows_written"]
         context.log.info(f"raw.{table}: {meta['rows_written']} rows from {Path(meta['file']).name}")
         yield dg.MaterializeResult(metadata=metadata)
-        yield from _check_results(con, table, report, year=year)
+        yield from _check_results(con, table, report, year=year, plausibility=plausibility)
 
 
 def _required(folders: Folders, *candidates: str) -> Path:
     for rel in candidates:
         p = folders.raw / rel
-        if p.exists():
-            return p
-    raise dg.Failure(description=f"none of {', '.join(candidates)} found in {folders.raw}")
+        if p.exists() or p.is_symlink():
+            return _inside(folders, p)
+    raise dg.Failure(description=f"None of {', '.join(candidates)} found in {folders.raw}: the raw folder "
+                                 f"must hold them (see README, 'Running on real files').")
+
+
+def _inside(folders: Folders, path: Path) -> Path:
+    """Files are read only inside the raw folder (a link pointing outside is refused)."""
+    try:
+        return inside_folder(path, folders.raw)
+    except v.ContractError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
+class SurveyLoadConfig(dg.Config):
+    """Per-run options of a survey year's load."""
+
+    accept_smaller: bool = Field(
+        default=False,
+        description="accept a delivery much smaller than the one it replaces, or than its neighbouring "
+                    "years (recorded in raw.load_log)")
+
+
+def delivery_gate(thresholds: Thresholds, accept_year: int | None = None) -> loader.DeliveryGate:
+    """The specification's gate (thresholds.yaml, `delivery_gate`), plus a year accepted for this run."""
+    cfg = thresholds.delivery_gate
+    accepted = set(cfg.accept_smaller) | ({int(accept_year)} if accept_year is not None else set())
+    return loader.DeliveryGate(max_shrink_share=cfg.max_shrink_share,
+                               min_share_of_neighbours=cfg.min_share_of_neighbours,
+                               accept_smaller=frozenset(accepted))
 
 
 @dg.asset(
@@ -92,21 +157,35 @@ def _required(folders: Folders, *candidates: str) -> Path:
     partitions_def=survey_year_partitions,
     check_specs=_table_checks("survey_returns", "survey_returns") + [
         dg.AssetCheckSpec("row_count_vs_previous", asset="survey_returns",
-                          description="rows not below half of the previous year's delivery"),
+                          description="(warning) rows not below half of the previous year's delivery "
+                                      "(a smaller year passes the delivery gate only when accepted)"),
+        dg.AssetCheckSpec("amounts_on_usual_scale", asset="survey_returns",
+                          description="(warning) medians of turnover, employees, value added, wage costs "
+                                      "and value added per employee within a factor of the other years'"),
+        dg.AssetCheckSpec("turnover_above_ceiling", asset="survey_returns",
+                          description="(warning) the share of returns above the turnover ceiling in line "
+                                      "with the other years' (count and share in the metadata)"),
     ],
     description="Survey returns, one partition per delivery (survey/survey_<YYYY>.*); "
                 "tax codes replaced by keyed pseudonyms.",
 )
-def survey_returns(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
+def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, warehouse: Warehouse,
+                   folders: Folders, study: Study):
     year = int(context.partition_key)
-    files = discover_survey_files(folders.raw)
+    try:
+        files = discover_survey_files(folders.raw)
+    except v.ContractError as exc:
+        raise dg.Failure(description=str(exc)) from None
     if year not in files:
-        raise dg.Failure(description=f"no survey delivery for {year} in {folders.raw / 'survey'}")
-    key = resolve_key(folders.raw)
+        raise dg.Failure(description=f"No survey delivery for {year} in {folders.raw / 'survey'} "
+                                     f"(expected survey_{year}.csv, .csv.gz or .parquet).")
+    target = _target(warehouse, folders)
+    thresholds = study.spec.thresholds
+    gate = delivery_gate(thresholds, year if config.accept_smaller else None)
     yield from _load(context, warehouse, "survey_returns",
-                     lambda con: loader.load_survey_year(con, files[year], year, key=key,
-                                                         code_version=code_version()),
-                     year=year)
+                     lambda con: loader.load_survey_year(con, files[year], year, gate=gate,
+                                                         code_version=code_version(), **target),
+                     year=year, plausibility=thresholds)
 
 
 @dg.asset(group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
@@ -114,9 +193,9 @@ def survey_returns(context: dg.AssetExecutionContext, warehouse: Warehouse, fold
           description="AIDA export made long: one row per company and year (n.d./n.s. missing).")
 def aida_firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
     path = _required(folders, "aida/aida_firms.xlsx", "aida/aida_firms.csv")
-    key = resolve_key(folders.raw)
+    target = _target(warehouse, folders)
     yield from _load(context, warehouse, "aida_firm_years",
-                     lambda con: loader.load_aida_firms(con, path, key=key, code_version=code_version()))
+                     lambda con: loader.load_aida_firms(con, path, code_version=code_version(), **target))
 
 
 @dg.asset(group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
@@ -124,10 +203,10 @@ def aida_firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
           description="Foreign participations of AIDA companies, with the destination region.")
 def aida_subsidiaries(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
     path = _required(folders, "aida/aida_subsidiaries.csv")
-    key = resolve_key(folders.raw)
+    target = _target(warehouse, folders)
     yield from _load(context, warehouse, "aida_subsidiaries",
-                     lambda con: loader.load_aida_subsidiaries(con, path, key=key,
-                                                               code_version=code_version()))
+                     lambda con: loader.load_aida_subsidiaries(con, path, code_version=code_version(),
+                                                               **target))
 
 
 @dg.asset(group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
@@ -137,9 +216,11 @@ def aida_subsidiaries(context: dg.AssetExecutionContext, warehouse: Warehouse, f
                       "in the raw folder overrides it).")
 def municipalities(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
     user = folders.raw / "reference" / "municipalities.csv"
-    path = user if user.exists() else None
+    path = _inside(folders, user) if (user.exists() or user.is_symlink()) else None
+    target = _target(warehouse, folders)
+    target.pop("key")
     yield from _load(context, warehouse, "municipalities",
-                     lambda con: loader.load_municipalities(con, path, code_version=code_version()))
+                     lambda con: loader.load_municipalities(con, path, code_version=code_version(), **target))
 
 
 @dg.asset(group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
@@ -147,8 +228,10 @@ def municipalities(context: dg.AssetExecutionContext, warehouse: Warehouse, fold
           description="Municipality -> local labour market area (reference/llma.csv).")
 def llma_map(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
     path = _required(folders, "reference/llma.csv")
+    target = _target(warehouse, folders)
+    target.pop("key")
     yield from _load(context, warehouse, "llma",
-                     lambda con: loader.load_llma(con, path, code_version=code_version()))
+                     lambda con: loader.load_llma(con, path, code_version=code_version(), **target))
 
 
 @dg.asset(group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
@@ -156,5 +239,8 @@ def llma_map(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: F
           description="Census employment by LLMA x ATECO division x size class.")
 def census_employment(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
     path = _required(folders, "reference/census_employment.csv")
+    target = _target(warehouse, folders)
+    target.pop("key")
     yield from _load(context, warehouse, "census_employment",
-                     lambda con: loader.load_census_employment(con, path, code_version=code_version()))
+                     lambda con: loader.load_census_employment(con, path, code_version=code_version(),
+                                                               **target))

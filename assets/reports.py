@@ -34,7 +34,7 @@ def _provenance(context: dg.AssetExecutionContext, folders: Folders) -> dict[str
 
 
 def _collect_provenance(context: dg.AssetExecutionContext, folders: Folders) -> dict[str, Any]:
-    truth, _ = read_truth(folders.raw)
+    truth, _ = read_truth(folders.raw) if folders.synthetic else (None, None)
     cfg = {
         "paths": app_settings.Settings().as_dict() | {"raw_dir": str(folders.raw),
                                                        "reports_dir": str(folders.reports)},

@@ -90,7 +90,8 @@ def child_pipeline(root: Path) -> None:
     shutil.copy(ROOT / "orchestration" / "instance" / "dagster.yaml", home / "dagster.yaml")
     defs = build_definitions({
         "warehouse": Warehouse(database=env["OFFSHORING_DB"]),
-        "folders": Folders(raw_dir=env["OFFSHORING_RAW_DIR"], reports_dir=env["OFFSHORING_REPORTS_DIR"]),
+        "folders": Folders(raw_dir=env["OFFSHORING_RAW_DIR"], reports_dir=env["OFFSHORING_REPORTS_DIR"],
+                           synthetic=True),
     })
     groups = {spec.key.to_user_string(): spec.group_name for spec in defs.resolve_all_asset_specs()}
     import_s = time.perf_counter() - t_import

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any, Mapping
 
-from offshoring.settings import dagster_home, load_config
+from offshoring.settings import dagster_home
 
 _PERSONAL = re.compile(r"\b[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{3}[A-Z]\b", re.I)
 _COMPANY = re.compile(r"\b[0-9]{11}\b")
@@ -96,14 +96,15 @@ class AlertSettings:
     sent_log: Path | None = None
 
     @classmethod
-    def load(cls, data: Mapping[str, Any] | None = None) -> "AlertSettings":
-        cfg = dict(data) if data is not None else load_config("alerts.yaml")
-        log = cfg.get("sent_log")
+    def load(cls, data: Mapping[str, Any]) -> "AlertSettings":
+        """From the study specification's ``alerts`` part (checked there: every key present)."""
+        cfg = dict(data)
+        log = cfg["sent_log"]
         return cls(
-            enabled=bool(cfg.get("enabled", False)),
-            ui_base_url=str(cfg.get("ui_base_url") or "http://localhost:3000"),
-            email=dict(cfg.get("email") or {}),
-            slack=dict(cfg.get("slack") or {}),
+            enabled=bool(cfg["enabled"]),
+            ui_base_url=str(cfg["ui_base_url"]),
+            email=dict(cfg["email"]),
+            slack=dict(cfg["slack"]),
             sent_log=Path(log) if log else None,
         )
 
@@ -164,9 +165,8 @@ def send_slack(alert: Alert, cfg: AlertSettings) -> None:
             raise RuntimeError(f"slack webhook answered {resp.status}")
 
 
-def dispatch(alert: Alert, cfg: AlertSettings | None = None) -> list[str]:
+def dispatch(alert: Alert, cfg: AlertSettings) -> list[str]:
     """Send an alert on every channel that is on, once; returns the channels used."""
-    cfg = cfg or AlertSettings.load()
     if not cfg.enabled:
         return []
     log = SentLog(cfg.log_path())

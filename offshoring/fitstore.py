@@ -31,7 +31,7 @@ class StoredFit:
     bse: pd.Series
     pvalues: pd.Series
     nobs: int
-    ngroups: int
+    ngroups: int | None  # None: the fit has no groups (an unclustered Cox fit), never 0
     stats: dict[str, Any] = field(default_factory=dict)
     truth: dict[str, float] = field(default_factory=dict)
 
@@ -45,7 +45,7 @@ def _f(x: Any) -> float | None:
 
 
 def write_fit(con: duckdb.DuckDBPyConnection, model: str, params: pd.Series, bse: pd.Series,
-              pvalues: pd.Series, *, nobs: int, ngroups: int, stats: Mapping[str, Any] | None = None,
+              pvalues: pd.Series, *, nobs: int, ngroups: int | None, stats: Mapping[str, Any] | None = None,
               truth: Mapping[str, float] | None = None, z_crit: float = 1.959963984540054) -> pd.DataFrame:
     """Replace the model's rows in both tables (one transaction); returns the coefficient frame."""
     truth = dict(truth or {})
@@ -63,7 +63,8 @@ def write_fit(con: duckdb.DuckDBPyConnection, model: str, params: pd.Series, bse
         })
     coef = pd.DataFrame(rows)
     stat_rows = [{"model": model, "stat": "nobs", "value": float(nobs), "text": None},
-                 {"model": model, "stat": "ngroups", "value": float(ngroups), "text": None}]
+                 {"model": model, "stat": "ngroups", "value": None if ngroups is None else float(ngroups),
+                  "text": None}]
     for k, v in (stats or {}).items():
         fv = _f(v) if not isinstance(v, str) else None
         stat_rows.append({"model": model, "stat": k, "value": fv,
@@ -109,6 +110,7 @@ def read_fit(con: duckdb.DuckDBPyConnection, model: str) -> StoredFit:
         params=pd.Series(coef["estimate"].to_numpy(), index=idx),
         bse=pd.Series(coef["std_error"].to_numpy(), index=idx),
         pvalues=pd.Series(coef["p_value"].to_numpy(), index=idx),
-        nobs=int(stats.get("nobs", 0)), ngroups=int(stats.get("ngroups", 0)),
+        nobs=int(stats["nobs"]),
+        ngroups=None if stats.get("ngroups") is None else int(stats["ngroups"]),
         stats=stats, truth=truth,
     )

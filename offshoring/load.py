@@ -28,6 +28,7 @@ from typing import Any
 
 import polars as pl
 
+from offshoring.identity import Identity, ensure_identity
 from offshoring.version import code_version
 from offshoring.pseudonym import PseudonymKeyError, hmac_sql, tax_code_fields
 from offshoring.readers import aida as aida_reader
@@ -127,6 +128,69 @@ class Prepared:
     file_format: str = ""
     delete_where: tuple[str, list[Any]] = ("", [])
     key: bytes | None = field(default=None, repr=False)
+    gate: DeliveryGate | None = None  # survey years only
+
+
+@dataclass(frozen=True)
+class DeliveryGate:
+    """How much a survey delivery may differ in size from what it replaces, before it replaces it.
+
+    A re-delivered year may lose at most `max_shrink_share` of the rows it replaces; a new
+    year must hold at least `min_share_of_neighbours` of the mean of the nearest loaded
+    years before and after it. A year in `accept_smaller` passes (the acceptance is
+    recorded in ``raw.load_log``). A delivery with no returns never passes unaccepted.
+    """
+
+    max_shrink_share: float = 0.10
+    min_share_of_neighbours: float = 0.5
+    accept_smaller: frozenset[int] = frozenset()
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_shrink_share < 1:
+            raise ValueError("delivery_gate.max_shrink_share must be in [0, 1)")
+        if not 0 <= self.min_share_of_neighbours <= 1:
+            raise ValueError("delivery_gate.min_share_of_neighbours must be in [0, 1]")
+
+
+_ACCEPT_HINT = ("If the year is genuinely smaller, accept it for this year: `offshoring run --accept-smaller "
+                "{year}` (or `accept_smaller: [{year}]` under delivery_gate in thresholds.yaml); the "
+                "acceptance is recorded in raw.load_log.")
+
+
+def _gate_survey_year(con: Any, year: int, new_rows: int, gate: DeliveryGate, path: Path) -> ValidationWarning | None:
+    """Refuse (ContractError) a delivery much smaller than what it replaces or its neighbours.
+
+    Runs inside the load's transaction, before the old rows are deleted. Returns the
+    warning recording an acceptance, or None.
+    """
+    counts = dict(con.execute(f"SELECT year, count(*) FROM {RAW_SCHEMA}.survey_returns GROUP BY year").fetchall())
+    old = int(counts.get(int(year), 0))
+    problem = None
+    if old:
+        if new_rows < old * (1 - gate.max_shrink_share):
+            problem = (f"the delivery has {new_rows:,} returns where the one it replaces had {old:,} "
+                       f"({(new_rows - old) / old:+.0%}; at most -{gate.max_shrink_share:.0%} is accepted "
+                       f"without confirmation)")
+    else:
+        below = [y for y in counts if y < year]
+        above = [y for y in counts if y > year]
+        near = ([max(below)] if below else []) + ([min(above)] if above else [])
+        if near:
+            ref = sum(counts[y] for y in near) / len(near)
+            if new_rows < gate.min_share_of_neighbours * ref:
+                years = " and ".join(str(y) for y in near)
+                problem = (f"the delivery has {new_rows:,} returns, {new_rows / ref:.0%} of the "
+                           f"{ref:,.0f} of its neighbouring year{'s' if len(near) > 1 else ''} {years} "
+                           f"(at least {gate.min_share_of_neighbours:.0%} is accepted without confirmation)")
+        elif new_rows == 0:
+            problem = "the delivery holds no returns"
+    if problem is None:
+        return None
+    if int(year) in gate.accept_smaller:
+        return ValidationWarning("accepted_smaller_delivery", "survey_returns", None, new_rows,
+                                 f"accepted by the user for {year}: {problem}")
+    raise ContractError(path, [Failure("smaller_delivery", None, detail=problem)],
+                        n_rows_rejected=0, note=_ACCEPT_HINT.format(year=int(year)))
 
 
 def _column_map(column_map: Any, path: Path) -> ColumnMap:
@@ -164,7 +228,7 @@ def _check_key(key: Any) -> bytes:
 
 
 def prepare_survey_year(path: str | Path, year: int, *, key: bytes, column_map: Any = None,
-                        ceiling: float | None = None, va_quantile: float | None = None) -> Prepared:
+                        gate: DeliveryGate | None = None) -> Prepared:
     key = _check_key(key)
     path = Path(path)
     named = survey_reader.year_of_file(path)
@@ -176,14 +240,14 @@ def prepare_survey_year(path: str | Path, year: int, *, key: bytes, column_map: 
     with _rows_read(raw.rows_read):
         typed = survey_reader.parse_survey(raw, int(year), cmap)
     typed = tax_code_fields(typed)
-    warnings = survey_warnings(typed, int(year), ceiling=ceiling, quantile=va_quantile)
+    warnings = survey_warnings(typed)
     out = typed.with_columns(pl.lit(path.name).alias("source_file"))
     return Prepared(
         table="survey_returns", partition=str(int(year)), path=path,
         sha256=raw.sha256 or sha256_file(path), frame=_select(out, "survey_returns"),
         rows_read=raw.rows_read, rows_rejected=raw.empty_rows, reasons=_empty_reasons(raw.empty_rows),
         warnings=warnings, file_format=raw.file_format,
-        delete_where=("year = ?", [int(year)]), key=key,
+        delete_where=("year = ?", [int(year)]), key=key, gate=gate if gate is not None else DeliveryGate(),
     )
 
 
@@ -287,8 +351,14 @@ class _rows_read:
 
 
 def write_prepared(con: Any, prepared: Prepared, *, code_version: str | None = None,
+                   identity: Identity | None = None, database: str | Path = "the warehouse",
                    _before_commit: Callable[[Any], None] | None = None) -> LoadReport:
-    """Replace the prepared part of its table and log the load, in one transaction."""
+    """Replace the prepared part of its table and log the load, in one transaction.
+
+    Inside the transaction and before anything is deleted: the warehouse's `identity`
+    (origin and key) is compared with the run's, and a survey year passes its
+    `DeliveryGate`. A refusal rolls back, so the table stays as it was.
+    """
     started = time.perf_counter()
     create_schema(con)
     table = f"{RAW_SCHEMA}.{prepared.table}"
@@ -314,6 +384,13 @@ def write_prepared(con: Any, prepared: Prepared, *, code_version: str | None = N
     try:
         con.begin()
         try:
+            if identity is not None:
+                ensure_identity(con, identity, database)
+            if prepared.gate is not None and prepared.partition is not None:
+                accepted = _gate_survey_year(con, int(prepared.partition), prepared.frame.height,
+                                             prepared.gate, prepared.path)
+                if accepted is not None:
+                    report.warnings = [*report.warnings, accepted]
             where, params = prepared.delete_where
             con.execute(f"DELETE FROM {table}" + (f" WHERE {where}" if where else ""), params)
             con.execute(f"INSERT INTO {table} ({col_list}) SELECT {', '.join(select)} FROM {view}", insert_params)
@@ -323,12 +400,41 @@ def write_prepared(con: Any, prepared: Prepared, *, code_version: str | None = N
                 _before_commit(con)
             _fault_injection_pause()
             con.commit()
-        except BaseException:
-            con.rollback()
-            raise
+        except BaseException as exc:
+            _rollback_quietly(con)
+            raise _plain_io_error(exc, database) from exc
     finally:
-        con.unregister(view)
+        try:
+            con.unregister(view)
+        except Exception:  # noqa: BLE001 - a failed unregister must not hide the real error
+            pass
     return report
+
+
+def _rollback_quietly(con: Any) -> None:
+    """Roll back if a transaction is still open; DuckDB aborts it by itself on some errors
+    (a full disk), and "no transaction is active" must not replace the real cause."""
+    try:
+        con.rollback()
+    except Exception:  # noqa: BLE001
+        pass
+
+
+class WarehouseWriteError(RuntimeError):
+    """The warehouse could not be written (disk full, file not writable); nothing was replaced."""
+
+
+def _plain_io_error(exc: BaseException, database: str | Path) -> BaseException:
+    """A full disk or an unwritable file as one plain sentence; other errors unchanged."""
+    text = str(exc).lower()
+    if "no space left" in text or "disk full" in text or "not enough space" in text:
+        return WarehouseWriteError(f"The disk holding {database} is full: nothing was written and the "
+                                   f"warehouse is as it was. Free space (or point OFFSHORING_DB elsewhere) "
+                                   f"and run again.")
+    if "permission denied" in text or "read-only file system" in text:
+        return WarehouseWriteError(f"{database} cannot be written (permission denied or read-only): "
+                                   f"nothing was replaced.")
+    return exc
 
 
 FAULT_PAUSE_ENV = "OFFSHORING_FAULT_PAUSE_BEFORE_COMMIT"
@@ -392,17 +498,19 @@ def log_rejection(con: Any, table: str, partition: str | None, path: Path, error
 
 
 def _load(con: Any, table: str, partition: str | None, path: Path | None, prepare: Callable[[], Prepared], *,
-          code_version: str | None, log_rejections: bool) -> LoadReport:
+          code_version: str | None, log_rejections: bool, identity: Identity | None = None,
+          database: str | Path = "the warehouse") -> LoadReport:
     started = time.perf_counter()
     try:
         prepared = prepare()
+        report = write_prepared(con, prepared, code_version=code_version, identity=identity, database=database)
     except ContractError as exc:
+        # a file refused by the contract or by the delivery gate (rolled back): logged as rejected;
+        # the asset layer can show the rejected attempt's metadata from `exc.report`
         if log_rejections and path is not None:
-            # the asset layer can show the rejected attempt's metadata from `exc.report`
             exc.report = log_rejection(con, table, partition, Path(path), exc, code_version=code_version,
                                        started=started)
         raise
-    report = write_prepared(con, prepared, code_version=code_version)
     report.duration_s = time.perf_counter() - started
     return report
 
@@ -413,56 +521,68 @@ def _load(con: Any, table: str, partition: str | None, path: Path | None, prepar
 
 
 def load_survey_year(con: Any, path: str | Path, year: int, *, key: bytes, column_map: Any = None,
-                     ceiling: float | None = None, va_quantile: float | None = None,
-                     code_version: str | None = None, log_rejections: bool = True) -> LoadReport:
+                     gate: DeliveryGate | None = None, code_version: str | None = None,
+                     log_rejections: bool = True,
+        identity: Identity | None = None, database: str | Path = "the warehouse") -> LoadReport:
     """Replace `year` in ``raw.survey_returns`` with the delivery at `path`.
 
-    `ceiling` (EUR) and `va_quantile` default to ``config/thresholds.yaml``.
+    `gate` (default `DeliveryGate()`) refuses a delivery much smaller than what it replaces.
     Raises `ContractError` (nothing written) when the file breaks the contract.
+    `identity` and `database`: see `write_prepared`.
     """
     return _load(con, "survey_returns", str(int(year)), Path(path),
-                 lambda: prepare_survey_year(path, year, key=key, column_map=column_map,
-                                             ceiling=ceiling, va_quantile=va_quantile),
-                 code_version=code_version, log_rejections=log_rejections)
+                 lambda: prepare_survey_year(path, year, key=key, column_map=column_map, gate=gate),
+                 code_version=code_version, log_rejections=log_rejections,
+                 identity=identity, database=database)
 
 
 def load_aida_firms(con: Any, path: str | Path, *, key: bytes, column_map: Any = None,
-                    code_version: str | None = None, log_rejections: bool = True) -> LoadReport:
+                    code_version: str | None = None, log_rejections: bool = True,
+        identity: Identity | None = None, database: str | Path = "the warehouse") -> LoadReport:
     """Replace ``raw.aida_firm_years`` with the (wide) AIDA export at `path`, made long."""
     return _load(con, "aida_firm_years", None, Path(path),
                  lambda: prepare_aida_firms(path, key=key, column_map=column_map),
-                 code_version=code_version, log_rejections=log_rejections)
+                 code_version=code_version, log_rejections=log_rejections,
+                 identity=identity, database=database)
 
 
 def load_aida_subsidiaries(con: Any, path: str | Path, *, key: bytes, column_map: Any = None,
-                           code_version: str | None = None, log_rejections: bool = True) -> LoadReport:
+                           code_version: str | None = None, log_rejections: bool = True,
+        identity: Identity | None = None, database: str | Path = "the warehouse") -> LoadReport:
     """Replace ``raw.aida_subsidiaries``; each participation gets its destination region."""
     return _load(con, "aida_subsidiaries", None, Path(path),
                  lambda: prepare_aida_subsidiaries(path, key=key, column_map=column_map),
-                 code_version=code_version, log_rejections=log_rejections)
+                 code_version=code_version, log_rejections=log_rejections,
+                 identity=identity, database=database)
 
 
 def load_municipalities(con: Any, path: str | Path | None = None, *, code_version: str | None = None,
-                        log_rejections: bool = True) -> LoadReport:
+                        log_rejections: bool = True,
+        identity: Identity | None = None, database: str | Path = "the warehouse") -> LoadReport:
     """Replace ``raw.municipalities`` with the ISTAT list (bundled, or the user's file at `path`)."""
     from offshoring import geo
 
     p = Path(path) if path is not None else geo.bundled_list_path()
     return _load(con, "municipalities", None, p, lambda: prepare_municipalities(p),
-                 code_version=code_version, log_rejections=log_rejections)
+                 code_version=code_version, log_rejections=log_rejections,
+                 identity=identity, database=database)
 
 
 def load_llma(con: Any, path: str | Path, *, column_map: Any = None, code_version: str | None = None,
-              log_rejections: bool = True) -> LoadReport:
+              log_rejections: bool = True,
+        identity: Identity | None = None, database: str | Path = "the warehouse") -> LoadReport:
     return _load(con, "llma", None, Path(path), lambda: prepare_llma(path, column_map=column_map),
-                 code_version=code_version, log_rejections=log_rejections)
+                 code_version=code_version, log_rejections=log_rejections,
+                 identity=identity, database=database)
 
 
 def load_census_employment(con: Any, path: str | Path, *, column_map: Any = None,
-                           code_version: str | None = None, log_rejections: bool = True) -> LoadReport:
+                           code_version: str | None = None, log_rejections: bool = True,
+        identity: Identity | None = None, database: str | Path = "the warehouse") -> LoadReport:
     return _load(con, "census_employment", None, Path(path),
                  lambda: prepare_census_employment(path, column_map=column_map),
-                 code_version=code_version, log_rejections=log_rejections)
+                 code_version=code_version, log_rejections=log_rejections,
+                 identity=identity, database=database)
 
 
 def table_row_count(con: Any, table: str, *, year: int | None = None) -> int:

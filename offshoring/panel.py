@@ -1,21 +1,14 @@
-"""The panel stage: runs the SQL files under sql/ in order, with the settings SQL cannot read."""
+"""The panel stage: runs the SQL files under sql/ in order, with the settings SQL cannot read.
+
+Settings come in as arguments (the study specification's `Thresholds`), never from a file.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
-
 import duckdb
 
+from offshoring.spec import Thresholds
 from offshoring.sqlfiles import run_sql
-
-
-def turnover_ceilings(years: Iterable[int], thresholds: dict[str, Any] | None = None) -> dict[int, float]:
-    """The survey's turnover ceiling for each year (config/thresholds.yaml; the rule is
-    `offshoring.validation.turnover_ceiling`, shared with the raw layer's warnings)."""
-    from offshoring.validation import thresholds as load_thresholds, turnover_ceiling
-
-    cfg = thresholds if thresholds is not None else load_thresholds()
-    return {int(y): turnover_ceiling(int(y), cfg) for y in years}
 
 
 def register_ceilings(con: duckdb.DuckDBPyConnection, ceilings: dict[int, float]) -> None:
@@ -28,23 +21,27 @@ def register_ceilings(con: duckdb.DuckDBPyConnection, ceilings: dict[int, float]
 class PanelSchemaError(ValueError):
     """The panel breaks its pandera schema; nothing was written."""
 
+    def __init__(self, message: str, failures: list[dict] | None = None):
+        super().__init__(message)
+        self.failures = list(failures or [])
 
-def _ceilings(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] | None) -> dict[int, float]:
+
+def _ceilings(con: duckdb.DuckDBPyConnection, thresholds: Thresholds) -> dict[int, float]:
     years = [r[0] for r in con.execute(
         "SELECT DISTINCT year FROM raw.survey_returns "
         "UNION SELECT DISTINCT year FROM raw.aida_firm_years").fetchall()]
-    ceilings = turnover_ceilings(years, thresholds)
+    ceilings = thresholds.ceilings(years)
     register_ceilings(con, ceilings)
     return ceilings
 
 
-def _survey_ranked(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] | None) -> dict[int, float]:
+def _survey_ranked(con: duckdb.DuckDBPyConnection, thresholds: Thresholds) -> dict[int, float]:
     ceilings = _ceilings(con, thresholds)
     run_sql(con, "panel_survey_latest")
     return ceilings
 
 
-def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] | None = None):
+def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: Thresholds):
     """panel.survey_rejects and panel.firm_years, validated before they are committed.
 
     Returns (ceilings by year, validation). Raises PanelSchemaError (after a
@@ -59,7 +56,7 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: dict[str, Any] 
         validation = _validate_by_year(con)
         if not validation.passed:
             raise PanelSchemaError("panel.firm_years breaks its schema; nothing written.\n"
-                                   + validation.summary())
+                                   + validation.summary(), validation.failures)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -83,15 +80,14 @@ def _validate_by_year(con: duckdb.DuckDBPyConnection):
     return PanelValidation(not failures, n, failures)
 
 
-def build_aida_offshoring(con: duckdb.DuckDBPyConnection, ownership_pct: float = 50.0,
-                          thresholds: dict[str, Any] | None = None) -> None:
+def build_aida_offshoring(con: duckdb.DuckDBPyConnection, thresholds: Thresholds) -> None:
     """panel.aida_large (AIDA firm-years with their dedup outcome) and panel.aida_offshoring."""
     _ceilings(con, thresholds)
     run_sql(con, "panel_aida_large")
-    run_sql(con, "panel_aida_offshoring", {"ownership_pct": float(ownership_pct)})
+    run_sql(con, "panel_aida_offshoring", {"ownership_pct": float(thresholds.offshoring_ownership_pct)})
 
 
-def build_model_panel(con: duckdb.DuckDBPyConnection, leave_one_out: bool = True) -> None:
+def build_model_panel(con: duckdb.DuckDBPyConnection, leave_one_out: bool) -> None:
     run_sql(con, "panel_model_panel", {"leave_one_out": bool(leave_one_out)})
 
 

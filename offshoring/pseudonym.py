@@ -10,11 +10,11 @@ same ``firm_id`` in the survey and in AIDA; without the key nobody can go back.
 The key comes from ``OFFSHORING_PSEUDONYM_KEY`` (the key itself) or
 ``OFFSHORING_PSEUDONYM_KEY_FILE`` (a file outside the repository holding it; its
 bytes, trailing whitespace removed). A key is used as the bytes written (a hex
-string counts as text, not decoded) and must have at least 16 of them. A
-raw folder written by the synthetic generator (``truth.json`` with
-``"generator": "offshoring.synth"``) may use the public `DEMO_KEY`; any other
-folder without a key is an error: real data is never pseudonymised with a key
-everyone knows.
+string counts as text, not decoded) and must have at least 16 of them. Only the
+synthetic demo, asked for explicitly (``offshoring demo``, ``offshoring run
+--synthetic``, ``OFFSHORING_SYNTHETIC=1``), uses the public `DEMO_KEY`; it is never
+inferred from a file in the raw folder, so real data is never pseudonymised with a
+key everyone knows.
 
 The derivations here are vectorised polars versions of `offshoring.taxcode`
 (which stays the reference: tests compare the two).
@@ -41,15 +41,6 @@ class PseudonymKeyError(RuntimeError):
     """No usable pseudonymisation key."""
 
 
-def is_synthetic_raw_dir(raw_dir: str | Path | None) -> bool:
-    """Whether the folder holds a truth.json written by the project's own generator."""
-    if raw_dir is None:
-        return False
-    from offshoring.truth import read_truth
-
-    return read_truth(raw_dir)[0] is not None
-
-
 def _inside_repository(path: Path) -> bool:
     try:
         path.resolve().relative_to(settings.PROJECT_ROOT.resolve())
@@ -58,11 +49,13 @@ def _inside_repository(path: Path) -> bool:
         return False
 
 
-def resolve_key(raw_dir: str | Path | None = None) -> bytes:
-    """The pseudonymisation key, from the environment or (synthetic data only) the demo key.
+def resolve_key(synthetic: bool = False) -> bytes:
+    """The pseudonymisation key: the public demo key in synthetic mode, else the user's.
 
     Never returns or logs anything derived from the key besides the key itself.
     """
+    if synthetic:
+        return DEMO_KEY
     value = os.environ.get(settings.ENV_PSEUDONYM_KEY)
     if value:
         key = value.encode("utf-8")
@@ -85,13 +78,11 @@ def resolve_key(raw_dir: str | Path | None = None) -> bytes:
         if len(key) < MIN_KEY_BYTES:
             raise PseudonymKeyError(f"the key in {path} is shorter than {MIN_KEY_BYTES} bytes")
         return key
-    if is_synthetic_raw_dir(raw_dir if raw_dir is not None else settings.raw_dir()):
-        return DEMO_KEY
     raise PseudonymKeyError(
-        "no pseudonymisation key: set OFFSHORING_PSEUDONYM_KEY to a long random secret, or "
+        "No pseudonymisation key: set OFFSHORING_PSEUDONYM_KEY to a long random secret, or "
         "OFFSHORING_PSEUDONYM_KEY_FILE to a file outside the repository holding one (e.g. "
         "`python -c 'import secrets; print(secrets.token_hex(32))' > ~/.offshoring_key`). "
-        "Only a synthetic raw folder (truth.json from offshoring.synth) may do without."
+        "Only the synthetic demo (`offshoring demo`) does without."
     )
 
 

@@ -23,6 +23,25 @@ ENV_REPORTS_DIR = "OFFSHORING_REPORTS_DIR"
 ENV_CONFIG_DIR = "OFFSHORING_CONFIG_DIR"
 ENV_PSEUDONYM_KEY = "OFFSHORING_PSEUDONYM_KEY"
 ENV_PSEUDONYM_KEY_FILE = "OFFSHORING_PSEUDONYM_KEY_FILE"
+ENV_SYNTHETIC = "OFFSHORING_SYNTHETIC"
+
+
+class SettingError(ValueError):
+    """A setting (environment variable or config file) that cannot be used as given."""
+
+
+def synthetic() -> bool:
+    """Whether the run is the synthetic demo (OFFSHORING_SYNTHETIC=1), asked for explicitly.
+
+    Off unless set: real files are never taken for synthetic ones, and the demo's public
+    pseudonymisation key is used only in this mode.
+    """
+    value = (os.environ.get(ENV_SYNTHETIC) or "0").strip().lower()
+    if value in ("1", "true", "yes"):
+        return True
+    if value in ("0", "false", "no", ""):
+        return False
+    raise SettingError(f"{ENV_SYNTHETIC} must be 1 (synthetic demo) or 0 (real files), not {value!r}")
 
 
 def _path(env: str, default: str) -> Path:
@@ -54,6 +73,11 @@ def config_dir() -> Path:
     the project's own ``config/``.
     """
     return _path(ENV_CONFIG_DIR, "config")
+
+
+def defaults_config_dir() -> Path:
+    """The folder of the default YAML files (the only place a default is written)."""
+    return PROJECT_ROOT / "config"
 
 
 def config_file(name: str) -> Path:

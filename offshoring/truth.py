@@ -1,4 +1,10 @@
-"""The generator's truth.json, trusted only when the project's own generator wrote it."""
+"""The generator's truth.json: read only in synthetic mode, and only for files it wrote.
+
+`generated_folder_problem` is how the synthetic mode knows a folder is the generator's:
+truth.json carries the SHA-256 of every file the generator wrote, and every contract
+file present must be one of them, unchanged. A truth.json beside other files (real
+deliveries, or files edited since) is not trusted.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 MARKER = "offshoring.synth"
+#: folders of the data contract whose files the manifest must cover
+CONTRACT_FOLDERS = ("survey", "aida", "reference")
 
 
 def read_truth(raw_dir: str | Path) -> tuple[dict[str, Any] | None, str | None]:
@@ -17,13 +25,40 @@ def read_truth(raw_dir: str | Path) -> tuple[dict[str, Any] | None, str | None]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        return None, f"{path} is not readable JSON ({exc}); ignored"
+        return None, f"{path} is not readable JSON ({type(exc).__name__}); ignored"
     if not isinstance(data, dict) or data.get("generator") != MARKER:
         return None, (f"{path} was not written by the project's generator "
                       f"(no \"generator\": \"{MARKER}\"); ignored")
     return data, None
 
 
-def seed_of(raw_dir: str | Path) -> int | None:
-    truth, _ = read_truth(raw_dir)
-    return None if truth is None else truth.get("seed")
+def contract_files(raw_dir: str | Path) -> list[Path]:
+    """Every file under the contract's folders, plus the column map (sorted)."""
+    raw = Path(raw_dir)
+    files = [p for sub in CONTRACT_FOLDERS if (raw / sub).is_dir()
+             for p in sorted((raw / sub).rglob("*")) if p.is_file() or p.is_symlink()]
+    if (raw / "column_map.yaml").exists():
+        files.append(raw / "column_map.yaml")
+    return files
+
+
+def generated_folder_problem(raw_dir: str | Path) -> str | None:
+    """None when `raw_dir` holds only files the generator wrote, unchanged; else why not."""
+    from offshoring.readers.common import sha256_file
+
+    raw = Path(raw_dir)
+    truth, warning = read_truth(raw)
+    if truth is None:
+        return warning or f"{raw} has no truth.json from the generator"
+    written = truth.get("file_sha256")
+    if not isinstance(written, dict):
+        return f"{raw / 'truth.json'} lists no file hashes (written by an older generator); generate again"
+    for p in contract_files(raw):
+        rel = p.relative_to(raw).as_posix()
+        if p.is_symlink():
+            return f"{p} is a link; the generator writes plain files"
+        if rel not in written:
+            return f"{p} was not written by the generator"
+        if sha256_file(p) != written[rel]:
+            return f"{p} was changed after the generator wrote it"
+    return None

@@ -7,9 +7,10 @@ Two outcomes, as the raw layer's contract says:
   duplicate firm-year filings, negative amounts, shares outside 0-100, flags
   outside 0/1, unknown categories, malformed codes;
 * an implausible but possible value is **recorded** as a `ValidationWarning`
-  (value added per employee beyond a high quantile, turnover above the survey
-  ceiling, a tax code whose check character is wrong), which the asset layer
-  shows as a WARN-severity check.
+  (a tax code whose check character is wrong, a return without an activity or
+  municipality code), which the asset layer shows as a WARN-severity check. The
+  plausibility of a delivery as a whole is judged against the other loaded years
+  (`offshoring.plausibility`).
 
 Messages name the file, the row (1-based data row, header excluded) and the
 column, never a cell's value: the values include tax codes, which are personal
@@ -65,6 +66,11 @@ RULES: dict[str, str] = {
     "malformed_division": "malformed ATECO division (2 digits expected)",
     "wrong_type": "column of the wrong type",
     "invalid_list": "the municipality list is not usable",
+    "ambiguous_number": "number that reads two ways",
+    "duplicate_delivery": "more than one delivery file for the same input",
+    "future_year": "fiscal year after the current one",
+    "outside_raw_folder": "file outside the raw folder",
+    "smaller_delivery": "the delivery is much smaller than what it replaces or its neighbouring years",
 }
 
 MAX_ROWS_SHOWN = 5
@@ -160,8 +166,6 @@ class ValidationWarning:
 #: warning rules per raw table: the asset layer can declare one WARN check per rule
 WARNING_RULES: dict[str, dict[str, str]] = {
     "survey_returns": {
-        "va_per_employee_outlier": "value added per employee beyond a high quantile of the delivery",
-        "turnover_above_ceiling": "turnover above the survey's ceiling for the year",
         "tax_code_bad_check_character": "tax code whose check character is wrong",
         "missing_ateco": "return without an ATECO code",
         "missing_municipality": "return without a municipality code",
@@ -178,29 +182,6 @@ WARNING_RULES: dict[str, dict[str, str]] = {
     "census_employment": {},
     "municipalities": {},
 }
-
-# ---------------------------------------------------------------------------
-# Thresholds (config/thresholds.yaml)
-# ---------------------------------------------------------------------------
-
-
-def thresholds() -> dict[str, Any]:
-    return settings.load_config("thresholds.yaml")
-
-
-def turnover_ceiling(year: int, config: dict[str, Any] | None = None) -> float:
-    """The survey's turnover ceiling in `year`, EUR (config `turnover_ceiling`)."""
-    cfg = (config if config is not None else thresholds()).get("turnover_ceiling", {})
-    if isinstance(cfg, (int, float)):
-        return float(cfg)
-    by_year = {int(k): v for k, v in (cfg.get("by_year") or {}).items()}
-    return float(by_year.get(int(year), cfg.get("default", 7_500_000)))
-
-
-def va_quantile(config: dict[str, Any] | None = None) -> float:
-    cfg = config if config is not None else thresholds()
-    return float(cfg.get("warn_va_per_employee_quantile", 0.999))
-
 
 # ---------------------------------------------------------------------------
 # Shapes of codes (as regular expressions, for pandera and polars)
@@ -454,32 +435,15 @@ def raise_if_failures(file: str | Path, failures: Sequence[Failure], *, row_labe
 # ---------------------------------------------------------------------------
 
 
-def survey_warnings(frame: pl.DataFrame, year: int, *, ceiling: float | None = None,
-                    quantile: float | None = None) -> list[ValidationWarning]:
-    """Warnings of a typed survey delivery (needs `tax_code_check_ok`). Only rules that fire."""
-    ceiling = turnover_ceiling(year) if ceiling is None else float(ceiling)
-    q = va_quantile() if quantile is None else float(quantile)
+def survey_warnings(frame: pl.DataFrame) -> list[ValidationWarning]:
+    """Warnings of a typed survey delivery (needs `tax_code_check_ok`). Only rules that fire.
+
+    Facts of single returns only; the plausibility of the delivery as a whole (its
+    scale, its returns above the turnover ceiling) is judged against the other loaded
+    years after the load (`offshoring.plausibility`).
+    """
     out: list[ValidationWarning] = []
     table = "survey_returns"
-    va = frame.lazy().filter((pl.col("employees") > 0) & pl.col("value_added").is_not_null()).select(
-        (pl.col("value_added") / pl.col("employees")).alias("va")
-    ).collect()["va"]
-    min_rows = math.ceil(1.0 / (1.0 - q) - 1e-9) if q < 1 else math.inf
-    if va.len() >= min_rows:
-        cut = va.quantile(q, interpolation="linear")
-        n = int((va > cut).sum())
-        if n:
-            out.append(ValidationWarning(
-                "va_per_employee_outlier", table, "value_added", n,
-                f"{n} returns have value added per employee above the {q:.3%} quantile of the "
-                f"delivery ({cut / 1000:,.1f} thousand EUR)",
-            ))
-    n = int((frame["turnover"] > ceiling).sum())
-    if n:
-        out.append(ValidationWarning(
-            "turnover_above_ceiling", table, "turnover", n,
-            f"{n} returns report turnover above the survey ceiling of {ceiling:,.0f} EUR for {year}",
-        ))
     out.extend(check_character_warnings(frame, table))
     for col, rule in (("ateco_2007", "missing_ateco"), ("municipality_code", "missing_municipality")):
         n = int(frame[col].null_count())

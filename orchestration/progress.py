@@ -31,7 +31,8 @@ class _StepLines(logging.Handler):
             dt = time.perf_counter() - self.started.pop(step, time.perf_counter())
             self._print(f"  ok {step} ({dt:.1f} s)")
         elif kind == "STEP_FAILURE":
-            self._print(f"  FAILED {step}: {record.getMessage()[:2000]}")
+            # the cause is printed once, in plain words, by the caller (failure_summary)
+            self._print(f"  FAILED {step}")
         elif kind == "ASSET_CHECK_EVALUATION":
             data = event.event_specific_data
             evaluation = getattr(data, "evaluation", data)

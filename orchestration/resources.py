@@ -4,12 +4,15 @@
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import dagster as dg
 import duckdb
 
+from pydantic import PrivateAttr
+
 from offshoring import settings
+from offshoring.spec import StudySpec, load_study_spec
 
 
 class Warehouse(dg.ConfigurableResource):
@@ -51,10 +54,21 @@ def _connect_waiting(path: str, read_only: bool, timeout_s: float) -> duckdb.Duc
 
 
 class Folders(dg.ConfigurableResource):
-    """Where raw files are read, reports written and YAML settings found."""
+    """Where raw files are read and reports written, and what the raw files are.
+
+    `synthetic` is the demo mode, asked for explicitly (``offshoring demo``,
+    ``OFFSHORING_SYNTHETIC=1``): the raw folder must then hold the generator's files,
+    unchanged, and the public demo key pseudonymises them. Off, the files are real and
+    the user's key is required.
+    """
 
     raw_dir: str
     reports_dir: str
+    synthetic: bool = False
+
+    @property
+    def origin(self) -> str:
+        return "synthetic" if self.synthetic else "real"
 
     @property
     def raw(self) -> Path:
@@ -65,6 +79,26 @@ class Folders(dg.ConfigurableResource):
         return Path(self.reports_dir)
 
 
+class Study(dg.ConfigurableResource):
+    """The study specification (`offshoring.spec.StudySpec`), read and checked once per step.
+
+    `config_dir` is the user's folder of YAML files (``OFFSHORING_CONFIG_DIR``); every
+    file or key it lacks comes from the project's defaults.
+    """
+
+    config_dir: str | None = None
+    _spec: Any = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._spec = load_study_spec(self.config_dir)
+
+    @property
+    def spec(self) -> StudySpec:
+        if self._spec is None:
+            self._spec = load_study_spec(self.config_dir)
+        return self._spec
+
+
 WRITER_POOL = "duckdb_writer"
 
 
@@ -73,6 +107,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "warehouse": Warehouse(database=str(settings.db_path())),
         "folders": Folders(
-            raw_dir=str(settings.raw_dir()), reports_dir=str(settings.reports_dir())
+            raw_dir=str(settings.raw_dir()), reports_dir=str(settings.reports_dir()),
+            synthetic=settings.synthetic(),
         ),
+        "study": Study(config_dir=str(settings.config_dir())),
     }

@@ -4,33 +4,35 @@
 
 import dagster as dg
 
-from offshoring.settings import load_config
 from orchestration.jobs import load_survey_year
 from orchestration.partitions import SURVEY_YEARS
 from orchestration.resources import Folders
 from orchestration.sensors import changed_deliveries, delivery_state
 
-CRON = str(load_config("schedule.yaml").get("yearly_refresh_cron", "0 6 1 3 *"))
 
+def yearly_refresh_schedule(cron: str) -> dg.ScheduleDefinition:
+    """The yearly refresh at `cron` (the study specification's schedule part)."""
 
-@dg.schedule(
-    cron_schedule=CRON, job=load_survey_year, default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every year (default 1 March, config/schedule.yaml): load new or changed "
-                "survey deliveries; the eager automation then refreshes everything downstream.",
-)
-def yearly_refresh(context: dg.ScheduleEvaluationContext, folders: Folders):
-    state = delivery_state(folders.raw, {})
-    known = set(context.instance.get_dynamic_partitions(SURVEY_YEARS))
-    new_years = [y for y in state if y not in known]
-    if new_years:
-        context.instance.add_dynamic_partitions(SURVEY_YEARS, new_years)
-    stamp = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
-    requests = [
-        dg.RunRequest(partition_key=y, run_key=f"yearly-{stamp}-{y}",
-                      tags={"offshoring/delivery": state[y]["name"],
-                            "offshoring/sha256": state[y]["sha256"]})
-        for y in changed_deliveries(context.instance, state, {})
-    ]
-    if requests:
-        return requests
-    return dg.SkipReason("no new or changed survey delivery; outputs are up to date with the loaded years")
+    @dg.schedule(
+        cron_schedule=cron, job=load_survey_year, default_status=dg.DefaultScheduleStatus.RUNNING,
+        description="Every year (default 1 March, config/schedule.yaml): load new or changed "
+                    "survey deliveries; the eager automation then refreshes everything downstream.",
+    )
+    def yearly_refresh(context: dg.ScheduleEvaluationContext, folders: Folders):
+        state = delivery_state(folders.raw, {})
+        known = set(context.instance.get_dynamic_partitions(SURVEY_YEARS))
+        new_years = [y for y in state if y not in known]
+        if new_years:
+            context.instance.add_dynamic_partitions(SURVEY_YEARS, new_years)
+        stamp = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
+        requests = [
+            dg.RunRequest(partition_key=y, run_key=f"yearly-{stamp}-{y}",
+                          tags={"offshoring/delivery": state[y]["name"],
+                                "offshoring/sha256": state[y]["sha256"]})
+            for y in changed_deliveries(context.instance, state, {})
+        ]
+        if requests:
+            return requests
+        return dg.SkipReason("no new or changed survey delivery; outputs are up to date with the loaded years")
+
+    return yearly_refresh

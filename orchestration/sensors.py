@@ -12,7 +12,7 @@ from offshoring.readers.common import sha256_file
 from offshoring.readers.survey import discover_survey_files
 from orchestration.jobs import load_survey_year
 from orchestration.partitions import SURVEY_YEARS, survey_year_partitions
-from orchestration.resources import Folders
+from orchestration.resources import Folders, Study
 
 
 SURVEY_KEY = dg.AssetKey("survey_returns")
@@ -101,7 +101,7 @@ def survey_delivery_sensor(context: dg.SensorEvaluationContext, folders: Folders
     description="Sends an alert (e-mail, Slack; off by default in config/alerts.yaml) for "
                 "every asset check that fails, ERROR or WARN.",
 )
-def check_failure_alert_sensor(context: dg.SensorEvaluationContext):
+def check_failure_alert_sensor(context: dg.SensorEvaluationContext, study: Study):
     # The cursor is a timestamp: storage ids are not a valid cursor on the run-sharded
     # SQLite storage of a local instance. Each tick re-reads one second of overlap; the
     # sent-once log keeps an alert from going out twice.
@@ -111,7 +111,7 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext):
                               after_timestamp=after),
         limit=1000, ascending=True,
     )
-    cfg = AlertSettings.load()
+    cfg = AlertSettings.load(study.spec.alerts.model_dump())
     sent = 0
     last = float(context.cursor) if context.cursor else None
     for rec in records:
@@ -138,8 +138,9 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext):
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="Sends an alert when a run fails.",
 )
-def run_failure_alert_sensor(context: dg.RunFailureSensorContext):
+def run_failure_alert_sensor(context: dg.RunFailureSensorContext, study: Study):
     run = context.dagster_run
     message = context.failure_event.message or "run failed"
     dispatch(Alert(kind="run_failed", run_id=run.run_id, job=run.job_name,
-                   partition=run.tags.get("dagster/partition"), description=message))
+                   partition=run.tags.get("dagster/partition"), description=message),
+             AlertSettings.load(study.spec.alerts.model_dump()))

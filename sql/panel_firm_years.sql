@@ -2,7 +2,9 @@
 -- harmonised geography (reference = current ISTAT list) and derived variables.
 -- Municipality codes are looked up in the layout valid in the return's year; a code
 -- found only in another layout is taken from the nearest layout; a code found in none
--- keeps the province its first three digits denote (geo_resolution says which).
+-- keeps the province its first three digits denote (geo_resolution says which). A code
+-- that resolves to no province at all is refused by the panel schema (province is
+-- required), naming the delivery file and row: the one geography policy.
 CREATE OR REPLACE TEMP TABLE _sme AS
 SELECT *,
        CASE WHEN year <= 2005 THEN 0 WHEN year <= 2009 THEN 1
@@ -61,7 +63,8 @@ SELECT s.firm_id, s.year::INTEGER AS year, s.filing_date, s.ateco_2007, s.sector
        (s.net_income > 0)::TINYINT AS profit,
        CASE s.market_area WHEN 'local' THEN 1 WHEN 'provincial' THEN 2 WHEN 'regional' THEN 3
                           WHEN 'national' THEN 4 WHEN 'international' THEN 5 END::TINYINT
-           AS market_area_order
+           AS market_area_order,
+       s.source_file, s.source_row
 FROM _sme s
 CROSS JOIN LATERAL (
     SELECT coalesce(s.subcontracting_europe, 0) + coalesce(s.subcontracting_north_africa, 0)

@@ -55,7 +55,7 @@ def pipeline_run(tmp_path_factory) -> PipelineRun:
         defs = build_definitions({
             "warehouse": Warehouse(database=env["OFFSHORING_DB"]),
             "folders": Folders(raw_dir=env["OFFSHORING_RAW_DIR"],
-                               reports_dir=env["OFFSHORING_REPORTS_DIR"]),
+                               reports_dir=env["OFFSHORING_REPORTS_DIR"], synthetic=True),
         })
         with dg.instance_for_test(temp_dir=env["DAGSTER_HOME"]) as instance:
             ok = run_everything(raw, instance=instance, defs=defs)

@@ -106,7 +106,9 @@ def test_same_failure_is_sent_once(tmp_path, smtp_server, webhook):
 
 
 def test_off_by_default(tmp_path):
-    cfg = AlertSettings.load()
+    from offshoring.spec import load_study_spec
+
+    cfg = AlertSettings.load(load_study_spec().alerts.model_dump())
     assert cfg.enabled is False
     assert dispatch(make_alert(), cfg) == []
 
@@ -126,6 +128,7 @@ def test_check_failure_sensor_on_a_local_instance(tmp_path, webhook, monkeypatch
     uses, sends each once, and keeps working tick after tick."""
     import dagster as dg
 
+    from orchestration.resources import Study
     from orchestration.sensors import check_failure_alert_sensor
 
     url, bodies = webhook
@@ -135,7 +138,7 @@ def test_check_failure_sensor_on_a_local_instance(tmp_path, webhook, monkeypatch
         "enabled: true\nui_base_url: http://ui.local:3000\n"
         f"slack: {{enabled: true, webhook_url: '{url}'}}\n"
         f"sent_log: {tmp_path / 'sent.json'}\n")
-    monkeypatch.setenv("OFFSHORING_CONFIG_DIR", str(cfg_dir))
+    study = {"study": Study(config_dir=str(cfg_dir))}
 
     @dg.asset(check_specs=[dg.AssetCheckSpec("plausible", asset="thing")])
     def thing():
@@ -149,20 +152,21 @@ def test_check_failure_sensor_on_a_local_instance(tmp_path, webhook, monkeypatch
     dg.materialize([thing], instance=instance)
     cursor = None
     for _ in range(3):
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor)
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources=study)
         check_failure_alert_sensor(ctx)
         cursor = ctx.cursor
     assert len(bodies) == 1
     assert "thing" in bodies[0]["text"] and "plausible" in bodies[0]["text"]
     assert "n_rows=4" in bodies[0]["text"]
     dg.materialize([thing], instance=instance)  # same failure again: not re-sent
-    check_failure_alert_sensor(dg.build_sensor_context(instance=instance, cursor=cursor))
+    check_failure_alert_sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=study))
     assert len(bodies) == 1
 
 
 def test_run_failure_sensor_sends_an_alert(tmp_path, webhook, monkeypatch):
     import dagster as dg
 
+    from orchestration.resources import Study
     from orchestration.sensors import run_failure_alert_sensor
 
     url, bodies = webhook
@@ -171,7 +175,6 @@ def test_run_failure_sensor_sends_an_alert(tmp_path, webhook, monkeypatch):
     (cfg_dir / "alerts.yaml").write_text(
         f"enabled: true\nslack: {{enabled: true, webhook_url: '{url}'}}\n"
         f"sent_log: {tmp_path / 'sent.json'}\n")
-    monkeypatch.setenv("OFFSHORING_CONFIG_DIR", str(cfg_dir))
 
     @dg.asset
     def broken():
@@ -185,7 +188,7 @@ def test_run_failure_sensor_sends_an_alert(tmp_path, webhook, monkeypatch):
                    if r.dagster_event is not None and r.dagster_event.event_type_value == "PIPELINE_FAILURE")
     ctx = dg.build_run_status_sensor_context(
         sensor_name="run_failure_alert_sensor", dagster_instance=instance, dagster_run=run,
-        dagster_event=failure).for_run_failure()
+        dagster_event=failure, resources={"study": Study(config_dir=str(cfg_dir))}).for_run_failure()
     run_failure_alert_sensor(ctx)
     assert len(bodies) == 1
     assert result.run_id in bodies[0]["text"] and PERSONAL not in bodies[0]["text"]

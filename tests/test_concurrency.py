@@ -31,7 +31,9 @@ def _env(tmp: Path, raw: Path) -> dict[str, str]:
     home.mkdir(exist_ok=True)
     shutil.copy(ROOT / "orchestration" / "instance" / "dagster.yaml", home / "dagster.yaml")
     return {**os.environ, "DAGSTER_HOME": str(home), "OFFSHORING_RAW_DIR": str(raw),
-            "OFFSHORING_DB": str(tmp / "w.duckdb"), "OFFSHORING_REPORTS_DIR": str(tmp / "reports")}
+            "OFFSHORING_DB": str(tmp / "w.duckdb"), "OFFSHORING_REPORTS_DIR": str(tmp / "reports"),
+            # real mode (a key): the kill test loads a changed delivery, which the demo mode refuses
+            "OFFSHORING_SYNTHETIC": "0", "OFFSHORING_PSEUDONYM_KEY": "concurrency-test-key-0123456789"}
 
 
 def _register_years(env: dict[str, str], years: list[str]) -> None:

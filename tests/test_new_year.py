@@ -34,7 +34,7 @@ def world(tmp_path_factory):
     held = root / "survey_2013.csv"
     shutil.move(raw / "survey" / "survey_2013.csv", held)
     resources = {"warehouse": Warehouse(database=str(root / "w.duckdb")),
-                 "folders": Folders(raw_dir=str(raw), reports_dir=str(root / "reports"))}
+                 "folders": Folders(raw_dir=str(raw), reports_dir=str(root / "reports"), synthetic=True)}
     defs = build_definitions(resources)
     (root / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "home")) as instance:

@@ -11,8 +11,12 @@ import pytest
 
 from offshoring import panel
 from offshoring.geo import read_municipalities
+from offshoring.spec import Thresholds
 
-THRESHOLDS = {"turnover_ceiling": {"default": 7_500_000, "by_year": {2005: 5_164_569, 2006: 5_164_569}}}
+THRESHOLDS = Thresholds.model_validate({
+    "turnover_ceiling": {"default": 7_500_000, "by_year": {2005: 5_164_569, 2006: 5_164_569}},
+    "offshoring_ownership_pct": 50, "plausibility": {"max_median_factor": 3, "ceiling_share_margin": 0.02},
+    "delivery_gate": {"max_shrink_share": 0.1, "min_share_of_neighbours": 0.5, "accept_smaller": []}})
 
 SURVEY_COLS = [
     "firm_id", "year", "filing_date", "ateco_2007", "municipality_code", "turnover", "employees",
@@ -81,7 +85,7 @@ def load(con, survey: list[dict], aida: list[dict] | None = None, subs: list[dic
     run_sql(con, "geography_municipality_xwalk")
     run_sql(con, "geography_province_prefix")
     panel.build_firm_years(con, THRESHOLDS)
-    panel.build_aida_offshoring(con, 50, THRESHOLDS)
+    panel.build_aida_offshoring(con, THRESHOLDS)
     run_sql(con, "geography_province_spillovers")
     panel.build_model_panel(con, leave_one_out=True)
     panel.build_spells(con)
@@ -208,11 +212,13 @@ def test_district_flag_and_derived_variables(con):
 
 def test_panel_schema_failure_rolls_back(con):
     load(con, [ret("a", 2008, PRATO)])
-    bad = ret("a", 2009, PRATO)
+    bad = ret("a", 2009, PRATO, row=8)
     bad["export_share"] = 250.0  # the raw layer rejects this; here it reaches the panel
     df = pl.DataFrame([bad]).select(SURVEY_COLS).with_columns(pl.col("year").cast(pl.Int32))
     con.register("bad", df.to_arrow())
     con.execute("INSERT INTO raw.survey_returns SELECT * FROM bad")
-    with pytest.raises(panel.PanelSchemaError, match="export_share"):
+    with pytest.raises(panel.PanelSchemaError, match="export_share") as err:
         panel.build_firm_years(con, THRESHOLDS)
+    # named by the delivery and its data row, not by the panel's row
+    assert "survey_2009.csv row 8" in str(err.value)
     assert rows(con, "SELECT year FROM panel.firm_years") == [(2008,)]

@@ -23,33 +23,37 @@ def _no_key_env(monkeypatch):
 
 def test_key_from_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(ENV_PSEUDONYM_KEY, "a-long-enough-secret-value")
-    assert pseudonym.resolve_key(tmp_path) == b"a-long-enough-secret-value"
+    assert pseudonym.resolve_key() == b"a-long-enough-secret-value"
     monkeypatch.setenv(ENV_PSEUDONYM_KEY, "short")
     with pytest.raises(pseudonym.PseudonymKeyError, match="shorter"):
-        pseudonym.resolve_key(tmp_path)
+        pseudonym.resolve_key()
 
 
 def test_key_file_outside_repository(monkeypatch, tmp_path):
     f = tmp_path / "key"
     f.write_bytes(b"0123456789abcdef0123456789abcdef\n")
     monkeypatch.setenv(ENV_PSEUDONYM_KEY_FILE, str(f))
-    assert pseudonym.resolve_key(tmp_path) == b"0123456789abcdef0123456789abcdef"
+    assert pseudonym.resolve_key() == b"0123456789abcdef0123456789abcdef"
     monkeypatch.setenv(ENV_PSEUDONYM_KEY_FILE, str(PROJECT_ROOT / "config" / "thresholds.yaml"))
     with pytest.raises(pseudonym.PseudonymKeyError, match="inside the repository"):
-        pseudonym.resolve_key(tmp_path)
+        pseudonym.resolve_key()
     monkeypatch.setenv(ENV_PSEUDONYM_KEY_FILE, str(tmp_path / "missing"))
     with pytest.raises(pseudonym.PseudonymKeyError, match="no such file"):
-        pseudonym.resolve_key(tmp_path)
+        pseudonym.resolve_key()
 
 
-def test_missing_key_is_an_error_except_for_synthetic_data(tmp_path):
+def test_missing_key_is_an_error_and_the_demo_key_only_on_request(tmp_path, monkeypatch):
     with pytest.raises(pseudonym.PseudonymKeyError, match="OFFSHORING_PSEUDONYM_KEY"):
-        pseudonym.resolve_key(tmp_path)
-    (tmp_path / "truth.json").write_text(json.dumps({"generator": "someone.else"}))
-    with pytest.raises(pseudonym.PseudonymKeyError):
-        pseudonym.resolve_key(tmp_path)
+        pseudonym.resolve_key()
+    # a truth.json claiming the generator, beside real files, changes nothing
+    monkeypatch.chdir(tmp_path)
     (tmp_path / "truth.json").write_text(json.dumps({"generator": "offshoring.synth", "seed": 1}))
-    assert pseudonym.resolve_key(tmp_path) == pseudonym.DEMO_KEY
+    with pytest.raises(pseudonym.PseudonymKeyError):
+        pseudonym.resolve_key()
+    assert pseudonym.resolve_key(synthetic=True) == pseudonym.DEMO_KEY
+    # in the demo the public key is used even when a user key is set (one fixed identity)
+    monkeypatch.setenv(ENV_PSEUDONYM_KEY, "a-long-enough-secret-value")
+    assert pseudonym.resolve_key(synthetic=True) == pseudonym.DEMO_KEY
 
 
 def test_hmac_matches_python_and_normalises():

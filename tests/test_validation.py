@@ -275,19 +275,12 @@ def test_llma_and_census_rules(tmp_path):
 def test_warnings_are_recorded_not_rejected(tmp_path):
     con = duckdb.connect()
     rows = survey_rows(40, YEAR)
-    rows[0]["turnover"] = 9_000_000.0
-    rows[1]["turnover"] = 8_000_000.0
-    rows[2]["value_added"] = 50_000_000.0
-    rows[2]["employees"] = 1.0
     rows[5]["tax_code"] = rows[5]["tax_code"][:-1] + ("0" if rows[5]["tax_code"][-1] != "0" else "1")
     rows[6]["ateco_2007"] = None
     path = write_survey_csv(tmp_path / "survey_2008.csv", rows)
-    report = load.load_survey_year(con, path, YEAR, key=KEY, va_quantile=0.95, code_version="test")
+    report = load.load_survey_year(con, path, YEAR, key=KEY, code_version="test")
     assert report.rows_written == 40
     by_rule = {w.rule: w for w in report.warnings}
-    assert by_rule["turnover_above_ceiling"].n_rows == 2
-    assert "7,500,000" in by_rule["turnover_above_ceiling"].description
-    assert by_rule["va_per_employee_outlier"].n_rows >= 1
     assert by_rule["tax_code_bad_check_character"].n_rows == 1
     assert by_rule["missing_ateco"].n_rows == 1
     assert set(by_rule) <= set(validation.WARNING_RULES["survey_returns"])
@@ -299,21 +292,12 @@ def test_warnings_are_recorded_not_rejected(tmp_path):
     assert con.execute("SELECT count(*) FROM raw.survey_returns WHERE NOT tax_code_check_ok").fetchone()[0] == 1
 
 
-def test_ceiling_per_year_from_thresholds():
-    assert validation.turnover_ceiling(2005) == 5_164_569
-    assert validation.turnover_ceiling(2006) == 5_164_569
-    assert validation.turnover_ceiling(2007) == 7_500_000
-    assert validation.turnover_ceiling(2012) == 7_500_000
-    assert validation.va_quantile() == 0.999
-    assert validation.turnover_ceiling(2010, {"turnover_ceiling": {"default": 1, "by_year": {"2010": 2}}}) == 2
-
-
-def test_va_quantile_needs_enough_rows(tmp_path):
-    rows = survey_rows(30, YEAR)
-    rows[0]["value_added"] = 1e9
+def test_a_clean_delivery_raises_no_warning(tmp_path):
+    rows = survey_rows(200, YEAR)
     path = write_survey_csv(tmp_path / "survey_2008.csv", rows)
-    report = load.load_survey_year(duckdb.connect(), path, YEAR, key=KEY, code_version="t")  # q = 0.999
-    assert "va_per_employee_outlier" not in {w.rule for w in report.warnings}
+    report = load.load_survey_year(duckdb.connect(), path, YEAR, key=KEY, code_version="t")
+    assert report.warnings == []
+    assert all(r.passed for r in validation.warning_checks(report.warnings, "survey_returns").values())
 
 
 # --- checks on the loaded tables ------------------------------------------------------------------
@@ -327,9 +311,10 @@ def test_table_checks(loaded):
     assert validation.check_non_null_keys(con, "survey_returns", year=YEAR).passed
     assert validation.row_count_vs_previous(con, YEAR) == (True, N, None)
 
+    # a year much smaller than its neighbour passes the delivery gate only when accepted
     small = survey_rows(N // 2 - 1, YEAR + 1)
     load.load_survey_year(con, write_survey_csv(tmp / "survey" / "survey_2009.csv", small), YEAR + 1,
-                          key=KEY, code_version="t")
+                          key=KEY, code_version="t", gate=load.DeliveryGate(accept_smaller=frozenset({YEAR + 1})))
     assert validation.row_count_vs_previous(con, YEAR + 1) == (False, N // 2 - 1, N)
     load.load_survey_year(con, write_survey_csv(tmp / "survey" / "survey_2009.csv", survey_rows(N // 2, YEAR + 1)),
                           YEAR + 1, key=KEY, code_version="t")
@@ -366,8 +351,8 @@ def test_check_bundles_for_the_asset_layer(loaded):
     assert set(checks) == {"unique_keys", "non_null_keys", "schema_matches_contract", "row_count_vs_previous"}
     assert all(c.passed for c in checks.values())
     assert "no previous delivery" in checks["row_count_vs_previous"].description
-    warned = [validation.ValidationWarning("turnover_above_ceiling", "survey_returns", "turnover", 3, "3 returns")]
+    warned = [validation.ValidationWarning("missing_ateco", "survey_returns", "ateco_2007", 3, "3 returns")]
     res = validation.warning_checks(warned, "survey_returns")
     assert set(res) == set(validation.WARNING_RULES["survey_returns"])
-    assert not res["turnover_above_ceiling"].passed and res["turnover_above_ceiling"].metadata["n_rows"] == 3
+    assert not res["missing_ateco"].passed and res["missing_ateco"].metadata["n_rows"] == 3
     assert res["tax_code_bad_check_character"].passed

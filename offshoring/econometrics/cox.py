@@ -527,7 +527,7 @@ def _time_transform(model: CoxPH, times: np.ndarray, transform: str) -> np.ndarr
 # --------------------------------------------------------------------- Table 3 spec
 
 DEFAULT_COX_SPEC_FILE = "cox_table3.yaml"
-_COX_KEYS = {
+COX_KEYS = {
     "start", "stop", "event", "cluster", "destinations", "destination_column",
     "exclude_left_censored", "ties", "cov_type", "cluster_correction", "strata",
     "covariates", "dummies", "ph_test_transform", "description",
@@ -570,7 +570,7 @@ class CoxSpec:
 def load_cox_spec(spec: str | Path | Mapping | CoxSpec | None = None) -> CoxSpec:
     if isinstance(spec, CoxSpec):
         return spec
-    raw = read_spec_mapping(spec, DEFAULT_COX_SPEC_FILE, _COX_KEYS, "Cox spec")
+    raw = read_spec_mapping(spec, DEFAULT_COX_SPEC_FILE, COX_KEYS, "Cox spec")
     kw: dict[str, Any] = {}
     for key in ("start", "stop", "event", "cluster", "destination_column", "exclude_left_censored",
                 "ties", "cov_type", "cluster_correction", "ph_test_transform"):

@@ -42,7 +42,7 @@ from ._linalg import dependent_columns
 from ._summary import read_spec_mapping
 
 DEFAULT_SPEC_FILE = "probit_table2.yaml"
-_SPEC_KEYS = {
+DYNAMIC_KEYS = {
     "outcome", "group", "time", "link", "lagged", "contemporaneous", "counts",
     "dummies", "mundlak", "initial_values", "year_dummies", "years",
     "initial_period", "quad_points", "adaptive", "cov_type", "labels", "description",
@@ -128,7 +128,7 @@ def load_dynamic_spec(spec: str | Path | Mapping | DynamicSpec | None = None) ->
     """
     if isinstance(spec, DynamicSpec):
         return spec
-    raw = read_spec_mapping(spec, DEFAULT_SPEC_FILE, _SPEC_KEYS, "probit spec")
+    raw = read_spec_mapping(spec, DEFAULT_SPEC_FILE, DYNAMIC_KEYS, "probit spec")
     kw: dict[str, Any] = {}
     for key in ("outcome", "group", "time", "link", "initial_values", "year_dummies",
                 "initial_period", "quad_points", "adaptive", "cov_type"):

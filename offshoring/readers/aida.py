@@ -22,7 +22,7 @@ from pathlib import Path
 import polars as pl
 
 from offshoring.readers.column_map import ColumnMap
-from offshoring.readers.common import Kind, RawFrame, coerce, read_any, year_columns
+from offshoring.readers.common import Kind, RawFrame, coerce, read_any, schema_failures, year_columns
 from offshoring.validation import (
     ContractError,
     Failure,
@@ -132,9 +132,10 @@ def parse_aida_firms(raw: RawFrame, column_map: ColumnMap | None = None) -> tupl
         if c not in typed.columns:
             typed = typed.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
     typed = typed.select(*AIDA_COLUMNS, *[f"{s}_{y}" for y in years for s in AIDA_STEMS], "source_row")
-    failures += aida_firms_schema(tuple(years)).validate(typed, file=raw.path, headers=raw.headers, skip=skip)
+    failures, rejected = schema_failures(aida_firms_schema(tuple(years)), typed, file=raw.path,
+                                         headers=raw.headers, parsed=failures, skip=skip)
     if failures:
-        raise ContractError(raw.path, failures)
+        raise ContractError(raw.path, failures, n_rows_rejected=rejected)
     long = to_long(typed, years)
     return typed, long
 
@@ -175,9 +176,10 @@ def parse_aida_subsidiaries(raw: RawFrame) -> pl.DataFrame:
     """Typed, validated participations with ``destination``; raises `ContractError`."""
     typed, failures, skip = coerce(raw, SUBSIDIARY_KINDS, dot_thousands=False)
     typed = typed.select(*SUBSIDIARY_COLUMNS, "source_row")
-    failures += aida_subsidiaries_schema().validate(typed, file=raw.path, headers=raw.headers, skip=skip)
+    failures, rejected = schema_failures(aida_subsidiaries_schema(), typed, file=raw.path, headers=raw.headers,
+                                         parsed=failures, skip=skip)
     if failures:
-        raise ContractError(raw.path, failures)
+        raise ContractError(raw.path, failures, n_rows_rejected=rejected)
     return typed.with_columns(destination_expr().alias("destination"))
 
 

@@ -7,6 +7,7 @@ hand. Layout (see ``config/column_map.example.yaml``)::
       encoding: cp1252        # optional: utf-8 | cp1252 (detected when absent)
       separator: ";"          # optional (detected from the header line)
       decimal: ","            # optional (',' with ';' separators, '.' otherwise)
+      thousands: "."          # optional: the delivery groups thousands with '.' (or ',')
       columns:
         CODICE_FISCALE: tax_code
         ANNO_IMPOSTA: year
@@ -23,7 +24,11 @@ A source may also be a plain ``header: canonical`` mapping. Headers match after
 collapsing whitespace (line breaks inside Excel header cells included) and
 ignoring case; a header already equal to a canonical name needs no entry.
 Several headers may map to the same name (one per delivery year); two of them
-in the same file are an error.
+in the same file are an error, and so is one header written twice.
+
+Without ``thousands`` a survey number holding the other mark than the decimal
+one (``352.300`` in a decimal-comma file) reads two ways and is refused; with
+it, that mark is read as a thousands separator.
 """
 
 from __future__ import annotations
@@ -35,10 +40,12 @@ from typing import Any
 
 import yaml
 
-from offshoring.validation import ContractError, Failure
+from offshoring.validation import TAX_CODE_RE, ContractError, Failure
+
+_TAX_CODE = re.compile(TAX_CODE_RE)
 
 SOURCES = ("survey", "aida_firms", "aida_subsidiaries", "llma", "census_employment")
-_OPTIONS = {"columns", "encoding", "separator", "decimal", "sheet", "values", "scale"}
+_OPTIONS = {"columns", "encoding", "separator", "decimal", "thousands", "sheet", "values", "scale"}
 
 
 def normalise_header(header: str) -> str:
@@ -52,6 +59,7 @@ class SourceMap:
     encoding: str | None = None
     separator: str | None = None
     decimal: str | None = None
+    thousands: str | None = None
     sheet: str | int | None = None
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     scale: dict[str, float] = field(default_factory=dict)
@@ -85,6 +93,12 @@ class SourceMap:
         if dec is not None and dec not in (",", "."):
             raise ValueError(f"{origin}: {name}.decimal must be ',' or '.'")
         out.decimal = dec
+        thousands = data.get("thousands")
+        if thousands is not None and thousands not in (",", "."):
+            raise ValueError(f"{origin}: {name}.thousands must be ',' or '.'")
+        if thousands is not None and thousands == dec:
+            raise ValueError(f"{origin}: {name}.thousands and {name}.decimal are both {dec!r}")
+        out.thousands = thousands
         enc = data.get("encoding")
         if enc is not None:
             enc = str(enc).lower().replace("_", "-")
@@ -155,17 +169,53 @@ def as_column_map(value: ColumnMap | dict | str | Path | None, default_dir: Path
     return load_column_map(value)
 
 
+_NAME_LIKE = re.compile(r"^[^\W\d][\w .'’%&()/+-]{0,63}$")
+
+
+def plausible_header(header: str) -> bool:
+    """Whether a header cell looks like a column name, safe to repeat in a message.
+
+    A delivery without its header line has its first data row taken for the
+    header: its cells (tax codes among them, personal data) must not be echoed.
+    A name starts with a letter, has at most 64 characters, at most three digits
+    (``turnover_2008`` is left out too: better unsaid than a code said) and no
+    word shaped like a tax code (a 16-character personal code may hold only
+    letters).
+    """
+    text = " ".join(str(header).split())
+    if not _NAME_LIKE.match(text) or sum(ch.isdigit() for ch in text) > 3:
+        return False
+    return not any(_TAX_CODE.match(word) for word in re.split(r"[\s_.'’/()+&%-]+", text.upper()))
+
+
+def _describe_found(headers: list[str], matched: set[str]) -> str:
+    """The headers found, for a message: those that matched a column, and others that look like names."""
+    shown = [h for h in headers if h in matched or plausible_header(h)]
+    text = ", ".join(repr(h) for h in shown) if shown else "no column names"
+    hidden = len(headers) - len(shown)
+    if hidden:
+        text += (f" and {hidden} field{'s' if hidden > 1 else ''} that "
+                 f"{'do' if hidden > 1 else 'does'} not look like column names (not shown)")
+    if headers and not matched:
+        text += (f"; none of the {len(headers)} fields of the first line is a column of the contract: "
+                 f"is the header line missing?")
+    return text
+
+
 def rename_columns(headers: list[str], source: SourceMap, *, required: list[str], optional: list[str],
                    file: str | Path, patterns_ok: bool = False,
                    wide_stems: tuple[str, ...] = ("turnover", "employees")) -> tuple[dict[str, str], dict[str, str]]:
     """(delivery header -> canonical, canonical -> delivery header) for the wanted columns.
 
-    Raises `ContractError` listing the missing columns and the headers found, or
-    the headers that collide on one canonical name. Other columns are dropped.
+    `headers` are the file's header cells as written, repeats included.
+    Raises `ContractError` listing the missing columns and the headers found
+    that look like column names (never a cell of a data row taken for the
+    header), or naming a column two headers map to (two spellings, or one
+    header written twice). Other columns are dropped.
     """
     canonical = {normalise_header(c): c for c in [*required, *optional]}
     wide = re.compile(rf"^({'|'.join(wide_stems)})_(\d{{4}})$") if patterns_ok else None
-    rename: dict[str, str] = {}
+    pairs: list[tuple[str, str]] = []
     for h in headers:
         target = source.target(h)
         if target is None:
@@ -178,19 +228,25 @@ def rename_columns(headers: list[str], source: SourceMap, *, required: list[str]
             continue
         if target not in canonical.values() and not (wide is not None and wide.match(target)):
             continue
-        rename[h] = target
+        pairs.append((h, target))
     by_target: dict[str, list[str]] = {}
-    for h, t in rename.items():
+    for h, t in pairs:
         by_target.setdefault(t, []).append(h)
     clashes = {t: hs for t, hs in by_target.items() if len(hs) > 1}
     if clashes:
-        detail = "; ".join(f"{t} <- {', '.join(repr(h) for h in hs)}" for t, hs in sorted(clashes.items()))
-        raise ContractError(file, [Failure("duplicate_columns", None, detail=detail)])
+        raise ContractError(file, [Failure("duplicate_columns", t, detail=_clash(hs))
+                                   for t, hs in sorted(clashes.items())])
     missing = [c for c in required if c not in by_target]
     if missing:
-        found = ", ".join(repr(h) for h in headers) or "no columns"
         raise ContractError(file, [Failure(
             "missing_columns", None,
-            detail=f"missing: {', '.join(missing)}; found: {found}",
+            detail=f"missing: {', '.join(missing)}; found: {_describe_found(list(headers), {h for h, _ in pairs})}",
         )])
-    return rename, {t: hs[0] for t, hs in by_target.items()}
+    return dict(pairs), {t: hs[0] for t, hs in by_target.items()}
+
+
+def _clash(headers: list[str]) -> str:
+    """Words for headers mapping to one column (they matched a name, so they are names, not cells)."""
+    if len(set(headers)) == 1:
+        return f"the header {headers[0]!r} appears {len(headers)} times; keep one of those columns"
+    return f"headers {', '.join(repr(h) for h in headers)} all map to it; keep one of those columns"

@@ -16,7 +16,7 @@ import polars as pl
 
 from offshoring import geo
 from offshoring.readers.column_map import ColumnMap
-from offshoring.readers.common import Kind, RawFrame, coerce, read_any
+from offshoring.readers.common import Kind, RawFrame, coerce, inside_folder, read_any, schema_failures
 from offshoring.validation import (
     ContractError,
     Failure,
@@ -48,18 +48,24 @@ class RawFiles:
     column_map: Path | None
 
 
-def _one(folder: Path, names: tuple[str, ...]) -> Path | None:
+def _one(folder: Path, names: tuple[str, ...], raw_dir: Path | None = None) -> Path | None:
+    """The one file of `names` in `folder`, if any; two are an error, and so is a link leading
+    outside `raw_dir` (files are read only inside the raw folder)."""
+    if raw_dir is not None:
+        for n in names:
+            if (folder / n).exists() or (folder / n).is_symlink():
+                inside_folder(folder / n, raw_dir)
     hits = [folder / n for n in names if (folder / n).is_file()]
     if len(hits) > 1:
-        raise ContractError(folder, [Failure("duplicate_key", None,
-                                             detail=f"both {hits[0].name} and {hits[1].name}; keep one")])
+        raise ContractError(folder, [Failure("duplicate_delivery", None,
+                                             detail=f"both {hits[0].name} and {hits[1].name} are there; keep one")])
     return hits[0] if hits else None
 
 
 def municipality_list_path(raw_dir: str | Path | None = None) -> Path:
     """The user's ISTAT list in ``<raw>/reference/`` if there is one, else the bundled one."""
     if raw_dir is not None:
-        hit = _one(Path(raw_dir) / "reference", MUNICIPALITY_OVERRIDES)
+        hit = _one(Path(raw_dir) / "reference", MUNICIPALITY_OVERRIDES, Path(raw_dir))
         if hit is not None:
             return hit
     return geo.bundled_list_path()
@@ -73,10 +79,10 @@ def discover_raw_files(raw_dir: str | Path) -> RawFiles:
     return RawFiles(
         raw_dir=raw,
         survey=discover_survey_files(raw),
-        aida_firms=_one(raw / "aida", ("aida_firms.xlsx", "aida_firms.csv", "aida_firms.csv.gz")),
-        aida_subsidiaries=_one(raw / "aida", ("aida_subsidiaries.csv", "aida_subsidiaries.csv.gz")),
-        llma=_one(raw / "reference", ("llma.csv", "llma.csv.gz")),
-        census_employment=_one(raw / "reference", ("census_employment.csv", "census_employment.csv.gz")),
+        aida_firms=_one(raw / "aida", ("aida_firms.xlsx", "aida_firms.csv", "aida_firms.csv.gz"), raw),
+        aida_subsidiaries=_one(raw / "aida", ("aida_subsidiaries.csv", "aida_subsidiaries.csv.gz"), raw),
+        llma=_one(raw / "reference", ("llma.csv", "llma.csv.gz"), raw),
+        census_employment=_one(raw / "reference", ("census_employment.csv", "census_employment.csv.gz"), raw),
         municipalities=municipality_list_path(raw),
         column_map=cmap if cmap.is_file() else None,
     )
@@ -110,14 +116,15 @@ def read_llma(path: str | Path, column_map: ColumnMap | None = None) -> tuple[pl
     raw = read_any(Path(path), source, required=LLMA_COLUMNS, allowed=(".csv", ".csv.gz", ".parquet"))
     typed, failures, skip = coerce(raw, LLMA_KINDS)
     typed = typed.select(*LLMA_COLUMNS, "source_row")
-    failures += llma_schema().validate(typed, file=raw.path, headers=raw.headers, skip=skip)
-    _raise(raw, failures)
+    failures, rejected = schema_failures(llma_schema(), typed, file=raw.path, headers=raw.headers,
+                                         parsed=failures, skip=skip)
+    _raise(raw, failures, rejected)
     return typed, raw
 
 
-def _raise(raw: RawFrame, failures: list[Failure]) -> None:
+def _raise(raw: RawFrame, failures: list[Failure], rejected: int) -> None:
     if failures:
-        err = ContractError(raw.path, failures)
+        err = ContractError(raw.path, failures, n_rows_rejected=rejected)
         err.rows_read = raw.rows_read
         raise err
 
@@ -141,6 +148,7 @@ def read_census_employment(path: str | Path, column_map: ColumnMap | None = None
         size.replace({"250ormore": "250+", "250andover": "250+", "oltre250": "250+", "250-": "250+"}),
         pl.when(division.str.contains(r"^\d$")).then(division.str.zfill(2)).otherwise(division),
     ).select(*CENSUS_COLUMNS, "source_row")
-    failures += census_schema().validate(typed, file=raw.path, headers=raw.headers, skip=skip)
-    _raise(raw, failures)
+    failures, rejected = schema_failures(census_schema(), typed, file=raw.path, headers=raw.headers,
+                                         parsed=failures, skip=skip)
+    _raise(raw, failures, rejected)
     return typed, raw

@@ -58,7 +58,7 @@ FIRM_YEAR_SCHEMA = pa.DataFrameSchema(
 class PanelValidation:
     passed: bool
     n_rows: int
-    failures: list[dict]  # rule, column, n_failing, first_rows (row indices only)
+    failures: list[dict]  # rule, column, n_failing, rows (delivery file and data row; never values)
 
     def summary(self) -> str:
         if self.passed:
@@ -67,16 +67,24 @@ class PanelValidation:
         for f in self.failures:
             lines.append(
                 f"- column {f['column']!r}, rule {f['rule']}: {f['n_failing']} row(s), "
-                f"first rows {f['rows']}"
+                f"first: {', '.join(str(r) for r in f['rows'])}"
             )
         return "\n".join(lines)
+
+
+def _where(df: pl.DataFrame, i: int) -> str | int:
+    """Where a panel row came from: the delivery file and its data row, when the panel has them."""
+    if "source_file" in df.columns and "source_row" in df.columns and 0 <= i < df.height:
+        return f"{df['source_file'][i]} row {df['source_row'][i]}"
+    return i
 
 
 def validate_panel(df: pl.DataFrame) -> PanelValidation:
     """Check every rule lazily and report which rows break which rule.
 
-    Reported values are row positions in the frame given (the panel stage passes one
-    year at a time, ordered by firm_id), never firm identifiers or firm-level values.
+    Rows are reported by the delivery file and data row they came from (``source_file``,
+    ``source_row``; a frame without them by position), never by firm identifiers or
+    firm-level values.
     """
     try:
         FIRM_YEAR_SCHEMA.validate(df, lazy=True)
@@ -88,9 +96,10 @@ def validate_panel(df: pl.DataFrame) -> PanelValidation:
         group_cols = [c for c in ("column", "check") if c in cases.columns]
         for key, grp in cases.group_by(group_cols, maintain_order=True):
             col, rule = (list(key) + [None, None])[:2]
-            rows = [] if "index" not in grp.columns else [
+            idx = [] if "index" not in grp.columns else [
                 int(i) for i in grp["index"].drop_nulls().head(5).to_list()
             ]
+            rows = [_where(df, i) for i in idx]
             failures.append({"column": col, "rule": str(rule), "n_failing": grp.height,
                              "rows": rows})
         return PanelValidation(False, df.height, failures)

@@ -17,6 +17,7 @@ import polars as pl
 import yaml
 
 from offshoring import settings
+from offshoring.readers.common import sha256_file
 from offshoring.synth import aida as aida_mod
 from offshoring.synth import census as census_mod
 from offshoring.synth import firms as firms_mod
@@ -466,6 +467,20 @@ def _remove_stale(out_dir: Path) -> list[str]:
     return removed
 
 
+def refuse_foreign_files(out_dir: Path) -> None:
+    """Refuse a folder holding contract files the generator did not write (real deliveries,
+    edited files): writing there would replace them, and synthetic data would sit beside
+    real data."""
+    from offshoring.truth import contract_files, generated_folder_problem
+
+    if out_dir.exists() and contract_files(out_dir):
+        problem = generated_folder_problem(out_dir)
+        if problem:
+            raise ValueError(f"{out_dir} holds files the generator did not write ({problem}); "
+                             f"synthetic data is written only into an empty folder or over its own files. "
+                             f"Choose another folder with --out.")
+
+
 def write_files(sim: Simulation, out_dir: Path, aida_format: str = "xlsx", survey_format: str = "csv",
                 encoding: str = "cp1252") -> dict[str, Any]:
     out_dir = Path(out_dir)
@@ -516,10 +531,15 @@ def generate(out_dir: str | Path, firms: int | None = None, seed: int | None = N
     sim = simulate(firms, seed, yrs, cfg, municipalities_path)
     t1 = time.perf_counter()
     out_dir = Path(out_dir)
+    refuse_foreign_files(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = write_files(sim, out_dir, aida_format, survey_format, encoding)
     files["truth"] = "truth.json"
     tr = truth(sim, files)
+    # the synthetic mode trusts this folder only while it holds exactly these files, unchanged
+    written = [*files["survey"].values(), files["aida_firms"], files["aida_subsidiaries"], files["llma"],
+               files["census_employment"]]
+    tr["file_sha256"] = {rel: sha256_file(out_dir / rel) for rel in written}
     (out_dir / "truth.json").write_text(json.dumps(tr, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     t2 = time.perf_counter()
     c = tr["counts"]

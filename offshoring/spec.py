@@ -1,0 +1,386 @@
+"""One typed study specification: every setting of the study, read once and checked.
+
+The YAML files under the package's ``config/`` hold every default (and are the only
+place a default is written); a user's folder (``OFFSHORING_CONFIG_DIR``) may hold a
+copy of any of them, whole or in part: its keys replace the defaults' keys (mappings
+are merged key by key, lists replaced whole). The merged result is checked before
+anything runs:
+
+* an unknown key is refused, naming the file, the key and the nearest valid key
+  (a misspelt ``turnover_ceilling`` must not silently leave the default in force);
+* types and ranges are checked, naming the file and the key.
+
+The `StudySpec` is then handed to the assets (through a Dagster resource) and from
+them to library functions as arguments: no library function opens a settings file.
+`StudySpec.as_dict` and `StudySpec.sha256` are what fits, metadata and provenance
+record, so an output can always say which specification made it.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from offshoring import settings
+
+#: the files of the specification, by part (the model specs are named in models.yaml)
+PART_FILES = {
+    "thresholds": "thresholds.yaml",
+    "panel": "panel.yaml",
+    "districts": "districts.yaml",
+    "models": "models.yaml",
+    "reports": "reports.yaml",
+    "alerts": "alerts.yaml",
+    "schedule": "schedule.yaml",
+}
+
+
+class SpecError(ValueError):
+    """The specification cannot be used as written: says file, key and what to do."""
+
+
+# --------------------------------------------------------------------------- typed parts
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TurnoverCeiling(_Strict):
+    default: float = Field(gt=0)
+    by_year: dict[int, float]
+
+    @field_validator("by_year")
+    @classmethod
+    def _positive(cls, v: dict[int, float]) -> dict[int, float]:
+        bad = [y for y, x in v.items() if not x > 0]
+        if bad:
+            raise ValueError(f"ceilings must be positive (years {bad})")
+        return v
+
+
+class DeliveryGateSpec(_Strict):
+    max_shrink_share: float = Field(ge=0, lt=1)
+    min_share_of_neighbours: float = Field(ge=0, le=1)
+    accept_smaller: list[int]
+
+
+class PlausibilitySpec(_Strict):
+    max_median_factor: float = Field(gt=1)
+    ceiling_share_margin: float = Field(ge=0, le=1)
+
+
+class Thresholds(_Strict):
+    turnover_ceiling: TurnoverCeiling
+    offshoring_ownership_pct: float = Field(ge=0, lt=100)
+    delivery_gate: DeliveryGateSpec
+    plausibility: PlausibilitySpec
+
+    def ceiling(self, year: int) -> float:
+        """The survey's turnover ceiling in `year`, EUR."""
+        return float(self.turnover_ceiling.by_year.get(int(year), self.turnover_ceiling.default))
+
+    def ceilings(self, years) -> dict[int, float]:
+        return {int(y): self.ceiling(int(y)) for y in years}
+
+
+class PanelSpec(_Strict):
+    leave_one_out: bool
+
+
+class ProbitExtras(_Strict):
+    spec: str
+    quadrature_check: list[int]
+    partial_effects: list[str]
+
+    @field_validator("quadrature_check")
+    @classmethod
+    def _points(cls, v: list[int]) -> list[int]:
+        if any(k < 2 or k > 100 for k in v):
+            raise ValueError("quadrature points must be between 2 and 100")
+        return v
+
+
+class CoxExtras(_Strict):
+    spec: str
+
+
+class ModelsSpec(_Strict):
+    probit: ProbitExtras
+    cox: CoxExtras
+
+
+class SdcSpec(_Strict):
+    min_firms: int = Field(ge=1)
+    dominance_share: float = Field(gt=0, le=1)
+    marker: str = Field(min_length=1)
+
+
+class Table1Spec(_Strict):
+    start_year: int = Field(ge=1990, le=2100)
+    end_year: int | None = Field(ge=1990, le=2100)
+
+
+class Figure1Spec(_Strict):
+    year: int = Field(ge=1990, le=2100)
+
+
+class Figure2Spec(_Strict):
+    year: int = Field(ge=1990, le=2100)
+    geo_year: int
+    simplify_tolerance: float = Field(ge=0)
+    classes: list[int]
+
+
+class Table2Spec(_Strict):
+    initial_outcome_label: str
+
+
+class FormatSpec(_Strict):
+    digits: int = Field(ge=0, le=8)
+
+
+class ReportsSpec(_Strict):
+    sdc: SdcSpec
+    table1: Table1Spec
+    figure1: Figure1Spec
+    figure2: Figure2Spec
+    table2: Table2Spec
+    format: FormatSpec
+
+
+class EmailSpec(_Strict):
+    enabled: bool
+    host: str
+    port: int = Field(ge=1, le=65535)
+    starttls: bool
+    sender: str
+    recipients: list[str]
+    username: str | None
+    password_env: str | None
+
+
+class SlackSpec(_Strict):
+    enabled: bool
+    webhook_url_env: str | None
+    webhook_url: str | None
+
+
+class AlertsSpec(_Strict):
+    enabled: bool
+    ui_base_url: str
+    email: EmailSpec
+    slack: SlackSpec
+    sent_log: str | None
+
+
+class ScheduleSpec(_Strict):
+    yearly_refresh_cron: str
+
+    @field_validator("yearly_refresh_cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        if len(v.split()) != 5:
+            raise ValueError("a cron expression has five fields (minute hour day month weekday)")
+        return v
+
+
+_MODELS: dict[str, type[_Strict]] = {
+    "thresholds": Thresholds, "panel": PanelSpec, "models": ModelsSpec, "reports": ReportsSpec,
+    "alerts": AlertsSpec, "schedule": ScheduleSpec,
+}
+
+
+# --------------------------------------------------------------------------- the whole
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    thresholds: Thresholds
+    panel: PanelSpec
+    districts: Any  # offshoring.districts.DistrictSettings
+    models: ModelsSpec
+    probit: Any  # offshoring.econometrics.dynamic.DynamicSpec
+    cox: Any  # offshoring.econometrics.cox.CoxSpec
+    reports: ReportsSpec
+    alerts: AlertsSpec
+    schedule: ScheduleSpec
+    files: Mapping[str, str]  # part -> the file(s) it was read from
+
+    def as_dict(self) -> dict[str, Any]:
+        """The effective specification, JSON-able (what provenance records whole)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, BaseModel):
+                out[f.name] = value.model_dump(mode="json")
+            elif dataclasses.is_dataclass(value):
+                out[f.name] = _jsonable(dataclasses.asdict(value))
+            else:
+                out[f.name] = _jsonable(value)
+        return out
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the effective specification (not of the files: comments do not count)."""
+        text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def part_sha256(self, *parts: str) -> str:
+        """Hash of some parts only (what one asset depends on)."""
+        d = self.as_dict()
+        text = json.dumps({p: d[p] for p in parts}, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    return x
+
+
+def defaults_dir() -> Path:
+    """The folder of the default YAML files shipped with the project."""
+    return settings.defaults_config_dir()
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{path} is not UTF-8 text; save it as UTF-8.") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        raise SpecError(f"{path} is not valid YAML: {getattr(exc, 'problem', None) or 'syntax error'}"
+                        f"{where}.") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: expected a mapping of keys at the top level, found a {type(data).__name__}.")
+    return data
+
+
+def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        if isinstance(v, Mapping) and isinstance(out.get(k), dict):
+            out[k] = _merge(out[k], v)
+        else:
+            out[k] = copy.deepcopy(v)
+    return out
+
+
+def _layers(name: str, user_dir: Path | None) -> tuple[dict[str, Any], list[Path]]:
+    default = defaults_dir() / name
+    data = _read_yaml(default) if default.exists() else {}
+    used = [default] if default.exists() else []
+    if user_dir is not None and (user_dir / name).exists() and (user_dir / name).resolve() != default.resolve():
+        data = _merge(data, _read_yaml(user_dir / name))
+        used.append(user_dir / name)
+    if not used:
+        raise SpecError(f"{name} not found in {defaults_dir()}" + (f" nor in {user_dir}" if user_dir else ""))
+    return data, used
+
+
+def _nearest(key: str, valid: list[str]) -> str:
+    near = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    return f"; did you mean '{near[0]}'?" if near else f"; valid keys: {', '.join(sorted(valid))}"
+
+
+def _model_at(model: type[BaseModel], loc: tuple) -> type[BaseModel] | None:
+    """The pydantic model holding the key at `loc` (for the list of valid keys)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return None
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        current = field.annotation
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _validate(model: type[_Strict], data: dict[str, Any], files: list[Path]) -> _Strict:
+    where = " (over " + str(files[0]) + ")" if len(files) > 1 else ""
+    shown = files[-1]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            key = ".".join(str(p) for p in loc)
+            if err["type"] == "extra_forbidden":
+                holder = _model_at(model, loc)
+                valid = list(holder.model_fields) if holder else []
+                lines.append(f"unknown key '{key}'{_nearest(str(loc[-1]), valid)}")
+            elif err["type"] == "missing":
+                lines.append(f"key '{key}' is missing")
+            else:
+                lines.append(f"key '{key}': {err['msg']}")
+        raise SpecError(f"{shown}{where}: " + "; ".join(lines)) from None
+
+
+def _check_keys(data: Mapping[str, Any], valid: set[str] | list[str], files: list[Path], prefix: str = "") -> None:
+    unknown = [k for k in data if k not in valid]
+    if unknown:
+        parts = [f"unknown key '{prefix}{k}'{_nearest(str(k), list(valid))}" for k in unknown]
+        raise SpecError(f"{files[-1]}: " + "; ".join(parts))
+
+
+def _library(parse, data: Mapping[str, Any], files: list[Path]):
+    """A library spec parser, its ValueError turned into a SpecError naming the file."""
+    try:
+        return parse(data)
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SpecError(f"{files[-1]}: {exc}.") from None
+
+
+def load_study_spec(config_dir: str | Path | None = None) -> StudySpec:
+    """Read, merge and check every part. `config_dir`: the user's folder (None: defaults only)."""
+    from offshoring.districts import DistrictSettings
+    from offshoring.econometrics.cox import COX_KEYS, load_cox_spec
+    from offshoring.econometrics.dynamic import DYNAMIC_KEYS, load_dynamic_spec
+
+    user = Path(config_dir) if config_dir is not None else None
+    if user is not None and not user.is_dir():
+        raise SpecError(f"The config folder {user} ({settings.ENV_CONFIG_DIR}) does not exist.")
+    parts: dict[str, Any] = {}
+    files: dict[str, str] = {}
+    for part, name in PART_FILES.items():
+        data, used = _layers(name, user)
+        files[part] = " + ".join(str(p) for p in used)
+        if part == "districts":
+            _check_keys(data, {f.name for f in dataclasses.fields(DistrictSettings)}, used)
+            parts[part] = _library(DistrictSettings.from_dict, data, used)
+        else:
+            parts[part] = _validate(_MODELS[part], data, used)
+    models: ModelsSpec = parts["models"]
+    for part, name, keys, parse in (("probit", models.probit.spec, DYNAMIC_KEYS, load_dynamic_spec),
+                                    ("cox", models.cox.spec, COX_KEYS, load_cox_spec)):
+        data, used = _layers(name, user)
+        files[part] = " + ".join(str(p) for p in used)
+        _check_keys(data, keys, used)
+        parts[part] = _library(parse, data, used)
+    missing = [t for t in models.probit.partial_effects if t not in ("y_lag", "y_initial")
+               and t not in parts["probit"].exog_names]
+    if missing:
+        raise SpecError(f"{files['models']}: key 'probit.partial_effects' names terms the probit spec does "
+                        f"not have: {missing}.")
+    return StudySpec(files=files, **parts)

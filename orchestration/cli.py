@@ -1,0 +1,262 @@
+"""The ``offshoring`` command.
+
+``demo`` runs the whole pipeline on synthetic data (written by the generator into an
+empty raw folder); ``run`` runs it on the real files of the raw folder and never writes
+data there; ``synth`` only writes synthetic files. ``run`` and ``demo`` go through
+Dagster, so every run is recorded in the instance under ``DAGSTER_HOME`` and shows in
+the UI.
+
+Everything that can be checked before a run starts is checked here, and a refusal is
+printed as a few plain lines (file, row, column, what to do) with exit code 2; a run
+that fails prints the root cause the same way, exit code 1. The stack trace stays in
+the run's log in the instance; ``--debug`` prints it too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+from offshoring import settings
+
+DEFAULT_FIRMS = 17000
+EXIT_FAILED, EXIT_REFUSED = 1, 2
+
+
+class Refusal(Exception):
+    """Something that does not fit: said in plain words before anything is written."""
+
+
+def ensure_dagster_home() -> Path:
+    """Point DAGSTER_HOME at the project's folder unless set, with the project's instance file."""
+    home = settings.dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    cfg = home / "dagster.yaml"
+    if not cfg.exists():
+        shutil.copy(settings.PROJECT_ROOT / "orchestration" / "instance" / "dagster.yaml", cfg)
+    return home
+
+
+def _has_contract_files(raw: Path) -> bool:
+    from offshoring.truth import contract_files
+
+    return raw.is_dir() and bool(contract_files(raw))
+
+
+def _check_raw_folder(raw: Path) -> dict[int, Path]:
+    """The survey deliveries of a real raw folder, or a refusal saying what is missing."""
+    from offshoring.readers.survey import discover_survey_files
+
+    env = settings.ENV_RAW_DIR
+    hint = ("Put the survey, aida and reference files there (README, 'Running on real files'), "
+            "or run the synthetic demo with `offshoring demo`.")
+    if not raw.exists():
+        raise Refusal(f"The raw folder {raw} does not exist ({env}). {hint}")
+    if not raw.is_dir():
+        raise Refusal(f"The raw folder {raw} is not a folder ({env}). {hint}")
+    files = discover_survey_files(raw)
+    if not files:
+        raise Refusal(f"No survey deliveries in {raw / 'survey'} (looked for survey_<YYYY>.csv, "
+                      f".csv.gz or .parquet). {hint}")
+    missing = [" or ".join(names) for names in REQUIRED_FILES
+               if not any((raw / n).exists() or (raw / n).is_symlink() for n in names)]
+    if missing:
+        raise Refusal(f"The raw folder {raw} lacks {'; '.join(missing)}. {hint}")
+    for path in [raw / "column_map.yaml", *sorted(settings.config_dir().glob("*.yaml"))]:
+        _check_yaml(path)
+    return files
+
+
+#: the contract's inputs besides the survey (one of each tuple)
+REQUIRED_FILES = (("aida/aida_firms.xlsx", "aida/aida_firms.csv"), ("aida/aida_subsidiaries.csv",),
+                  ("reference/llma.csv",), ("reference/census_employment.csv",))
+
+
+def _check_yaml(path: Path) -> None:
+    """A settings file that is not valid YAML, named with its line (never its text)."""
+    import yaml
+
+    if not path.is_file():
+        return
+    try:
+        yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise Refusal(f"{path} is not UTF-8 text; save it as UTF-8.") from None
+    except yaml.YAMLError as exc:
+        raise Refusal(f"{path} is not valid YAML: {_yaml_problem(exc)}. Fix it (indentation, brackets, "
+                      f"colons) and run again.") from None
+
+
+def _yaml_problem(exc: BaseException) -> str:
+    """What is wrong and where, without the YAML parser's quote of the offending text."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or 'not valid YAML'}{where}"
+
+
+def _prepare_demo(raw: Path, args: argparse.Namespace) -> None:
+    """Write the generator's files into an empty (or missing) raw folder; reuse its own files."""
+    from offshoring.truth import generated_folder_problem
+
+    if _has_contract_files(raw):
+        problem = generated_folder_problem(raw)
+        if problem:
+            raise Refusal(
+                f"The demo runs only on synthetic files, but {problem}. Point {settings.ENV_RAW_DIR} "
+                f"(and OFFSHORING_DB, OFFSHORING_REPORTS_DIR) at empty paths for the demo, or run real "
+                f"files with `offshoring run`.")
+        print(f"Synthetic data already in {raw}: reused.", flush=True)
+        return
+    from offshoring.synth import generate
+
+    print(f"Writing synthetic data to {raw} ({args.firms} firms) ...", flush=True)
+    t0 = time.perf_counter()
+    summary = generate(raw, firms=args.firms, seed=args.seed)
+    print(f"Synthetic data written in {time.perf_counter() - t0:.1f} s (seed {summary['seed']}; "
+          f"true parameters in {raw / 'truth.json'}).", flush=True)
+
+
+def _preflight(raw: Path, synthetic: bool, rekey: bool) -> None:
+    """Refusals that need no run: the key, synthetic files in real mode, the warehouse's identity."""
+    from offshoring.identity import Identity, check_database_file, key_fingerprint
+    from offshoring.pseudonym import resolve_key
+    from offshoring.truth import generated_folder_problem
+
+    _check_raw_folder(raw)
+    if not synthetic and generated_folder_problem(raw) is None:
+        raise Refusal(f"{raw} holds the generator's synthetic files, unchanged. Run them as the demo, "
+                      f"`offshoring demo` (or `offshoring run --synthetic`), so every output says so.")
+    key = resolve_key(synthetic)
+    if rekey:
+        return
+    wanted = Identity("synthetic" if synthetic else "real", key_fingerprint(key))
+    problem = check_database_file(settings.db_path(), wanted)
+    if problem:
+        raise Refusal(problem)
+
+
+def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
+    os.environ[settings.ENV_SYNTHETIC] = "1" if synthetic else "0"
+    rekey = bool(getattr(args, "rekey", False))
+    if rekey and synthetic:
+        raise Refusal("--rekey rebuilds a real warehouse under a new key; the demo has one fixed key.")
+    _preflight(raw, synthetic, rekey)
+    home = ensure_dagster_home()
+    db = settings.db_path()
+    target = db.with_name(db.name + ".rekey") if rekey else db
+    if rekey:
+        _remove_database(target)
+        os.environ[settings.ENV_DB] = str(target)
+    print(f"{'Synthetic demo' if synthetic else 'Real data'}: raw {raw}; warehouse {db}"
+          f"{' (rebuilt under the new key)' if rekey else ''}; reports {settings.reports_dir()}; "
+          f"Dagster instance {home}", flush=True)
+
+    from orchestration.pipeline import run_everything
+
+    try:
+        ok = run_everything(raw_dir=raw, accept_smaller=set(getattr(args, "accept_smaller", None) or ()),
+                            debug=args.debug)
+    finally:
+        if rekey:
+            os.environ[settings.ENV_DB] = str(db)
+    if rekey:
+        if ok:
+            _remove_database(db)
+            os.replace(target, db)
+            print(f"{db} rebuilt from the raw files under the new key.", flush=True)
+        else:
+            _remove_database(target)
+            print(f"{db} is unchanged.", flush=True)
+    return 0 if ok else EXIT_FAILED
+
+
+def _remove_database(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".wal")):
+        if p.exists():
+            p.unlink()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    return _run(settings.raw_dir(), args, synthetic=bool(args.synthetic))
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from offshoring.identity import Identity, check_database_file, key_fingerprint
+    from offshoring.pseudonym import DEMO_KEY
+
+    raw = settings.raw_dir()
+    os.environ[settings.ENV_SYNTHETIC] = "1"
+    # before anything is generated: the demo never writes into a real warehouse
+    problem = check_database_file(settings.db_path(), Identity("synthetic", key_fingerprint(DEMO_KEY)))
+    if problem:
+        raise Refusal(problem)
+    _prepare_demo(raw, args)
+    return _run(raw, args, synthetic=True)
+
+
+def _plain(exc: BaseException) -> str | None:
+    """The message of an error whose text is meant for users (never echoes file values)."""
+    from yaml import YAMLError
+
+    from offshoring.identity import IdentityError
+    from offshoring.load import WarehouseWriteError
+    from offshoring.pseudonym import PseudonymKeyError
+    from offshoring.validation import ContractError
+
+    if isinstance(exc, (Refusal, ContractError, PseudonymKeyError, IdentityError, WarehouseWriteError,
+                        settings.SettingError)):
+        return str(exc)
+    if isinstance(exc, YAMLError):
+        return f"A settings file is not valid YAML: {_yaml_problem(exc)}"
+    if isinstance(exc, OSError):
+        return f"{exc.strerror or type(exc).__name__}: {exc.filename or ''}".rstrip(": ")
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "synth":
+        from offshoring.synth import cli_main
+
+        return cli_main(argv[1:])
+    parser = argparse.ArgumentParser(prog="offshoring", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("synth", help="write synthetic raw data only (see `offshoring synth --help`)")
+    demo = sub.add_parser("demo", help="the whole pipeline on synthetic data (written into an empty raw folder)")
+    demo.add_argument("--firms", type=int, default=DEFAULT_FIRMS, help="firms of the synthetic data")
+    demo.add_argument("--seed", type=int, default=None, help="seed of the synthetic data "
+                                                             "(default: config/synth.yaml)")
+    run = sub.add_parser("run", help="the whole pipeline on the real files of the raw folder")
+    run.add_argument("--synthetic", action="store_true",
+                     help="the raw folder holds the generator's files: run them as the demo")
+    run.add_argument("--accept-smaller", type=int, action="append", metavar="YEAR",
+                     help="accept this year's delivery although it is much smaller than the one it "
+                          "replaces or its neighbours (repeatable; recorded in raw.load_log)")
+    run.add_argument("--rekey", action="store_true",
+                     help="rebuild the warehouse from the raw files under the current key "
+                          "(the old one is replaced only when the rebuild succeeds)")
+    for p in (demo, run):
+        p.add_argument("--debug", action="store_true", help="print stack traces of failures")
+    args = parser.parse_args(argv)
+    try:
+        return cmd_demo(args) if args.command == "demo" else cmd_run(args)
+    except Exception as exc:  # noqa: BLE001 - the command line's last word on any failure
+        if args.debug:
+            traceback.print_exc()
+        message = _plain(exc)
+        if message is None:
+            print(f"offshoring {args.command} failed: {type(exc).__name__} (rerun with --debug for the "
+                  f"details).", file=sys.stderr)
+            return EXIT_FAILED
+        print(f"offshoring {args.command}: refused. {message}", file=sys.stderr)
+        return EXIT_REFUSED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,439 @@
+"""Bad deliveries, folders, keys and settings, each refused through the command line users run.
+
+A warehouse and its reports are built once from contract files (the generator's files
+without its truth.json, so nothing marks them synthetic, plus hand-written files where a
+case says so). Every case then runs ``offshoring`` in a subprocess on a copy of that
+state with one thing broken, and asserts: a non-zero exit; a plain message naming the
+file (and row and column where there is one) and no Python traceback; every warehouse
+table and every report file as before (``raw.load_log`` may only gain a ``rejected``
+row); and no tax code of the input anywhere the run wrote (its output, the warehouse,
+the Dagster storage and compute logs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "orchestration.cli"]
+KEY = "battery-key-0123456789abcdef-not-secret"
+FIRMS = 2500
+SEED = 11
+
+CODE_RE = re.compile(rb"(?<![0-9A-Za-z])([0-9]{11}|[A-Z]{6}[0-9LMNPQRSTUV]{2}[A-Z][0-9LMNPQRSTUV]{2}"
+                     rb"[A-Z][0-9LMNPQRSTUV]{3}[A-Z])(?![0-9A-Za-z])")
+
+
+@dataclass
+class Base:
+    root: Path
+    raw: Path
+    db: Path
+    reports: Path
+    home: Path
+    tables: dict[str, tuple]
+    loaded_log: tuple
+    report_files: dict[str, str]
+    codes: frozenset[bytes]
+
+
+def _env(root: Path, raw: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSHORING_")}
+    env.update({"OFFSHORING_RAW_DIR": str(raw), "OFFSHORING_DB": str(root / "w.duckdb"),
+                "OFFSHORING_REPORTS_DIR": str(root / "reports"), "DAGSTER_HOME": str(root / "home"),
+                "OFFSHORING_PSEUDONYM_KEY": KEY})
+    env.update(extra)
+    return env
+
+
+def cli(args: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(CLI + args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def table_digests(db: Path) -> tuple[dict[str, tuple], tuple]:
+    """Per table: row count and an order-free hash of its rows; and raw.load_log's loaded rows."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        names = [f"{s}.{t}" for s, t in con.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables "
+            "WHERE table_type = 'BASE TABLE' ORDER BY 1, 2").fetchall()]
+        out = {}
+        for name in names:
+            if name == "raw.load_log":
+                continue
+            out[name] = tuple(con.execute(f"SELECT count(*), sum(hash(t)::HUGEINT) FROM {name} t").fetchall()[0])
+        log = tuple(con.execute("SELECT load_id, partition, sha256, status FROM raw.load_log "
+                                "WHERE status <> 'rejected' ORDER BY load_id").fetchall())
+        return out, log
+    finally:
+        con.close()
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def codes_in(raw: Path) -> frozenset[bytes]:
+    found = set()
+    for p in list((raw / "survey").glob("*.csv")) + list((raw / "aida").glob("*.csv")):
+        found.update(CODE_RE.findall(p.read_bytes()))
+    return frozenset(found)
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory) -> Base:
+    from offshoring.synth import generate
+
+    root = tmp_path_factory.mktemp("battery")
+    raw = root / "raw"
+    generate(raw, firms=FIRMS, seed=SEED, aida_format="csv")
+    (raw / "truth.json").unlink()  # contract files, nothing marks them as the generator's
+    proc = cli(["run"], _env(root, raw))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    tables, log = table_digests(root / "w.duckdb")
+    assert tables["raw.survey_returns"][0] > 0 and tables["panel.firm_years"][0] > 0
+    return Base(root, raw, root / "w.duckdb", root / "reports", root / "home", tables, log,
+                file_digests(root / "reports"), codes_in(raw))
+
+
+@dataclass
+class Case:
+    root: Path
+    raw: Path
+    env: dict[str, str]
+    before: tuple = ()
+
+    @property
+    def survey(self) -> Path:
+        return self.raw / "survey"
+
+    def lines(self, year: int) -> list[str]:
+        return (self.survey / f"survey_{year}.csv").read_bytes().decode("cp1252").splitlines(keepends=True)
+
+    def write(self, year: int, lines: list[str] | str) -> Path:
+        p = self.survey / f"survey_{year}.csv"
+        p.write_bytes(("".join(lines) if isinstance(lines, list) else lines).encode("cp1252"))
+        return p
+
+
+def new_case(base: Base, tmp: Path) -> Case:
+    root = tmp / "case"
+    root.mkdir()
+    shutil.copytree(base.raw, root / "raw", symlinks=True)
+    shutil.copy(base.db, root / "w.duckdb")
+    shutil.copytree(base.reports, root / "reports")
+    shutil.copytree(base.home, root / "home")
+    return Case(root, root / "raw", _env(root, root / "raw"), (base.tables, base.loaded_log))
+
+
+def assert_refused(base: Base, case: Case, proc: subprocess.CompletedProcess, *patterns: str,
+                   db: Path | None = None) -> str:
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out[-3000:]
+    assert "Traceback" not in out, out[-3000:]
+    for pat in patterns:
+        assert re.search(pat, out), f"{pat!r} not in:\n{out[-3000:]}"
+    tables, log = table_digests(db or case.root / "w.duckdb")
+    assert (tables, log) == case.before, "the warehouse changed"
+    assert file_digests(case.root / "reports") == base.report_files, "the reports changed"
+    assert_no_codes(base, case, out)
+    return out
+
+
+def assert_no_codes(base: Base, case: Case, out: str) -> None:
+    leaked = set(CODE_RE.findall(out.encode())) & base.codes
+    assert not leaked, "tax codes printed"
+    for p in (case.root / "home").rglob("*"):
+        if p.is_file():
+            assert not (set(CODE_RE.findall(p.read_bytes())) & base.codes), f"tax code in {p}"
+    if (case.root / "w.duckdb").exists():
+        con = duckdb.connect(str(case.root / "w.duckdb"), read_only=True)
+        try:
+            cols = con.execute("SELECT table_schema, table_name, column_name FROM information_schema.columns "
+                               "WHERE data_type = 'VARCHAR'").fetchall()
+            for s, t, c in cols:
+                values = {r[0].encode() for r in con.execute(
+                    f'SELECT DISTINCT "{c}" FROM {s}.{t} WHERE "{c}" IS NOT NULL').fetchall()}
+                text = b"\n".join(values)
+                assert not (set(CODE_RE.findall(text)) & base.codes), f"tax code in {s}.{t}.{c}"
+        finally:
+            con.close()
+
+
+# --- the cases: (name, how to break the copy, command, patterns the message must match) -----------
+
+def cut_to_header(c: Case):
+    c.write(2010, c.lines(2010)[:1])
+
+
+def cut_to_60_percent(c: Case):
+    lines = c.lines(2010)
+    c.write(2010, lines[: 1 + int(0.6 * (len(lines) - 1))])
+
+
+def cut_inside_a_number(c: Case):
+    text = "".join(c.lines(2010)).rstrip("\r\n")
+    last = text.rsplit("\n", 1)[1]
+    fields = last.split(";")
+    cut = len(";".join(fields[:6])) + 2  # two characters into turnover
+    c.write(2010, text[: len(text) - len(last) + cut])
+
+
+def thousands_dots(c: Case):
+    lines = c.lines(2010)
+    header = lines[0].rstrip("\r\n").split(";")
+    t = header.index("turnover")
+    row = lines[3].rstrip("\r\n").split(";")
+    row[t] = "352.300"
+    lines[3] = ";".join(row) + "\r\n"
+    c.write(2010, lines)
+
+
+def duplicate_turnover(c: Case):
+    lines = c.lines(2010)
+    out = []
+    for i, line in enumerate(lines):
+        body = line.rstrip("\r\n")
+        out.append(("turnover;" if i == 0 else "1;") + body + "\r\n")
+    c.write(2010, out)
+
+
+def no_header(c: Case):
+    c.write(2010, c.lines(2010)[1:])
+
+
+def symlink_outside(c: Case):
+    outside = c.root / "elsewhere.csv"
+    outside.write_bytes((c.survey / "survey_2012.csv").read_bytes())
+    (c.survey / "survey_2013.csv").symlink_to(outside)
+
+
+def fake_truth_without_key(c: Case):
+    (c.raw / "truth.json").write_text(json.dumps({"generator": "offshoring.synth"}))
+    c.env.pop("OFFSHORING_PSEUDONYM_KEY")
+
+
+def other_key(c: Case):
+    c.env["OFFSHORING_PSEUDONYM_KEY"] = "another-key-0123456789abcdef-xyz"
+
+
+def future_year(c: Case):
+    shutil.copy(c.survey / "survey_2012.csv", c.survey / "survey_2031.csv")
+
+
+def two_deliveries(c: Case):
+    import gzip
+
+    (c.survey / "survey_2010.csv.gz").write_bytes(gzip.compress((c.survey / "survey_2010.csv").read_bytes()))
+
+
+def corrupt_gzip(c: Case):
+    import gzip
+
+    data = gzip.compress((c.survey / "survey_2010.csv").read_bytes())
+    (c.survey / "survey_2010.csv").unlink()
+    (c.survey / "survey_2010.csv.gz").write_bytes(data[: len(data) // 2])
+
+
+def broken_column_map(c: Case):
+    (c.raw / "column_map.yaml").write_text("survey:\n  columns:\n    fatturato: turnover\n   bad: [\n")
+
+
+def missing_column(c: Case):
+    lines = c.lines(2010)
+    header = lines[0].rstrip("\r\n").split(";")
+    k = header.index("employees")
+    c.write(2010, [";".join(f for j, f in enumerate(l.rstrip("\r\n").split(";")) if j != k) + "\r\n"
+                   for l in lines])
+
+
+def _set_cell(c: Case, year: int, row: int, column: str, value: str):
+    lines = c.lines(year)
+    header = lines[0].rstrip("\r\n").split(";")
+    cells = lines[row].rstrip("\r\n").split(";")
+    cells[header.index(column)] = value
+    lines[row] = ";".join(cells) + "\r\n"
+    c.write(year, lines)
+
+
+def unparseable_number(c: Case):
+    _set_cell(c, 2010, 5, "turnover", "about a million")
+
+
+def wrong_year(c: Case):
+    _set_cell(c, 2010, 7, "year", "2009")
+
+
+def negative_turnover(c: Case):
+    _set_cell(c, 2010, 4, "turnover", "-5000")
+
+
+def share_out_of_range(c: Case):
+    _set_cell(c, 2010, 4, "export_share", "150")
+
+
+def malformed_tax_code(c: Case):
+    _set_cell(c, 2010, 4, "tax_code", "12345678901X")
+
+
+def duplicate_filing(c: Case):
+    lines = c.lines(2010)
+    c.write(2010, lines + [lines[5]])
+
+
+def missing_aida(c: Case):
+    (c.raw / "aida" / "aida_firms.csv").unlink()
+
+
+def small_new_year(c: Case):
+    # hand-written: a 2013 delivery of three returns, far below its neighbour 2012
+    from offshoring.readers.survey import SURVEY_COLUMNS
+
+    head = ";".join(SURVEY_COLUMNS) + "\r\n"
+    rows = ["00000000000;2013;15/05/2014;141310;015146;250000;3;90000;60000;1000;2,5;10;1;local;0;1;0;0;0;0;0\r\n",
+            "00000000018;2013;15/05/2014;141310;015146;250000;3;90000;60000;1000;2,5;10;1;local;0;1;0;0;0;0;0\r\n",
+            "00000000026;2013;15/05/2014;152010;015146;250000;3;90000;60000;1000;2,5;10;1;local;0;1;0;0;0;0;0\r\n"]
+    c.write(2013, [head] + rows)
+
+
+def key_file_in_repository(c: Case):
+    c.env.pop("OFFSHORING_PSEUDONYM_KEY")
+    c.env["OFFSHORING_PSEUDONYM_KEY_FILE"] = str(ROOT / "config" / "thresholds.yaml")
+
+
+def bad_synthetic_setting(c: Case):
+    c.env["OFFSHORING_SYNTHETIC"] = "maybe"
+
+
+def demo_on_real_warehouse(c: Case):
+    empty = c.root / "empty_raw"
+    c.env["OFFSHORING_RAW_DIR"] = str(empty)
+
+
+def real_files_on_demo_warehouse(c: Case):
+    con = duckdb.connect(str(c.root / "w.duckdb"))
+    con.execute("UPDATE meta.identity SET origin = 'synthetic'")
+    con.close()
+
+
+def demo_on_real_files(c: Case):
+    c.env["OFFSHORING_DB"] = str(c.root / "demo.duckdb")
+
+
+CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
+    ("cut_to_header", cut_to_header, ["run"], [r"survey_2010\.csv", r"smaller_delivery", r"--accept-smaller 2010"]),
+    ("cut_to_60_percent", cut_to_60_percent, ["run"], [r"survey_2010\.csv", r"smaller_delivery", r"-40%|-39%|-41%"]),
+    ("cut_inside_a_number", cut_inside_a_number, ["run"], [r"survey_2010\.csv", r"ragged_row", r"row"]),
+    ("thousands_dots", thousands_dots, ["run"], [r"survey_2010\.csv", r"turnover", r"\b3\b"]),
+    ("duplicate_turnover", duplicate_turnover, ["run"], [r"survey_2010\.csv", r"turnover"]),
+    ("no_header", no_header, ["run"], [r"survey_2010\.csv", r"missing_columns|header"]),
+    ("symlink_outside", symlink_outside, ["run"], [r"survey_2013\.csv", r"outside"]),
+    ("fake_truth_without_key", fake_truth_without_key, ["run"], [r"OFFSHORING_PSEUDONYM_KEY"]),
+    ("other_key", other_key, ["run"], [r"another key", r"--rekey"]),
+    ("future_year", future_year, ["run"], [r"survey_2031\.csv", r"2031"]),
+    ("two_deliveries", two_deliveries, ["run"], [r"survey_2010\.csv", r"survey_2010\.csv\.gz"]),
+    ("corrupt_gzip", corrupt_gzip, ["run"], [r"survey_2010\.csv\.gz", r"gzip"]),
+    ("broken_column_map", broken_column_map, ["run"], [r"column_map\.yaml", r"line \d+"]),
+    ("missing_column", missing_column, ["run"], [r"survey_2010\.csv", r"employees"]),
+    ("unparseable_number", unparseable_number, ["run"], [r"survey_2010\.csv", r"turnover", r"\b5\b"]),
+    ("wrong_year", wrong_year, ["run"], [r"survey_2010\.csv", r"year", r"\b7\b"]),
+    ("negative_turnover", negative_turnover, ["run"], [r"survey_2010\.csv", r"turnover", r"\b4\b"]),
+    ("share_out_of_range", share_out_of_range, ["run"], [r"survey_2010\.csv", r"export_share", r"\b4\b"]),
+    ("malformed_tax_code", malformed_tax_code, ["run"], [r"survey_2010\.csv", r"tax_code", r"\b4\b"]),
+    ("duplicate_filing", duplicate_filing, ["run"], [r"survey_2010\.csv", r"duplicate_filing"]),
+    ("missing_aida", missing_aida, ["run"], [r"aida_firms"]),
+    ("small_new_year", small_new_year, ["run"], [r"survey_2013\.csv", r"smaller_delivery", r"2012"]),
+    ("key_file_in_repository", key_file_in_repository, ["run"], [r"inside the repository"]),
+    ("bad_synthetic_setting", bad_synthetic_setting, ["run"], [r"OFFSHORING_SYNTHETIC"]),
+    ("demo_on_real_warehouse", demo_on_real_warehouse, ["demo", "--firms", "300"], [r"holds real survey data"]),
+    ("real_files_on_demo_warehouse", real_files_on_demo_warehouse, ["run"], [r"holds synthetic demo data"]),
+    ("demo_on_real_files", demo_on_real_files, ["demo"], [r"runs only on synthetic files", r"no truth\.json"]),
+]
+
+
+@pytest.mark.parametrize("name,breaks,args,patterns", CASES, ids=[c[0] for c in CASES])
+def test_refused_and_nothing_changed(base, tmp_path, name, breaks, args, patterns):
+    case = new_case(base, tmp_path)
+    breaks(case)
+    case.before = table_digests(case.root / "w.duckdb")
+    proc = cli(args, case.env)
+    assert_refused(base, case, proc, *patterns)
+    if name == "demo_on_real_warehouse":
+        assert not (case.root / "empty_raw").exists(), "the demo generated data before refusing"
+
+
+def test_missing_and_empty_raw_folder(base, tmp_path):
+    case = new_case(base, tmp_path)
+    missing = case.root / "raw_misspelt"
+    case.env["OFFSHORING_RAW_DIR"] = str(missing)
+    proc = cli(["run"], case.env)
+    assert_refused(base, case, proc, r"raw_misspelt does not exist", r"offshoring demo")
+    assert not missing.exists(), "the run created the misspelt folder"
+    (case.root / "empty").mkdir()
+    case.env["OFFSHORING_RAW_DIR"] = str(case.root / "empty")
+    proc = cli(["run"], case.env)
+    assert_refused(base, case, proc, r"No survey deliveries", r"survey_<YYYY>\.csv")
+    assert list((case.root / "empty").iterdir()) == [], "the run wrote into the empty folder"
+
+
+def test_generated_files_need_the_demo(base, tmp_path):
+    from offshoring.synth import generate
+
+    case = new_case(base, tmp_path)
+    raw = case.root / "generated"
+    generate(raw, firms=200, seed=3)
+    case.env["OFFSHORING_RAW_DIR"] = str(raw)
+    proc = cli(["run"], case.env)
+    assert_refused(base, case, proc, r"generator's synthetic files", r"offshoring demo")
+
+
+def test_full_disk_is_one_plain_sentence(base, tmp_path):
+    """The warehouse on a filesystem with no room left: refused, rolled back, said plainly."""
+    case = new_case(base, tmp_path)
+    mnt = case.root / "small_disk"
+    mnt.mkdir()
+    size = (case.root / "w.duckdb").stat().st_size + 64 * 1024
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mnt)],
+                             capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.fail(f"this test needs root to mount a small tmpfs: {mounted.stderr.strip()}")
+    try:
+        shutil.copy(case.root / "w.duckdb", mnt / "w.duckdb")
+        case.env["OFFSHORING_DB"] = str(mnt / "w.duckdb")
+        # a corrected re-delivery (same returns, other filing dates): not skipped, must be written
+        lines = case.lines(2010)
+        case.write(2010, [lines[0]] + [l.replace("/2011;", "/2012;") for l in lines[1:]])
+        proc = cli(["run"], case.env)
+        out = assert_refused(base, case, proc, r"disk .* is full|No space left", db=mnt / "w.duckdb")
+        assert "no transaction is active" not in out
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_a_smaller_year_is_accepted_when_the_user_says_so(base, tmp_path):
+    case = new_case(base, tmp_path)
+    cut_to_60_percent(case)
+    proc = cli(["run", "--accept-smaller", "2010"], case.env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    con = duckdb.connect(str(case.root / "w.duckdb"), read_only=True)
+    try:
+        n = con.execute("SELECT count(*) FROM raw.survey_returns WHERE year = 2010").fetchall()[0][0]
+        warnings = con.execute("SELECT warnings FROM raw.load_log WHERE partition = '2010' "
+                               "AND status = 'loaded' ORDER BY loaded_at DESC LIMIT 1").fetchall()[0][0]
+    finally:
+        con.close()
+    assert n < base.tables["raw.survey_returns"][0] / 8  # about 60% of one year of eight
+    assert "accepted_smaller_delivery" in warnings and "accepted by the user for 2010" in warnings
