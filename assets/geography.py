@@ -9,11 +9,10 @@ from offshoring.sqlfiles import run_sql
 from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "geography"
-EAGER = dg.AutomationCondition.eager()
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
     deps=["municipalities", "llma_map"],
     description="Every municipality code of every ISTAT layout (103, 107, 110 provinces, "
                 "current) mapped to the reference municipality, province, region and LLMA.",
@@ -31,7 +30,7 @@ def municipality_xwalk(warehouse: Warehouse):
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
     deps=["census_employment"],
     description="Industrial districts by LLMA (Sforzi-ISTAT steps, settings in "
                 "config/districts.yaml); a list in reference/districts.csv of the raw folder, "
@@ -61,7 +60,7 @@ def llma_districts(context: dg.AssetExecutionContext, warehouse: Warehouse, fold
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
     deps=["firm_years", "aida_offshoring"],
     description="Per province and year: SMEs in offshore outsourcing, AIDA firms in "
                 "offshoring, migrant-owned SMEs.",

@@ -18,7 +18,6 @@ from offshoring.truth import read_truth
 from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "models"
-EAGER = dg.AutomationCondition.eager()
 
 
 def _coef_markdown(coef: pd.DataFrame, label: str = "estimate") -> str:
@@ -60,7 +59,7 @@ def _truth(context, folders: Folders, section: str, key: str) -> dict:
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "python"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "python"}, pool=WRITER_POOL,
     deps=["model_panel"],
     description="Dynamic random-effects probit of offshore outsourcing (Table 2): adaptive "
                 "Gauss-Hermite quadrature, firm-clustered errors, Wooldridge initial conditions.",
@@ -81,9 +80,12 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
         fit_s = time.perf_counter() - t0
         context.log.info(f"probit fitted in {fit_s:.1f} s on {res.nobs} observations, {res.ngroups} firms")
         lr = res.lr_test_rho
+        years = sample.description["estimation_years"]
         stats = {"llf": res.llf, "sigma_u": res.sigma_u, "rho": res.rho, "fit_seconds": fit_s,
                  "lr_rho_chibar2": lr.get("chibar2"), "lr_rho_pvalue": lr.get("pvalue"),
-                 "spec": str(spec_path), "spec_sha256": spec_sha}
+                 "spec": str(spec_path), "spec_sha256": spec_sha,
+                 # the period the tables print is the estimation sample's, stored with the fit
+                 "sample_first_year": min(years), "sample_last_year": max(years)}
         coef = write_fit(con, "outsourcing_probit", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=res.ngroups, stats=stats,
                          truth=_truth(context, folders, "probit", "params"))
@@ -118,7 +120,7 @@ def _jsonable(sample) -> dict:
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "python"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "python"}, pool=WRITER_POOL,
     deps=["spell_years"],
     description="Cox model of backshoring (Table 3) on region spells in (start, stop] form: "
                 "Efron ties, firm-clustered sandwich errors, Schoenfeld PH test.",
@@ -134,8 +136,10 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
         del spells
         # firms behind the clustered errors; None (stored as NULL) for an unclustered fit
         ngroups = res.ngroups
+        years = res.sample.data["year"]
         stats = {"llf": res.llf, "n_events": res.n_events, "fit_seconds": fit_s,
-                 "spec": str(spec_path), "spec_sha256": spec_sha}
+                 "spec": str(spec_path), "spec_sha256": spec_sha,
+                 "sample_first_year": int(years.min()), "sample_last_year": int(years.max())}
         coef = write_fit(con, "backshoring_cox", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=ngroups, stats=stats,
                          truth=_truth(context, folders, "cox", "coefficients"))

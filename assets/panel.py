@@ -9,11 +9,10 @@ from offshoring.sqlfiles import run_sql
 from orchestration.resources import WRITER_POOL, Study, Warehouse
 
 GROUP = "panel"
-EAGER = dg.AutomationCondition.eager()
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
     deps=["survey_returns", "municipality_xwalk", "llma_districts"],
     check_specs=[
         dg.AssetCheckSpec("panel_schema_valid", asset="firm_years", blocking=True,
@@ -60,7 +59,7 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, study: S
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
     deps=["aida_firm_years", "aida_subsidiaries", "survey_returns"],
     description="AIDA firm-years above the ceiling that control at least one foreign "
                 "subsidiary (share above the threshold), with subsidiaries by destination.",
@@ -80,7 +79,7 @@ def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse, stu
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
     deps=["firm_years", "aida_offshoring"],
     check_specs=[dg.AssetCheckSpec("every_row_accounted", asset="dedup_report",
                                    description="every raw survey and AIDA row is kept or excluded "
@@ -110,7 +109,7 @@ def dedup_report(warehouse: Warehouse):
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
     deps=["firm_years", "province_spillovers", "aida_offshoring"],
     description="The panel with the province counts at t-1 (leave-one-out) joined to each firm-year.",
 )
@@ -123,7 +122,7 @@ def model_panel(warehouse: Warehouse, study: Study):
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
     deps=["firm_years"],
     description="Spells of offshore outsourcing per firm and per firm x destination region.",
 )
@@ -140,7 +139,7 @@ def outsourcing_spells(warehouse: Warehouse):
 
 
 @dg.asset(
-    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL, automation_condition=EAGER,
+    group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
     deps=["outsourcing_spells", "model_panel"],
     description="Spell-years in (start, stop] form with time-varying covariates for the Cox model.",
 )

@@ -1,146 +1,293 @@
-"""Reports layer: Tables 1-3 and Figures 1-2 under reports/, disclosure-safe, with provenance."""
+"""Reports layer: Tables 1-3 and Figures 1-2 under reports/, disclosure-safe, with provenance.
 
+Every setting comes from the study specification (`Study`: ``study.spec.reports``,
+``.probit``, ``.cox``) and the origin of the data from `Folders.synthetic`; the library
+receives them as arguments. Each asset checks every output it would write before
+writing any: an unsafe cell fails the blocking ``disclosure_safe`` check (ERROR, counts
+of unsafe cells by rule in its metadata, never a value), nothing is written and no
+materialization is recorded, so the run fails, downstream outputs wait and the alert
+sensor sees the failed check.
+"""
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable
 
 import dagster as dg
 
 from offshoring import settings as app_settings
 from offshoring.fitstore import read_fit
-from offshoring.reports import figures, html, provenance, render, tables
-from offshoring.reports.sdc import DisclosureError
-from offshoring.settings import load_config
+from offshoring.reports import figures, html, provenance, render, sdc, tables
+from offshoring.reports.source import DataSource
 from offshoring.truth import read_truth
-from orchestration.resources import WRITER_POOL, Folders, Warehouse
+from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "reports"
-EAGER = dg.AutomationCondition.eager()
+CHECK = "disclosure_safe"
 
 
-_PROVENANCE_CACHE: dict[tuple, dict[str, Any]] = {}
+# --------------------------------------------------------------------------- run context
 
 
-def _provenance(context: dg.AssetExecutionContext, folders: Folders) -> dict[str, Any]:
-    """The run's provenance record, computed once per run and raw-folder state: the
-    report assets of one run share it instead of hashing every input file again."""
-    files = sorted(p for p in folders.raw.rglob("*") if p.is_file())
-    key = (context.run_id, str(folders.raw),
-           tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in files))
-    if key not in _PROVENANCE_CACHE:
-        _PROVENANCE_CACHE.clear()
-        _PROVENANCE_CACHE[key] = _collect_provenance(context, folders)
-    return _PROVENANCE_CACHE[key]
+def _source(folders: Folders) -> DataSource:
+    """Synthetic or real, as the run was asked (`Folders.synthetic`); the generator's seed
+    from its truth file when synthetic."""
+    if not folders.synthetic:
+        return DataSource.of(False)
+    truth, _ = read_truth(folders.raw)
+    return DataSource.of(True, (truth or {}).get("seed"))
 
 
-def _collect_provenance(context: dg.AssetExecutionContext, folders: Folders) -> dict[str, Any]:
-    truth, _ = read_truth(folders.raw) if folders.synthetic else (None, None)
-    cfg = {
-        "paths": app_settings.Settings().as_dict() | {"raw_dir": str(folders.raw),
-                                                       "reports_dir": str(folders.reports)},
-        "reports": load_config("reports.yaml"),
-        "thresholds": load_config("thresholds.yaml"),
-        "panel": load_config("panel.yaml"),
-    }
-    return provenance.collect([folders.raw], cfg, truth.get("seed") if truth else None, context.run_id)
+def _provenance(context: dg.AssetExecutionContext, folders: Folders, study: Study,
+                source: DataSource) -> dict[str, Any]:
+    """The step's provenance record (computed once per step, never kept across runs):
+    inputs, code, packages, the effective specification whole and its SHA-256, the data's
+    origin."""
+    spec = study.spec
+    paths = app_settings.Settings().as_dict() | {"raw_dir": str(folders.raw),
+                                                 "reports_dir": str(folders.reports)}
+    return provenance.collect([folders.raw], spec.as_dict(), spec.sha256, source, context.run_id,
+                              spec_files=dict(spec.files), paths=paths)
 
 
-def _result(record: render.OutputRecord, reports_dir: Path, **extra: Any) -> dg.MaterializeResult:
-    meta = {k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
-            for k, v in record.metadata(reports_dir).items()}
-    return dg.MaterializeResult(metadata={**meta, **extra})
+def _rules(study: Study) -> sdc.Rules:
+    return sdc.Rules.from_spec(study.spec.reports.sdc)
+
+
+# --------------------------------------------------------------------------- the check
 
 
 def _disclosure_check(asset: str) -> dg.AssetCheckSpec:
-    return dg.AssetCheckSpec("disclosure_safe", asset=asset, blocking=True,
+    return dg.AssetCheckSpec(CHECK, asset=asset, blocking=True,
                              description="no published cell rests on fewer than the minimum "
                                          "number of firms or is dominated by one firm")
 
 
-def _write_table(context, folders: Folders, table, order: int):
-    """Refuses (raises) before writing anything if a cell is unsafe."""
+def _as_violation(exc: sdc.DisclosureError) -> sdc.Violation:
+    return sdc.Violation(exc.table, exc.cell, exc.rule, exc.detail)
+
+
+def _violations(outputs: Iterable[render.DisplayTable | figures.FigureOutput]) -> list[sdc.Violation]:
+    found: list[sdc.Violation] = []
+    for out in outputs:
+        if isinstance(out, figures.FigureOutput):
+            found += sdc.violations(out.protected)
+        else:
+            found += render.disclosure_violations(out)
+    return found
+
+
+def _failed(found: list[sdc.Violation]) -> dg.AssetCheckResult:
+    """The failed check: unsafe cells counted by rule (ints, read by the alert sensor) and
+    named by row and column (labels only, never a value)."""
+    counts = sdc.count_by_rule(found)
+    shown = "; ".join(v.describe() for v in found[:20]) + ("; ..." if len(found) > 20 else "")
+    return dg.AssetCheckResult(
+        check_name=CHECK, passed=False, severity=dg.AssetCheckSeverity.ERROR,
+        description=f"{len(found)} unsafe cell(s), nothing written: {shown}",
+        metadata={"unsafe_cells": len(found), "outputs_written": 0,
+                  **{f"unsafe_{rule}": int(n) for rule, n in sorted(counts.items())}},
+    )
+
+
+def _passed(summaries: Iterable[dict[str, Any] | None]) -> dg.AssetCheckResult:
+    cells = suppressed = 0
+    by_rule: dict[str, int] = {}
+    for s in summaries:
+        s = s or {}
+        cells += int(s.get("n_cells", 0))
+        suppressed += int(s.get("n_suppressed", 0))
+        for rule, n in (s.get("by_rule") or {}).items():
+            by_rule[rule] = by_rule.get(rule, 0) + int(n)
+    return dg.AssetCheckResult(
+        check_name=CHECK, passed=True,
+        metadata={"unsafe_cells": 0, "cells": cells, "suppressed": suppressed,
+                  **{f"suppressed_{rule}": n for rule, n in sorted(by_rule.items())}},
+    )
+
+
+def _build(build: Callable[[], Any]) -> tuple[Any, list[sdc.Violation]]:
+    """Run a builder; a disclosure refusal inside it (e.g. a model on too few firms) is
+    an unsafe result, not a crash."""
     try:
-        record = render.write_table(table, folders.reports, _provenance(context, folders), order=order)
-    except DisclosureError as exc:
-        raise dg.Failure(description=f"unsafe cell, nothing written: {exc}") from exc
-    return record
+        return build(), []
+    except sdc.DisclosureError as exc:
+        return None, [_as_violation(exc)]
 
 
-@dg.asset(group_name=GROUP, kinds={"duckdb", "markdown"}, automation_condition=EAGER, pool=WRITER_POOL,
+def _metadata(record: render.OutputRecord, reports_dir: Path, **extra: Any) -> dict[str, Any]:
+    meta = {k: (dg.MetadataValue.json(v) if isinstance(v, (dict, list)) else v)
+            for k, v in record.metadata(reports_dir).items() if v is not None}
+    return {**meta, **extra}
+
+
+def _markdown(table: render.DisplayTable) -> dg.MetadataValue:
+    return dg.MetadataValue.md(render.to_markdown(table))
+
+
+# --------------------------------------------------------------------------- table 1
+
+
+@dg.asset(group_name=GROUP, kinds={"duckdb", "markdown"}, pool=WRITER_POOL,
           deps=["firm_years", "aida_offshoring", "outsourcing_spells"],
-          check_specs=[_disclosure_check("table1")],
+          check_specs=[_disclosure_check("table1")], output_required=False,
           description="Table 1: characteristics of firms in offshore outsourcing and offshoring, "
-                      "averages 2007-2012, by sector.")
-def table1(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
+                      "averages over the specification's period (to the latest year loaded), by "
+                      "sector; beside it the paper's Table 1.")
+def table1(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
+    cfg = study.spec.reports.table1
+    rules, source = _rules(study), _source(folders)
     with warehouse.connect(read_only=True) as con:
-        t = tables.table1(con)
-    record = _write_table(context, folders, t, order=10)
-    yield _result(record, folders.reports, table=dg.MetadataValue.md(render.to_markdown(t)))
-    yield dg.AssetCheckResult(check_name="disclosure_safe", passed=True)
+        period = tables.table1_period(con, cfg.start_year, cfg.end_year)
+
+        def build():
+            t = tables.table1(con, rules, *period, source=source)
+            return t, tables.table1_comparison(t.sdc, period, source=source)
+
+        built, found = _build(build)
+    if not found:
+        found = _violations(built)
+    if found:
+        yield _failed(found)
+        return
+    main, comparison = built
+    prov = _provenance(context, folders, study, source)
+    record = render.write_table(main, folders.reports, prov, order=10)
+    render.write_table(comparison, folders.reports, prov, order=11)
+    yield dg.MaterializeResult(metadata=_metadata(
+        record, folders.reports, table=_markdown(main), comparison=_markdown(comparison),
+        period=tables.period_text(period)))
+    yield _passed([main.sdc.summary()])
 
 
-def _figure_asset(name: str, builder, order: int, description: str, deps: list[str]):
+# --------------------------------------------------------------------------- figures
+
+
+def _figure_asset(name: str, build: Callable[[Any, Study, sdc.Rules, DataSource], figures.FigureOutput],
+                  order: int, description: str, deps: list[str]):
     @dg.asset(name=name, group_name=GROUP, kinds={"duckdb", "matplotlib"},
-              automation_condition=EAGER, deps=deps, check_specs=[_disclosure_check(name)],
-              pool=WRITER_POOL,
-              description=description)
-    def _figure(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
+              deps=deps, check_specs=[_disclosure_check(name)],
+              pool=WRITER_POOL, output_required=False, description=description)
+    def _figure(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
+        rules, source = _rules(study), _source(folders)
         with warehouse.connect(read_only=True) as con:
-            out = builder(con)
-        try:
-            record = figures.write_figure(out, folders.reports, _provenance(context, folders),
-                                          order=order)
-        except DisclosureError as exc:
-            raise dg.Failure(description=f"unsafe cell, nothing written: {exc}") from exc
-        yield _result(record, folders.reports)
-        yield dg.AssetCheckResult(check_name="disclosure_safe", passed=True)
+            out, found = _build(lambda: build(con, study, rules, source))
+        if not found:
+            found = _violations([out])
+        if found:
+            yield _failed(found)
+            return
+        record = figures.write_figure(out, folders.reports,
+                                      _provenance(context, folders, study, source), order=order)
+        png = folders.reports / f"{out.name}.png"
+        svg = folders.reports / f"{out.name}.svg"
+        yield dg.MaterializeResult(metadata=_metadata(
+            record, folders.reports,
+            figure_data=_markdown(out.data), caption=out.caption,
+            png=dg.MetadataValue.path(str(png)), svg=dg.MetadataValue.path(str(svg))))
+        yield _passed([out.protected.summary()])
 
     return _figure
 
 
-figure1 = _figure_asset("figure1", figures.figure1, 20,
+def _figure1(con, study: Study, rules: sdc.Rules, source: DataSource) -> figures.FigureOutput:
+    return figures.figure1(con, study.spec.reports.figure1.year, rules, source=source)
+
+
+def _figure2(con, study: Study, rules: sdc.Rules, source: DataSource) -> figures.FigureOutput:
+    cfg = study.spec.reports.figure2
+    return figures.figure2(con, cfg.year, rules, geo_year=cfg.geo_year,
+                           simplify_tolerance=cfg.simplify_tolerance, classes=list(cfg.classes),
+                           source=source)
+
+
+figure1 = _figure_asset("figure1", _figure1, 20,
                         "Figure 1: destination regions of offshore outsourcing and offshoring by "
-                        "sector (default 2008).",
+                        "sector in the specification's year (figure1.year), with the paper's values "
+                        "where its text gives them.",
                         ["firm_years", "aida_offshoring"])
-figure2 = _figure_asset("figure2", figures.figure2, 30,
+figure2 = _figure_asset("figure2", _figure2, 30,
                         "Figure 2: map of Italian provinces with the firms of each type and sector "
-                        "(default 2008).",
+                        "in the specification's year (figure2.year).",
                         ["firm_years", "aida_offshoring"])
+
+
+# --------------------------------------------------------------------------- tables 2, 3
+
+
+def _table2_spec(con, study: Study, fit) -> tables.ModelTableSpec:
+    period = tables.probit_period(con, study.spec.probit, fit)
+    return tables.table2_spec(study.spec.probit, period)
+
+
+def _table3_spec(con, study: Study, fit) -> tables.ModelTableSpec:
+    return tables.table3_spec(study.spec.cox, tables.cox_period(con, study.spec.cox, fit))
 
 
 def _model_asset(name: str, model: str, spec_fn, order: int, description: str):
     @dg.asset(name=name, group_name=GROUP, kinds={"duckdb", "markdown"},
-              automation_condition=EAGER, deps=[model], check_specs=[_disclosure_check(name)],
-              pool=WRITER_POOL,
-              description=description)
-    def _table(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
+              deps=[model], check_specs=[_disclosure_check(name)],
+              pool=WRITER_POOL, output_required=False, description=description)
+    def _table(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
+        rules, source = _rules(study), _source(folders)
+        digits = study.spec.reports.format.digits
         with warehouse.connect(read_only=True) as con:
             fit = read_fit(con, model)
-        spec = spec_fn()
-        main = tables.model_table(fit, spec)
-        comparison = tables.comparison_table(fit, spec, truth=fit.truth or None)
-        record = _write_table(context, folders, main, order=order)
-        _write_table(context, folders, comparison, order=order + 1)
-        yield _result(record, folders.reports,
-                      table=dg.MetadataValue.md(render.to_markdown(main)),
-                      comparison=dg.MetadataValue.md(render.to_markdown(comparison)))
-        yield dg.AssetCheckResult(check_name="disclosure_safe", passed=True)
+            spec = spec_fn(con, study, fit)
+        # true values belong to the synthetic demo only
+        truth = (fit.truth or None) if folders.synthetic else None
+
+        def build():
+            main = tables.model_table(fit, spec, digits=digits, rules=rules, source=source)
+            comparison = tables.comparison_table(fit, spec, truth=truth, digits=digits, rules=rules,
+                                                 source=source)
+            return main, comparison
+
+        built, found = _build(build)
+        if not found:
+            found = _violations(built)
+        if found:
+            yield _failed(found)
+            return
+        main, comparison = built
+        fit_sha = fit.stats.get("spec_sha256")
+        if fit_sha is not None and fit_sha != study.spec.sha256:
+            context.log.info(f"{model} was fitted under another specification ({str(fit_sha)[:12]}) "
+                             f"than this step's ({study.spec.sha256[:12]}); the table's notes list any "
+                             "term the two disagree on")
+        prov = _provenance(context, folders, study, source)
+        record = render.write_table(main, folders.reports, prov, order=order)
+        render.write_table(comparison, folders.reports, prov, order=order + 1)
+        yield dg.MaterializeResult(metadata=_metadata(
+            record, folders.reports, table=_markdown(main), comparison=_markdown(comparison),
+            period=tables.period_text(spec.period), nobs=int(fit.nobs),
+            **({"fit_spec_sha256": str(fit_sha)} if fit_sha is not None else {}),
+            **({"ngroups": int(fit.ngroups)} if fit.ngroups is not None else {})))
+        yield _passed([])
 
     return _table
 
 
-table2 = _model_asset("table2", "outsourcing_probit", tables.table2_spec, 40,
+table2 = _model_asset("table2", "outsourcing_probit", _table2_spec, 40,
                       "Table 2: dynamic random-effects probit of offshore outsourcing, in the "
-                      "paper's layout, with the comparison to the published estimates.")
-table3 = _model_asset("table3", "backshoring_cox", tables.table3_spec, 50,
-                      "Table 3: Cox model of backshoring (hazard ratios), in the paper's layout, "
-                      "with the comparison to the published estimates.")
+                      "paper's layout (rows, labels and dummies from the probit specification, "
+                      "period from its estimation sample), with the comparison to the published "
+                      "estimates.")
+table3 = _model_asset("table3", "backshoring_cox", _table3_spec, 50,
+                      "Table 3: Cox model of backshoring (hazard ratios), in the paper's layout "
+                      "(rows, labels and dummies from the Cox specification), with the comparison "
+                      "to the published estimates.")
 
 
-@dg.asset(group_name=GROUP, kinds={"html"}, automation_condition=EAGER,
+# --------------------------------------------------------------------------- index
+
+
+@dg.asset(group_name=GROUP, kinds={"html"},
           deps=["table1", "figure1", "figure2", "table2", "table3"],
           description="reports/index.html: every table and figure with its provenance, offline.")
-def report_index(context: dg.AssetExecutionContext, folders: Folders):
-    path = html.write_index(folders.reports, None, _provenance(context, folders))
-    return dg.MaterializeResult(metadata={"path": str(path),
-                                          "outputs": len(render.read_records(folders.reports))})
+def report_index(context: dg.AssetExecutionContext, folders: Folders, study: Study):
+    source = _source(folders)
+    path = html.write_index(folders.reports, None, _provenance(context, folders, study, source),
+                            source=source)
+    return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
+                                          "outputs": len(render.read_records(folders.reports)),
+                                          "data": source.data, "source": source.line()})

@@ -628,10 +628,10 @@ def _resolve_override(override: Iterable[str] | None, s: DistrictSettings) -> li
             raise TypeError("override must be a list of LLMA codes, not a string")
         return [str(c).strip() for c in override]
     if s.override_file:
-        from offshoring.settings import PROJECT_ROOT
+        from offshoring.settings import base_dir
 
         p = Path(s.override_file).expanduser()
-        return read_override_list(p if p.is_absolute() else PROJECT_ROOT / p)
+        return read_override_list(p if p.is_absolute() else base_dir() / p)
     return None
 
 

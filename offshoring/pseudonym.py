@@ -43,7 +43,8 @@ class PseudonymKeyError(RuntimeError):
 
 def _inside_repository(path: Path) -> bool:
     try:
-        path.resolve().relative_to(settings.PROJECT_ROOT.resolve())
+        path.resolve().relative_to(settings.base_dir().resolve() if settings.IN_SOURCE_TREE
+                                   else settings.PACKAGE_DIR.resolve())
         return True
     except ValueError:
         return False

@@ -14,8 +14,24 @@ from typing import Any
 
 import yaml
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = PACKAGE_DIR.parent
+#: a source checkout (editable install, tests, CI) rather than an installed wheel
+IN_SOURCE_TREE = (PROJECT_ROOT / "pyproject.toml").is_file()
+
+
+def shipped_dir(name: str) -> Path:
+    """``sql`` or ``config``: at the top of a source checkout; inside the package when installed
+    from a wheel (``offshoring/_sql``, ``offshoring/_config``; see pyproject.toml)."""
+    if IN_SOURCE_TREE and (PROJECT_ROOT / name).is_dir():
+        return PROJECT_ROOT / name
+    return PACKAGE_DIR / f"_{name}"
+
+
+def base_dir() -> Path:
+    """What relative path settings are relative to: the project folder in a source checkout,
+    else the working directory (an installed package has no project folder)."""
+    return PROJECT_ROOT if IN_SOURCE_TREE else Path.cwd()
 
 ENV_RAW_DIR = "OFFSHORING_RAW_DIR"
 ENV_DB = "OFFSHORING_DB"
@@ -47,7 +63,7 @@ def synthetic() -> bool:
 def _path(env: str, default: str) -> Path:
     value = os.environ.get(env) or default
     p = Path(value).expanduser()
-    return p if p.is_absolute() else (PROJECT_ROOT / p)
+    return p if p.is_absolute() else (base_dir() / p)
 
 
 def raw_dir() -> Path:
@@ -66,30 +82,29 @@ def dagster_home() -> Path:
     return _path("DAGSTER_HOME", ".dagster_home")
 
 
-def config_dir() -> Path:
-    """Folder of YAML specs and thresholds; `OFFSHORING_CONFIG_DIR` overrides it.
+def config_dir() -> Path | None:
+    """The user's folder of YAML settings (`OFFSHORING_CONFIG_DIR`), or None: defaults only.
 
-    A user folder need not hold every file: a file missing there is taken from
-    the project's own ``config/``.
+    A user folder need not hold every file nor every key: what it lacks is taken from
+    the shipped defaults (`defaults_config_dir`); see `offshoring.spec`.
     """
-    return _path(ENV_CONFIG_DIR, "config")
+    value = os.environ.get(ENV_CONFIG_DIR)
+    return _path(ENV_CONFIG_DIR, value) if value else None
 
 
 def defaults_config_dir() -> Path:
     """The folder of the default YAML files (the only place a default is written)."""
-    return PROJECT_ROOT / "config"
+    return shipped_dir("config")
 
 
 def config_file(name: str) -> Path:
-    user = config_dir() / name
-    if user.exists():
-        return user
-    default = PROJECT_ROOT / "config" / name
+    user = config_dir()
+    if user is not None and (user / name).exists():
+        return user / name
+    default = defaults_config_dir() / name
     if default.exists():
         return default
-    raise FileNotFoundError(
-        f"config file {name!r} not found in {config_dir()} nor in {PROJECT_ROOT / 'config'}"
-    )
+    raise FileNotFoundError(f"config file {name!r} not found in {user} nor in {defaults_config_dir()}")
 
 
 def load_config(name: str) -> dict[str, Any]:

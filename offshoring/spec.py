@@ -141,10 +141,6 @@ class Figure2Spec(_Strict):
     classes: list[int]
 
 
-class Table2Spec(_Strict):
-    initial_outcome_label: str
-
-
 class FormatSpec(_Strict):
     digits: int = Field(ge=0, le=8)
 
@@ -154,7 +150,6 @@ class ReportsSpec(_Strict):
     table1: Table1Spec
     figure1: Figure1Spec
     figure2: Figure2Spec
-    table2: Table2Spec
     format: FormatSpec
 
 

@@ -7,9 +7,9 @@ from typing import Any, Mapping
 
 import duckdb
 
-from offshoring.settings import PROJECT_ROOT
+from offshoring.settings import shipped_dir
 
-SQL_DIR = PROJECT_ROOT / "sql"
+SQL_DIR = shipped_dir("sql")
 
 
 def sql_text(name: str) -> str:
@@ -30,6 +30,11 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str,
     for stmt in _statements(sql_text(name)):
         used = {k: v for k, v in params.items() if f"${k}" in stmt}
         con.execute(stmt, used) if used else con.execute(stmt)
+
+
+def query(con: duckdb.DuckDBPyConnection, name: str, params: Mapping[str, Any] | None = None):
+    """The result of ``sql/<name>.sql`` (one SELECT, e.g. a report's aggregates) as a polars frame."""
+    return con.sql(sql_text(name), params=dict(params or {}) or None).pl()
 
 
 def _statements(text: str) -> list[str]:

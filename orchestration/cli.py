@@ -39,7 +39,7 @@ def ensure_dagster_home() -> Path:
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
     if not cfg.exists():
-        shutil.copy(settings.PROJECT_ROOT / "orchestration" / "instance" / "dagster.yaml", cfg)
+        shutil.copy(Path(__file__).resolve().parent / "instance" / "dagster.yaml", cfg)
     return home
 
 
@@ -68,8 +68,10 @@ def _check_raw_folder(raw: Path) -> dict[int, Path]:
                if not any((raw / n).exists() or (raw / n).is_symlink() for n in names)]
     if missing:
         raise Refusal(f"The raw folder {raw} lacks {'; '.join(missing)}. {hint}")
-    for path in [raw / "column_map.yaml", *sorted(settings.config_dir().glob("*.yaml"))]:
-        _check_yaml(path)
+    _check_yaml(raw / "column_map.yaml")
+    from offshoring.spec import load_study_spec
+
+    load_study_spec(settings.config_dir())  # every settings file parsed and checked before a run
     return files
 
 
@@ -183,7 +185,8 @@ def _remove_database(path: Path) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    return _run(settings.raw_dir(), args, synthetic=bool(args.synthetic))
+    # --synthetic or OFFSHORING_SYNTHETIC=1 (checked: any other value than 0/1 is refused)
+    return _run(settings.raw_dir(), args, synthetic=bool(args.synthetic) or settings.synthetic())
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
@@ -200,6 +203,88 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _run(raw, args, synthetic=True)
 
 
+UI_STOP_SECONDS = 8.0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    """`dagster dev` on the project's instance, stopped cleanly on Ctrl-C or SIGTERM.
+
+    dagster dev runs in a process group of its own (webserver, daemon, code server and run
+    workers share it); a stop request is passed on as SIGTERM to the whole group, and whatever
+    of the group is still alive after `UI_STOP_SECONDS` is killed, so nothing is left behind.
+    """
+    import signal
+    import subprocess
+
+    os.environ[settings.ENV_SYNTHETIC] = "1" if args.synthetic else "0"
+    from offshoring.spec import load_study_spec
+
+    load_study_spec(settings.config_dir())
+    home = ensure_dagster_home()
+    dagster = Path(sys.executable).parent / "dagster"
+    cmd = [str(dagster), "dev", "-m", "orchestration.definitions", "-h", args.host, "-p", str(args.port)]
+    print(f"Dagster UI on http://{args.host}:{args.port} ({'synthetic demo' if args.synthetic else 'real data'}; "
+          f"instance {home}). Ctrl-C stops it.", flush=True)
+
+    def restore_signals() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    proc = subprocess.Popen(cmd, process_group=0, preexec_fn=restore_signals, stdin=subprocess.DEVNULL)
+    stop = {"asked": False}
+
+    def ask_stop(signum, frame) -> None:
+        stop["asked"] = True
+
+    signal.signal(signal.SIGINT, ask_stop)
+    signal.signal(signal.SIGTERM, ask_stop)
+    while proc.poll() is None and not stop["asked"]:
+        time.sleep(0.2)
+    if proc.poll() is None:
+        _stop_group(proc)
+    return 0 if stop["asked"] or proc.returncode == 0 else EXIT_FAILED
+
+
+def _stop_group(proc) -> None:
+    import signal
+
+    pgid = proc.pid  # process_group=0: the group id is its pid
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + UI_STOP_SECONDS
+    while time.monotonic() < deadline and (proc.poll() is None or _group_pids(pgid)):
+        time.sleep(0.1)
+    for pid in _group_pids(pgid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        proc.wait(timeout=2)
+    except Exception:  # noqa: BLE001 - it was killed; nothing more to wait for
+        pass
+
+
+def _group_pids(pgid: int) -> list[int]:
+    """Live processes of process group `pgid` (Linux /proc; elsewhere the group signal must do)."""
+    out = []
+    proc_dir = Path("/proc")
+    if not proc_dir.is_dir():
+        return out
+    for entry in proc_dir.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            out.append(int(entry.name))
+    return out
+
+
 def _plain(exc: BaseException) -> str | None:
     """The message of an error whose text is meant for users (never echoes file values)."""
     from yaml import YAMLError
@@ -209,8 +294,10 @@ def _plain(exc: BaseException) -> str | None:
     from offshoring.pseudonym import PseudonymKeyError
     from offshoring.validation import ContractError
 
+    from offshoring.spec import SpecError
+
     if isinstance(exc, (Refusal, ContractError, PseudonymKeyError, IdentityError, WarehouseWriteError,
-                        settings.SettingError)):
+                        settings.SettingError, SpecError)):
         return str(exc)
     if isinstance(exc, YAMLError):
         return f"A settings file is not valid YAML: {_yaml_problem(exc)}"
@@ -241,11 +328,16 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--rekey", action="store_true",
                      help="rebuild the warehouse from the raw files under the current key "
                           "(the old one is replaced only when the rebuild succeeds)")
-    for p in (demo, run):
+    ui = sub.add_parser("ui", help="the Dagster UI and daemon on the project's instance (Ctrl-C stops it)")
+    ui.add_argument("--synthetic", action="store_true", help="the demo's data (as `offshoring demo`)")
+    ui.add_argument("--host", default="127.0.0.1")
+    ui.add_argument("--port", type=int, default=3000)
+    for p in (demo, run, ui):
         p.add_argument("--debug", action="store_true", help="print stack traces of failures")
     args = parser.parse_args(argv)
     try:
-        return cmd_demo(args) if args.command == "demo" else cmd_run(args)
+        commands = {"demo": cmd_demo, "run": cmd_run, "ui": cmd_ui}
+        return commands[args.command](args)
     except Exception as exc:  # noqa: BLE001 - the command line's last word on any failure
         if args.debug:
             traceback.print_exc()

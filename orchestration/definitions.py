@@ -27,8 +27,8 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[jobs.load_survey_year, jobs.refresh_outputs],
         schedules=[schedules.yearly_refresh_schedule(study.spec.schedule.yearly_refresh_cron)],
-        sensors=[sensors.survey_delivery_sensor, sensors.check_failure_alert_sensor,
-                 sensors.run_failure_alert_sensor],
+        sensors=[sensors.survey_delivery_sensor, sensors.outputs_refresh_sensor,
+                 sensors.check_failure_alert_sensor, sensors.run_failure_alert_sensor],
         resources=resources,
         loggers={"step_progress": step_progress},
     )

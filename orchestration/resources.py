@@ -110,5 +110,5 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             raw_dir=str(settings.raw_dir()), reports_dir=str(settings.reports_dir()),
             synthetic=settings.synthetic(),
         ),
-        "study": Study(config_dir=str(settings.config_dir())),
+        "study": Study(config_dir=str(settings.config_dir()) if settings.config_dir() else None),
     }

@@ -10,7 +10,7 @@ from dagster import DagsterEventType
 from offshoring.alerts import Alert, AlertSettings, dispatch
 from offshoring.readers.common import sha256_file
 from offshoring.readers.survey import discover_survey_files
-from orchestration.jobs import load_survey_year
+from orchestration.jobs import load_survey_year, refresh_outputs
 from orchestration.partitions import SURVEY_YEARS, survey_year_partitions
 from orchestration.resources import Folders, Study
 
@@ -144,3 +144,39 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, study: Study):
     dispatch(Alert(kind="run_failed", run_id=run.run_id, job=run.job_name,
                    partition=run.tags.get("dagster/partition"), description=message),
              AlertSettings.load(study.spec.alerts.model_dump()))
+
+
+REPORT_KEY = dg.AssetKey("report_index")
+_ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
+           dg.DagsterRunStatus.STARTED]
+
+
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey):
+    records = instance.fetch_materializations(key, limit=1, ascending=False).records
+    return records[0] if records else None
+
+
+@dg.sensor(
+    job=refresh_outputs, minimum_interval_seconds=30, default_status=dg.DefaultSensorStatus.RUNNING,
+    description="After survey years are loaded (by the delivery sensor, the schedule or the UI), "
+                "refreshes everything built from them in one run: when the latest survey load is "
+                "newer than the reports and no load is still queued or running. Catches up whatever "
+                "was loaded while it was off.",
+)
+def outputs_refresh_sensor(context: dg.SensorEvaluationContext):
+    instance = context.instance
+    busy = instance.get_runs(filters=dg.RunsFilter(job_name=load_survey_year.name, statuses=_ACTIVE), limit=1)
+    if busy:
+        return dg.SkipReason("survey loads still queued or running: one refresh after the last of them")
+    if instance.get_runs(filters=dg.RunsFilter(job_name=refresh_outputs.name, statuses=_ACTIVE), limit=1):
+        return dg.SkipReason("a refresh is already queued or running")
+    load = _latest(instance, SURVEY_KEY)
+    if load is None:
+        return dg.SkipReason("no survey year loaded yet")
+    report = _latest(instance, REPORT_KEY)
+    if report is not None and report.storage_id > load.storage_id:
+        return dg.SkipReason("the reports are newer than the latest survey load")
+    below = (dg.AssetSelection.assets(SURVEY_KEY).downstream() - dg.AssetSelection.assets(SURVEY_KEY))
+    keys = sorted(below.resolve(context.repository_def.asset_graph), key=lambda k: k.to_user_string())
+    return dg.RunRequest(run_key=f"refresh-after-load-{load.storage_id}", asset_selection=keys,
+                         tags={"offshoring/trigger": f"survey load {load.asset_materialization.partition}"})

@@ -4,6 +4,9 @@
 --   n_firms      distinct firms behind the cell
 --   total        sum over firms of the firm's |contribution| (sum of its firm-years)
 --   max_contrib  the largest single firm's |contribution|
+--   n_with       means: firms with a non-zero contribution (for a share of firms, e.g.
+--                the district share, the firms that have the attribute: the number of
+--                firms the share rests on)
 -- Parameters: $start_year, $end_year (the averaging window, 2007-2012 in the paper).
 -- Offshore outsourcing = survey SME firm-years with outsourcing = 1;
 -- offshoring = AIDA firm-years in panel.aida_offshoring.
@@ -44,7 +47,8 @@ means AS (
            sum(fx) / sum(n_fy) AS value,
            count(*) AS n_firms,
            sum(ax) AS total,
-           max(ax) AS max_contrib
+           max(ax) AS max_contrib,
+           count(*) FILTER (WHERE ax > 0) AS n_with
     FROM firm_contrib
     GROUP BY type, sector, stat
 ),
@@ -106,9 +110,10 @@ durations AS (
            count(DISTINCT firm_id), NULL::DOUBLE, NULL::DOUBLE
     FROM offshoring_durations GROUP BY sector
 )
-SELECT type, sector, stat, value, n_firms::BIGINT AS n_firms, total, max_contrib FROM counts
+SELECT type, sector, stat, value, n_firms::BIGINT AS n_firms, total, max_contrib,
+       NULL::BIGINT AS n_with FROM counts
 UNION ALL
-SELECT type, sector, stat, value, n_firms::BIGINT, total, max_contrib FROM means
+SELECT type, sector, stat, value, n_firms::BIGINT, total, max_contrib, n_with::BIGINT FROM means
 UNION ALL
-SELECT type, sector, stat, value, n_firms::BIGINT, total, max_contrib FROM durations
+SELECT type, sector, stat, value, n_firms::BIGINT, total, max_contrib, NULL::BIGINT FROM durations
 ORDER BY type, sector, stat;

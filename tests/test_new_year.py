@@ -1,8 +1,9 @@
 """A new survey year flows through by itself; the yearly schedule loads what is new.
 
-Materialize 2005-2012, drop a generated 2013 delivery, evaluate the sensor and the
-automation: the 2013 partition is registered and loaded, everything downstream is
-requested (and nothing that 2013 does not change), and the tables then cover 2013.
+Materialize 2005-2012, drop a generated 2013 delivery, evaluate the delivery sensor and
+the refresh sensor: the 2013 partition is registered and loaded, everything downstream is
+requested in one run (and nothing that 2013 does not change), and the tables then cover
+2013. The same path under a real daemon: tests/test_daemon_new_year.py.
 """
 
 from __future__ import annotations
@@ -55,9 +56,10 @@ def test_new_delivery_is_sensed_loaded_and_propagated(world):
     first = sensor(ctx)
     assert first.run_requests == []
     cursor = first.cursor
-    # the automation is at rest
-    rest = dg.evaluate_automation_conditions(defs=defs, instance=instance)
-    assert rest.total_requested == 0
+    # the refresh sensor is at rest: the reports are newer than every load
+    refresh = defs.resolve_sensor_def("outputs_refresh_sensor")
+    rest = refresh(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert isinstance(rest, dg.SkipReason) or not getattr(rest, "run_requests", None)
 
     shutil.copy(held, raw / "survey" / "survey_2013.csv")
     tick = sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources,
@@ -68,16 +70,15 @@ def test_new_delivery_is_sensed_loaded_and_propagated(world):
     instance.add_dynamic_partitions("survey_year", ["2013"])
     assert run_partition(defs, instance, "2013").success
 
-    evaluation = dg.evaluate_automation_conditions(defs=defs, instance=instance,
-                                                   cursor=rest.cursor)
-    requested = {k.to_user_string() for k, n in
-                 ((r.key, r.true_subset.size) for r in evaluation.results) if n}
-    assert DOWNSTREAM <= requested
+    # one refresh of everything below the survey, and nothing a new year does not change
+    request = refresh(dg.build_sensor_context(instance=instance, definitions=defs))
+    request = request if isinstance(request, dg.RunRequest) else request[0]
+    requested = {k.to_user_string() for k in request.asset_selection}
+    assert requested == DOWNSTREAM
     assert not (UNCHANGED_BY_A_NEW_YEAR & requested)
-    assert "survey_returns" not in requested  # no other year is reloaded
 
     run = defs.resolve_job_def("refresh_outputs").execute_in_process(
-        instance=instance, asset_selection=[dg.AssetKey(k) for k in sorted(requested)])
+        instance=instance, asset_selection=list(request.asset_selection))
     assert run.success
     con = duckdb.connect(str(root / "w.duckdb"), read_only=True)
     assert con.execute("SELECT max(year) FROM panel.firm_years").fetchall()[0][0] == 2013
@@ -85,6 +86,8 @@ def test_new_delivery_is_sensed_loaded_and_propagated(world):
                        "IS NOT NULL").fetchall()[0][0] == 2013
     con.close()
     assert "2007-2013" in (root / "reports" / "table1.md").read_text()
+    after = refresh(dg.build_sensor_context(instance=instance, definitions=defs))
+    assert isinstance(after, dg.SkipReason) or not getattr(after, "run_requests", None)
 
     # a re-delivered year (new content) is noticed too
     path = raw / "survey" / "survey_2013.csv"

@@ -21,9 +21,18 @@ import pandas as pd
 import pytest
 
 from offshoring.reports import figures, html, provenance, render, sdc, tables
-from offshoring.reports.published import TABLE2, TABLE3
+from offshoring.reports.published import TABLE1, TABLE2, TABLE3
+from offshoring.reports.source import DataSource
+from offshoring.spec import load_study_spec
 
+SPEC = load_study_spec()
 RULES = sdc.Rules(min_firms=3, dominance_share=0.85, marker="x")
+SRC = DataSource.of(True, 7)  # the outputs of this module say they are synthetic
+REAL = DataSource.of(False)
+FIG2 = SPEC.reports.figure2
+FIG2_KW = dict(geo_year=FIG2.geo_year, simplify_tolerance=FIG2.simplify_tolerance,
+               classes=list(FIG2.classes))
+PERIOD2, PERIOD3 = (2006, 2012), (2007, 2012)
 
 # (firm, sector, province, district, turnover, employees, export %, italy, europe, north_africa, east_asia, other)
 OUTSOURCERS = [
@@ -142,7 +151,11 @@ TABLE2_PARAMS = {
     "district": -0.05,
     "n_offshoring_prov_lag": -0.01,
     "n_outsourcing_prov_lag": 0.02,
-    "sector_footwear": 0.1,
+    "footwear": 0.1,
+    "area_south": -0.1,
+    "mean_export_ratio_lag": 0.01,
+    "init_export_ratio": 0.02,
+    "lnsig2u": 0.3,
 }
 TABLE3_PARAMS = {
     "share_destination": math.log(0.98),
@@ -154,6 +167,8 @@ TABLE3_PARAMS = {
     "employees": math.log(0.984),
     "n_outsourcing_prov_pre": math.log(0.994),
     "n_migrant_prov_lag": 0.0002,
+    "footwear": 0.05,
+    "area_centre": -0.02,
 }
 
 
@@ -163,42 +178,44 @@ def built(tmp_path_factory):
     db = base / "warehouse.duckdb"
     build_warehouse(db)
     reports = base / "reports"
-    prov = provenance.collect(
-        [db], {"reports_dir": str(reports), "sdc": RULES.as_dict()}, seed=7, run_id="test-run"
-    )
+    prov = provenance.collect([db], SPEC.as_dict(), SPEC.sha256, SRC, "test-run",
+                              spec_files=dict(SPEC.files), paths={"reports_dir": str(reports)})
     con = duckdb.connect(str(db), read_only=True)
     try:
-        t1 = tables.table1(con, RULES, 2007, 2012)
-        f1 = figures.figure1(con, 2008, RULES)
-        f2 = figures.figure2(con, 2008, RULES)
+        t1 = tables.table1(con, RULES, 2007, 2012, source=SRC)
+        t1c = tables.table1_comparison(t1.sdc, (2007, 2012), source=SRC)
+        f1 = figures.figure1(con, 2008, RULES, source=SRC)
+        f2 = figures.figure2(con, 2008, RULES, **FIG2_KW, source=SRC)
     finally:
         con.close()
     res2 = fake_results(TABLE2_PARAMS)
     res3 = fake_results(TABLE3_PARAMS, se=0.005, nobs=900, ngroups=150)
-    spec2, spec3 = tables.table2_spec(), tables.table3_spec()
+    spec2, spec3 = tables.table2_spec(SPEC.probit, PERIOD2), tables.table3_spec(SPEC.cox, PERIOD3)
     truth2 = {k: v + 0.001 for k, v in TABLE2_PARAMS.items()}
     truth2["y_lag"] = 3.0  # far outside the interval
+    kw = dict(digits=3, rules=RULES, source=SRC)
     records = [
         render.write_table(t1, reports, prov, order=10),
+        render.write_table(t1c, reports, prov, order=11),
         figures.write_figure(f1, reports, prov, order=20),
         figures.write_figure(f2, reports, prov, order=30),
-        render.write_table(tables.model_table(res2, spec2, rules=RULES), reports, prov, order=40),
+        render.write_table(tables.model_table(res2, spec2, **kw), reports, prov, order=40),
         render.write_table(
-            tables.comparison_table(res2, spec2, truth=truth2, rules=RULES), reports, prov, order=41
+            tables.comparison_table(res2, spec2, truth=truth2, **kw), reports, prov, order=41
         ),
-        render.write_table(tables.model_table(res3, spec3, rules=RULES), reports, prov, order=50),
-        render.write_table(tables.comparison_table(res3, spec3, rules=RULES), reports, prov, order=51),
+        render.write_table(tables.model_table(res3, spec3, **kw), reports, prov, order=50),
+        render.write_table(tables.comparison_table(res3, spec3, **kw), reports, prov, order=51),
     ]
-    index = html.write_index(reports, records, prov)
+    index = html.write_index(reports, records, prov, source=SRC)
     return SimpleNamespace(
-        db=db, reports=reports, prov=prov, t1=t1, f1=f1, f2=f2, records=records, index=index,
-        res2=res2, res3=res3,
+        db=db, reports=reports, prov=prov, t1=t1, t1c=t1c, f1=f1, f2=f2, records=records,
+        index=index, res2=res2, res3=res3, spec2=spec2, spec3=spec3,
     )
 
 
 def test_every_output_is_written(built):
     names = sorted(p.name for p in built.reports.iterdir())
-    for t in ("table1", "table2", "table2_comparison", "table3", "table3_comparison"):
+    for t in ("table1", "table1_comparison", "table2", "table2_comparison", "table3", "table3_comparison"):
         for ext in (".md", ".tex", ".csv", ".provenance.json"):
             assert t + ext in names
     for f in ("figure1", "figure2"):
@@ -243,10 +260,14 @@ def test_table1_layout_and_values(built):
     assert cells["Turnover"][0] == "x"
     assert t.sdc.suppressed[("turnover", "clothing:outsourcing")] == sdc.DOMINANCE
     assert cells["Turnover"][2] == "700,000"
-    # cells blank in the paper stay blank
-    assert cells["% of export on turnover"][1] == "" and cells["% of export on turnover"][3] == ""
-    assert cells["Number of subsidiaries in foreign countries"][0] == ""
-    assert cells["% of firms located inside Industrial Districts"][1] == ""
+    # cells the paper leaves empty do not apply: "–", and the notes say what "–" means
+    assert cells["% of export on turnover"][1] == "–" and cells["% of export on turnover"][3] == "–"
+    assert cells["Number of subsidiaries in foreign countries"][0] == "–"
+    assert cells["% of firms located inside Industrial Districts"][1] == "–"
+    assert any(n.startswith("–: does not apply") for n in t.notes)
+    assert any(n.startswith("x: suppressed") for n in t.notes)
+    assert t.title.endswith("(average values over the 2007-2012 period)")
+    assert t.source == SRC.line()
     # durations: outsourcing spells; offshoring runs of consecutive AIDA years
     dur_cloth_out = (12 * 2 + 1) / 13
     assert cells["Duration of internationalization activity"][0] == f"{dur_cloth_out:.2f}"
@@ -288,7 +309,7 @@ def test_figure1_bars_and_suppression(built):
 
 
 def test_figure2_has_every_province_and_suppression(built):
-    ref = figures.reference_provinces()
+    ref = figures.reference_provinces(FIG2.geo_year)
     assert len(ref) == 107 and {"PO", "FM", "SU", "BT"} <= set(ref)
     p = built.f2.protected
     assert p.rows == ref + ["total"]
@@ -318,9 +339,10 @@ def test_table2_layout(built):
         json.loads((built.reports / "table2.provenance.json").read_text())["display"]
     )
     labels = [r.label for r in t.rows]
+    lab = SPEC.probit.labels
     assert labels == [
-        "y_2005",
-        "yt-1",
+        lab["y_initial"],
+        lab["y_lag"],
         "Export (% of sales)",
         "Extension of market area served",
         "Financial constraints (1 if firm has access to credit)",
@@ -330,53 +352,70 @@ def test_table2_layout(built):
         "# of firms engaged in offshoring activities at t-1",
         "# of firms engaged in offshore outsourcing activities at t-1",
         "Industry dummies",
-        "Territorial dummies",
+        "Territorial dummies (macro-areas)",
         "Observations",
         "Groups",
     ]
+    assert "yt-1" not in labels and "y_lag" not in labels  # the specification's wording
     assert t.column_names() == ["Coefficient", "Std. err."]
+    assert t.title == ("Table 2. Dynamic Probit Model: Probability to engage in offshore outsourcing "
+                       "among manufacturing firms in Italy, period 2006-2012, industries: clothing "
+                       "and footwear production")
     cells = {r.label: r.cells for r in t.rows}
-    assert cells["yt-1"] == ["2.500***", "0.010"]
+    assert cells[lab["y_lag"]] == ["2.500***", "0.010"]
     assert cells["Export (% of sales)"] == ["-0.015", "0.010"]  # z = 1.5: not significant
     assert cells["Supplier"] == ["0.090***", "0.010"]
     assert cells["Industry dummies"] == ["Yes", ""]
-    assert cells["Territorial dummies"] == ["Yes", ""]
+    assert cells["Territorial dummies (macro-areas)"] == ["Yes", ""]
     assert cells["Observations"][0] == "1,000" and cells["Groups"][0] == "200"
+    assert t.source == SRC.line()
+    # every term of the fit is either shown or hidden by design: no stray-term note
+    assert not any("not in the specification" in n for n in t.notes)
     tex = (built.reports / "table2.tex").read_text()
     assert "2.500$^{***}$" in tex
     assert "\\# of firms engaged in offshoring activities at t-1" in tex
-    # the initial-outcome label is configurable
-    spec = tables.table2_spec("y_2006")
+    # the reports' initial-outcome label, when given, replaces the specification's
+    spec = tables.table2_spec(SPEC.probit, PERIOD2, initial_outcome_label="y_2006")
     assert spec.rows[0] == ("y_initial", "y_2006")
 
 
 def test_table3_hazard_ratios(built):
-    t = tables.model_table(built.res3, tables.table3_spec(), rules=RULES)
+    t = tables.model_table(built.res3, built.spec3, digits=3, rules=RULES, source=SRC)
     assert t.column_names() == ["Hazard ratio", "Std. err."]
+    assert "period 2007-2012" in t.title
     cells = {r.label: r.cells for r in t.rows}
     assert cells["Share of outsourcing costs in the foreign region"][0] == "0.980***"
     assert cells["Supplier"][0] == "1.200***"
     assert cells["Supplier"][1] == f"{1.2 * 0.005:.3f}"  # delta method
     assert cells["Export (% of sales)"][0] == "1.000"
     assert cells["Return on Investments"][0] == "1.000"  # b/se = 0.02
-    assert [r.label for r in t.rows][-4:] == ["Industry dummies", "Territorial dummies", "Observations", "Groups"]
+    assert [r.label for r in t.rows][-4:] == ["Industry dummies", "Territorial dummies (macro-areas)",
+                                             "Observations", "Groups"]
+    # an unclustered fit has no groups: "–", said in the notes
+    res = fake_results(TABLE3_PARAMS, se=0.005, nobs=900, ngroups=150)
+    res.ngroups = None
+    t = tables.model_table(res, built.spec3, digits=3, rules=RULES, source=SRC)
+    assert t.row("Groups").cells[0] == "–" and any(n.startswith("Groups –") for n in t.notes)
 
 
 def test_comparison_tables(built):
-    t = tables.comparison_table(built.res2, tables.table2_spec(), rules=RULES)
+    t = tables.comparison_table(built.res2, built.spec2, digits=3, rules=RULES, source=SRC)
     assert t.column_names() == ["Published", "Published s.e.", "Estimate", "Std. err.", "Difference"]
     cells = {r.label: r.cells for r in t.rows}
-    assert cells["y_2005"] == ["0.527***", "0.039", "0.520***", "0.010", "-0.007"]
+    y0, y1 = SPEC.probit.labels["y_initial"], SPEC.probit.labels["y_lag"]
+    assert cells[y0] == ["0.527***", "0.039", "0.520***", "0.010", "-0.007"]
     assert cells["Observations"] == ["117,505", "", "1,000", "", "-116,505"]
     assert cells["Groups"][0] == "17,338"
+    assert t.title == "Table 2: published values and this run's estimates (2006-2012)"
     sidecar = json.loads((built.reports / "table2_comparison.provenance.json").read_text())
     d = render.DisplayTable.from_dict(sidecar["display"])
     assert d.column_names()[-2:] == ["True value", "Covered by 95% CI"]
     rows = {r.label: r.cells for r in d.rows}
-    assert rows["y_2005"][-1] == "yes" and rows["yt-1"][-1] == "no"
-    t3 = tables.comparison_table(built.res3, tables.table3_spec(), rules=RULES)
+    assert rows[y0][-1] == "yes" and rows[y1][-1] == "no"
+    t3 = tables.comparison_table(built.res3, built.spec3, digits=3, rules=RULES, source=SRC)
     rows3 = {r.label: r.cells for r in t3.rows}
-    assert rows3["Share of outsourcing costs in the foreign region"][:3] == ["0.981***", "", "0.980***"]
+    # the paper prints no standard errors in Table 3: "–", not a blank
+    assert rows3["Share of outsourcing costs in the foreign region"][:3] == ["0.981***", "–", "0.980***"]
     assert rows3["Share of outsourcing costs in the foreign region"][4] == "-0.001"
     assert TABLE3.estimates["share_destination"].value == 0.981
     assert TABLE2.nobs == 117_505 and TABLE2.ngroups == 17_338
@@ -385,7 +424,8 @@ def test_comparison_tables(built):
 def test_model_tables_refuse_tiny_models():
     res = fake_results({"y_lag": 1.0}, ngroups=2)
     with pytest.raises(sdc.DisclosureError):
-        tables.model_table(res, tables.table2_spec(), rules=RULES)
+        tables.model_table(res, tables.table2_spec(SPEC.probit, PERIOD2), digits=3, rules=RULES,
+                           source=SRC)
 
 
 def test_provenance_sidecars(built):
@@ -394,10 +434,16 @@ def test_provenance_sidecars(built):
         side = json.loads((built.reports / rec.sidecar).read_text())
         prov = side["provenance"]
         assert prov["run_id"] == "test-run" and prov["seed"] == 7
+        assert prov["data"] == "synthetic" and prov["source"] == SRC.line()
         assert prov["inputs"][0]["sha256"] == db_sha
         assert set(prov["code_version"]) >= {"commit", "dirty"}
         assert prov["packages"]["duckdb"] and prov["packages"]["polars"]
-        assert prov["settings"]["sdc"]["min_firms"] == 3
+        # the effective specification, whole, and its hash
+        assert prov["spec_sha256"] == SPEC.sha256
+        assert set(prov["spec"]) == set(SPEC.as_dict())
+        assert prov["spec"]["reports"]["sdc"]["min_firms"] == 3
+        assert prov["spec"]["probit"]["labels"] == dict(SPEC.probit.labels)
+        assert prov["spec_files"]["probit"].endswith("probit_table2.yaml")
         assert re.match(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", prov["created_utc"])
         for f in side["output"]["files"]:
             assert f["sha256"] == provenance.file_sha256(built.reports / f["file"])
@@ -406,11 +452,29 @@ def test_provenance_sidecars(built):
     assert side1["sdc"]["by_rule"]["dominance"] >= 1
     meta = provenance.metadata(built.prov)
     assert meta["input_sha256"][str(built.db)] == db_sha
+    assert meta["data"] == "synthetic" and meta["spec_sha256"] == SPEC.sha256
     rec_meta = built.records[0].metadata(built.reports)
     assert rec_meta["run_id"] == "test-run" and rec_meta["input_sha256"][str(built.db)] == db_sha
     assert rec_meta["file_sha256"]["table1.csv"] == provenance.file_sha256(built.reports / "table1.csv")
     assert rec_meta["sdc_suppressed"] == side1["sdc"]["n_suppressed"]
+    assert rec_meta["source"] == SRC.line() and rec_meta["data"] == "synthetic"
     json.dumps(rec_meta)  # JSON-ready for MetadataValue.json
+
+
+def test_provenance_redacts_credentials_and_keeps_no_cache(tmp_path):
+    spec = SPEC.as_dict()
+    spec["alerts"]["slack"]["webhook_url"] = "https://hooks.example/T000/SECRET"
+    a = provenance.collect([tmp_path], spec, "abc", REAL, "run-a")
+    assert a["spec"]["alerts"]["slack"]["webhook_url"] == "<redacted>"
+    assert a["spec"]["alerts"]["slack"]["webhook_url_env"] == spec["alerts"]["slack"]["webhook_url_env"]
+    assert "SECRET" not in json.dumps(a)
+    assert a["data"] == "real" and a["seed"] is None
+    (tmp_path / "new.csv").write_text("x\n")
+    b = provenance.collect([tmp_path], spec, "abc", REAL, "run-b")
+    assert b["run_id"] == "run-b" and len(b["inputs"]) == len(a["inputs"]) + 1
+    import assets.reports as report_assets
+
+    assert not hasattr(report_assets, "_PROVENANCE_CACHE")
 
 
 def test_code_version_falls_back_outside_git(tmp_path):
@@ -427,9 +491,103 @@ def test_index_page_is_offline_and_complete(built):
     assert "Main characteristics of firms engaged" in page
     assert "<script" not in page
     assert not re.search(r"(src|href)=\"https?:", page)
-    assert "http://" not in page and "https://" not in page
+    # no address outside the specification's text (alerts.ui_base_url is a setting, not a link)
+    outside_spec = re.sub(r"<pre>.*?</pre>", "", page, flags=re.S)
+    assert "http://" not in outside_spec and "https://" not in outside_spec and "url(" not in page
     assert provenance.file_sha256(built.db) in page
     assert 'id="provenance"' in page and "test-run" in page
+    assert SPEC.sha256 in page
+    # synthetic data say so at the top of the page
+    assert 'id="synthetic-banner"' in page and "seed 7" in page and "not from IMEFAS or AIDA" in page
     # rebuilt from the sidecars alone
-    again = html.write_index(built.reports)
+    again = html.write_index(built.reports, source=SRC)
     assert again.read_text().count("<section") == page.count("<section")
+
+
+def test_a_share_resting_on_two_firms_is_suppressed(tmp_path):
+    """The district share is a share of firms: it rests on the firms inside a district, not on
+    every firm of the group (two of five footwear outsourcers here: 40% must not be shown)."""
+    db = tmp_path / "w.duckdb"
+    build_warehouse(db)
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE panel.firm_years SET district = 0 WHERE firm_id IN ('f03', 'f04')")
+    try:
+        cells = tables.table1_cells(con, 2007, 2012)
+        t = tables.table1(con, RULES, 2007, 2012, source=SRC)
+    finally:
+        con.close()
+    cell = cells.cell("district_share", "footwear:outsourcing")
+    assert cell.value == pytest.approx(40.0) and cell.n_firms == 2
+    assert t.sdc.suppressed[("district_share", "footwear:outsourcing")] == sdc.THRESHOLD
+    assert t.row("% of firms located inside Industrial Districts").cells[2] == "x"
+    # the clothing share rests on its 7 district firms: published
+    assert cells.cell("district_share", "clothing:outsourcing").n_firms == 7
+    assert t.row("% of firms located inside Industrial Districts").cells[0] == "56%"
+    # a mean still rests on every firm with a value (5 footwear exporters)
+    assert cells.cell("export_share", "footwear:outsourcing").n_firms == 5
+
+
+def test_table1_beside_the_papers(built):
+    t = built.t1c
+    assert t.column_names()[:2] == ["Clothing production: Offshore outsourcing: Paper",
+                                    "Clothing production: Offshore outsourcing: This run"]
+    rows = {r.label: r.cells for r in t.rows}
+    assert rows["Number of firms"][:2] == ["486", "13"]
+    assert rows["Turnover"][:4] == ["2,333,955", "x", "41,626,846", "41,250,000"]  # this run's is suppressed
+    assert rows["% of firms located inside Industrial Districts"][:2] == ["22%", "56%"]
+    assert rows["Number of subsidiaries in foreign countries"][:2] == ["–", "–"]  # not applicable
+    assert rows["Number of firms"][6:] == ["105", "x"]
+    # the paper fills exactly the cells that apply
+    assert set(TABLE1) == {(r.key, tables.column_key(sec, typ)) for r in tables.TABLE1_ROWS
+                           for sec, _ in tables.SECTORS for typ, _ in tables.TYPES if typ in r.types}
+    assert t.sdc is built.t1.sdc  # written through the same disclosure control
+
+
+def test_figure_titles_legends_and_published_values(built, tmp_path):
+    assert built.f1.title == "Figure 1. Destination of offshoring and offshore outsourcing activities in 2008"
+    assert built.f2.title.endswith("outsourcing activities in 2008") and "year=" not in built.f2.title
+    assert "year=" not in built.f1.data.title
+    # the paper's two bars (its text, 2008) are drawn and listed beside this run's
+    svg = (built.reports / "figure1.svg").read_text()
+    assert 'id="paper-clothing-offshoring-north_africa"' in svg
+    paper_row = built.f1.data.row("North Africa (% of firms), in the paper's text")
+    assert paper_row.cells == ["–", "4.0", "–", "2.0"]
+    legends = [[t.get_text() for t in ax.get_legend().get_texts()] for ax in built.f1.figure.axes]
+    assert all(any("in the paper's text" in t for t in lg) for lg in legends)
+    assert all(any(t.startswith("suppressed") for t in lg) for lg in legends)  # both panels suppress
+    # a year with nothing suppressed and no published value: no legend entry for either
+    con = duckdb.connect(str(built.db), read_only=True)
+    try:
+        empty = figures.figure1(con, 2009, RULES, source=REAL)
+    finally:
+        con.close()
+    for ax in empty.figure.axes:
+        texts = [t.get_text() for t in ax.get_legend().get_texts()]
+        assert not any(t.startswith("suppressed") or "paper" in t for t in texts)
+    assert not any(n.startswith("x:") for n in empty.data.notes)
+    assert any("no cell needed suppression" in n for n in empty.data.notes)
+    # the source says synthetic (or not) in the caption and on the image itself
+    assert built.f1.caption.endswith(f"Source: {SRC.line()}.")
+    assert 'id="source-line"' in svg
+    assert empty.caption.endswith("Source: elaborations on IMEFAS and AIDA data (this run).")
+
+
+def test_real_data_outputs_do_not_claim_to_be_synthetic(built, tmp_path):
+    con = duckdb.connect(str(built.db), read_only=True)
+    try:
+        t = tables.table1(con, RULES, 2007, 2012, source=REAL)
+    finally:
+        con.close()
+    assert t.source == "elaborations on IMEFAS and AIDA data (this run)"
+    prov = provenance.collect([built.db], SPEC.as_dict(), SPEC.sha256, REAL, "real-run")
+    assert prov["data"] == "real" and prov["seed"] is None
+    rec = render.write_table(t, tmp_path, prov, order=10)
+    page = html.write_index(tmp_path, [rec], prov, source=REAL).read_text()
+    assert 'id="synthetic-banner"' not in page and "synthetic" not in page.split('id="provenance"')[0]
+    assert "Source: elaborations on IMEFAS and AIDA data (this run)" in (tmp_path / "table1.md").read_text()
+    # a synthetic output found beside real ones is flagged, not silently mixed
+    page = html.write_index(built.reports, None, prov, source=REAL).read_text()
+    assert 'id="mixed-banner"' in page
+    # every builder needs to be told: no default origin
+    with pytest.raises(TypeError):
+        tables.table1_display(t.sdc, (2007, 2012), source=None)

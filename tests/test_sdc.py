@@ -33,11 +33,43 @@ def counts_table(name: str, grid: dict[str, dict[str, int]]) -> CellTable:
     return CellTable(name, rows, cols, cells)
 
 
-def test_defaults_come_from_config():
-    rules = Rules.from_config()
-    assert rules.min_firms == 3
-    assert rules.dominance_share == pytest.approx(0.85)
-    assert Rules.from_config({"min_firms": 5}).min_firms == 5
+def test_rules_come_from_the_specification_only():
+    from offshoring.spec import load_study_spec
+
+    part = load_study_spec().reports.sdc
+    rules = Rules.from_spec(part)
+    assert (rules.min_firms, rules.dominance_share, rules.marker) == (
+        part.min_firms, part.dominance_share, part.marker)
+    assert Rules.from_spec({"min_firms": 5, "dominance_share": 0.9, "marker": "c"}).min_firms == 5
+    # no value is written in code: every rule must be given
+    with pytest.raises(TypeError):
+        Rules()  # type: ignore[call-arg]
+    with pytest.raises(ValueError, match="dominance_share"):
+        Rules.from_spec({"min_firms": 5})
+    t = counts_table("t", {"r": {"a": 1}})
+    with pytest.raises(TypeError):
+        protect(t)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        assert_safe(t)  # a raw table needs the rules
+
+
+def test_violations_lists_every_unsafe_cell_without_values():
+    t = CellTable(
+        "t", ["n", "money"], ["a", "b", "c"],
+        {
+            ("n", "a"): Cell(1.0, FREQUENCY), ("n", "b"): Cell(2.0, FREQUENCY),
+            ("n", "c"): Cell(7.0, FREQUENCY),
+            ("money", "a"): Cell(5e5, MAGNITUDE, n_firms=4, total=1e6, max_contrib=9.5e5),
+            ("money", "b"): Cell(5e5, MAGNITUDE, n_firms=4, total=1e6, max_contrib=3e5),
+            ("money", "c"): BLANK_CELL,
+        },
+    )
+    found = sdc.violations(t, RULES)
+    assert [(v.cell, v.rule) for v in found] == [
+        (("n", "a"), THRESHOLD), (("n", "b"), THRESHOLD), (("money", "a"), DOMINANCE)]
+    assert sdc.count_by_rule(found) == {THRESHOLD: 2, DOMINANCE: 1}
+    assert not any("950" in v.describe() or "500" in v.describe() for v in found)
+    assert sdc.violations(protect(t, RULES)) == []
 
 
 def test_threshold_rule_suppresses_cells_of_fewer_than_three_firms():
@@ -179,7 +211,7 @@ def test_assert_safe_with_stricter_rules_fails():
     p = protect(counts_table("t", {"r": {"a": 3, "b": 4, "c": 10}}), RULES)
     assert_safe(p)
     with pytest.raises(DisclosureError, match="fewer than 5"):
-        assert_safe(p, Rules(min_firms=5))
+        assert_safe(p, Rules(min_firms=5, dominance_share=0.85, marker="x"))
 
 
 def test_suppressed_values_never_reach_the_written_files(tmp_path):
@@ -210,7 +242,7 @@ def test_suppressed_values_never_reach_the_written_files(tmp_path):
         assert "987654" not in text.replace(",", "") and "987,654" not in text
     md = (tmp_path / "secret_table.md").read_text()
     assert "| Turnover | x | 1,234.00 |" in md
-    assert "| Blank |  | 2.00 |" in md
+    assert "| Blank | – | 2.00 |" in md  # does not apply
     csv_text = (tmp_path / "secret_table.csv").read_text()
     assert "Turnover,x,1234\n" in csv_text
 

@@ -114,9 +114,10 @@ def read_spec_mapping(spec, default_file: str, allowed: set[str], what: str) -> 
     from pathlib import Path
 
     if spec is None:
-        from offshoring.settings import config_file
+        # the shipped default (never the user's folder: that reaches the library as an argument)
+        from offshoring.settings import defaults_config_dir
 
-        spec = config_file(default_file)
+        spec = defaults_config_dir() / default_file
     if isinstance(spec, (str, Path)):
         with open(spec, encoding="utf-8") as fh:
             raw = yaml.safe_load(fh) or {}

@@ -5,7 +5,9 @@ PNG (and a link to the SVG) next to the page; CSS is inline; there is no script
 and no external resource, so the folder can be zipped and opened anywhere.
 Entries come from the writers' `OutputRecord`s, or, when none are passed, from
 the ``*.provenance.json`` sidecars in the folder (so an index asset running in
-its own process rebuilds the page from disk).
+its own process rebuilds the page from disk). The origin of the data (`DataSource`)
+is passed in: on synthetic data a banner at the top says so, and an output whose
+own provenance disagrees is flagged.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any, Iterable
 
 from offshoring.reports.provenance import code_version_text
 from offshoring.reports.render import OutputRecord, read_records, to_html, write_text
+from offshoring.reports.source import DataSource
 
 INDEX = "index.html"
 
@@ -45,6 +48,10 @@ figure { margin: 1rem 0; } figure img { max-width: 100%; height: auto; border: 1
 figcaption, .files, .sdc { font-size: .85rem; color: #555; }
 details { margin: .5rem 0; } summary { cursor: pointer; color: #2b6ca3; }
 pre { background: #f6f6f6; padding: .6rem; overflow-x: auto; font-size: .8rem; }
+.banner { border: 2px solid #b00020; background: #fdecee; color: #6b0013; padding: .7rem 1rem;
+          font-weight: bold; margin: 1rem 0; }
+.origin { display: inline-block; font-size: .75rem; padding: 0 .4rem; border-radius: .2rem;
+          background: #fdecee; color: #6b0013; border: 1px solid #b00020; }
 """
 
 
@@ -98,7 +105,10 @@ def _provenance_block(prov: dict[str, Any] | None, *, full: bool) -> str:
             [
                 ("run id", prov.get("run_id")),
                 ("time (UTC)", prov.get("created_utc")),
+                ("data", prov.get("data")),
+                ("source", prov.get("source")),
                 ("code version", code_version_text(prov)),
+                ("specification (SHA-256)", prov.get("spec_sha256")),
                 ("seed", prov.get("seed")),
                 ("python", prov.get("python")),
             ]
@@ -111,14 +121,27 @@ def _provenance_block(prov: dict[str, Any] | None, *, full: bool) -> str:
         parts += [
             "<h4>Package versions</h4>",
             _kv(sorted((k, v if v is not None else "not installed") for k, v in packages.items())),
-            "<h4>Settings</h4>",
-            f"<pre>{_e(json.dumps(prov.get('settings', {}), indent=2, default=str, sort_keys=True))}</pre>",
+            "<h4>Specification files</h4>",
+            _kv(sorted((prov.get("spec_files") or {}).items())),
+            "<h4>Effective specification</h4>",
+            f"<pre>{_e(json.dumps(prov.get('spec', {}), indent=2, default=str, sort_keys=True))}</pre>",
+            "<h4>Paths</h4>",
+            _kv(sorted((prov.get("paths") or {}).items())),
         ]
     return "\n".join(parts)
 
 
-def _entry(record: OutputRecord) -> str:
+def _data_of(record: OutputRecord) -> str | None:
+    return (record.provenance or {}).get("data")
+
+
+def _entry(record: OutputRecord, source: DataSource) -> str:
     out = [f'<section id="{_e(record.name)}">', f"<h2>{_e(record.title)}</h2>"]
+    data = _data_of(record)
+    if data is not None and data != source.data:
+        out.append(f'<p class="origin">written from {_e(data)} data, unlike this page\'s run</p>')
+    elif data == "synthetic":
+        out.append('<p class="origin">synthetic data</p>')
     if record.kind == "figure":
         png = next((f for f in record.files if f.endswith(".png")), None)
         svg = next((f for f in record.files if f.endswith(".svg")), None)
@@ -149,8 +172,14 @@ def _entry(record: OutputRecord) -> str:
 
 
 def render_index(
-    entries: list[OutputRecord], provenance: dict[str, Any] | None, *, title: str | None = None
+    entries: list[OutputRecord],
+    provenance: dict[str, Any] | None,
+    *,
+    source: DataSource,
+    title: str | None = None,
 ) -> str:
+    if not isinstance(source, DataSource):
+        raise TypeError("the index page needs its DataSource (synthetic or real data)")
     title = title or "Offshore outsourcing and backshoring in Italian clothing and footwear: reports"
     entries = sorted(entries, key=lambda r: (r.order, r.name))
     if provenance is None:
@@ -160,8 +189,14 @@ def render_index(
         f"<title>{_e(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"
     )
     run = provenance or {}
+    banner = source.banner()
+    mixed = sorted({d for d in (_data_of(r) for r in entries) if d is not None and d != source.data})
     body = [
         f"<h1>{_e(title)}</h1>",
+        *([f'<p class="banner" id="synthetic-banner">{_e(banner)}</p>'] if banner else []),
+        *([f'<p class="banner" id="mixed-banner">Some outputs below were written from {_e(", ".join(mixed))} '
+           f"data, this page from {_e(source.data)} data: rerun them before reading them together.</p>"]
+          if mixed else []),
         "<p>Reproduction of Canello &amp; Pavone, <em>Offshore outsourcing and backshoring "
         "patterns in the Italian manufacturing sector</em>. "
         f"Run {_e(run.get('run_id'))}, {_e(run.get('created_utc'))}, code "
@@ -170,7 +205,7 @@ def render_index(
         *(f'<li><a href="#{_e(r.name)}">{_e(r.title)}</a></li>' for r in entries),
         '<li><a href="#provenance">Provenance</a></li>',
         "</ul></nav>",
-        *(_entry(r) for r in entries),
+        *(_entry(r, source) for r in entries),
         '<section id="provenance"><h2>Provenance</h2>',
         _provenance_block(provenance, full=True),
         "</section>",
@@ -183,6 +218,7 @@ def write_index(
     entries: list[OutputRecord] | None = None,
     provenance: dict[str, Any] | None = None,
     *,
+    source: DataSource,
     title: str | None = None,
 ) -> Path:
     """Write ``<reports_dir>/index.html``; entries default to the sidecars found there."""
@@ -190,5 +226,5 @@ def write_index(
     if entries is None:
         entries = read_records(reports_dir)
     path = reports_dir / INDEX
-    write_text(path, render_index(list(entries), provenance, title=title))
+    write_text(path, render_index(list(entries), provenance, source=source, title=title))
     return path

@@ -1,9 +1,12 @@
-"""Provenance of an output: inputs, code, packages, settings, seed, run, time.
+"""Provenance of an output: inputs, code, packages, specification, data origin, run, time.
 
 `collect` builds the record every output carries in its sidecar JSON and in its
-asset metadata (`metadata` flattens it for Dagster). Nothing here needs the
-network; a missing ``git`` or a folder that is not a repository gives
-``commit: None`` with the reason instead of failing the run.
+asset metadata (`metadata` flattens it for Dagster). The record holds the effective
+study specification whole (`StudySpec.as_dict`, credentials redacted) and its SHA-256,
+and says whether the data are synthetic or real. It is built by the caller once per
+step and passed in: nothing here caches a record across runs. Nothing here needs the
+network; a missing ``git`` or a folder that is not a repository gives ``commit: None``
+with the reason instead of failing the run.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from offshoring.readers.common import sha256_file
+from offshoring.reports.source import DataSource
 from offshoring.version import git_state
 
 KEY_PACKAGES = (
@@ -86,25 +90,64 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
+#: keys of the specification whose values are credentials: recorded as set or not, never copied
+SECRET_KEYS = ("webhook_url", "password", "token", "secret")
+
+
+def redact(value: Any) -> Any:
+    """A copy of a JSON-able mapping with credential values replaced (``"<redacted>"``).
+
+    A key ending in ``_env`` names an environment variable, not its value, and is kept.
+    """
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            key = str(k).lower()
+            secret = any(s in key for s in SECRET_KEYS) and not key.endswith("_env")
+            if secret and v not in (None, ""):
+                out[k] = "<redacted>"
+            else:
+                out[k] = redact(v)
+        return out
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
 def collect(
-    input_files: list[Path],
-    settings: dict[str, Any],
-    seed: int | None,
+    input_files: Iterable[str | Path],
+    spec: dict[str, Any],
+    spec_sha256: str,
+    source: DataSource,
     run_id: str | None,
     *,
+    spec_files: dict[str, str] | None = None,
+    paths: dict[str, Any] | None = None,
     repo: str | Path | None = None,
 ) -> dict[str, Any]:
-    """The provenance record of a run (JSON-serialisable)."""
+    """The provenance record of a run step (JSON-serialisable).
+
+    spec         the effective study specification, whole (`StudySpec.as_dict()`)
+    spec_sha256  its hash (`StudySpec.sha256`)
+    source       synthetic or real data (and the generator's seed)
+    """
+    if not isinstance(source, DataSource):
+        raise TypeError("collect needs the DataSource (synthetic or real) of the run")
     return {
         "run_id": run_id,
         "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "seed": seed,
+        "data": source.data,
+        "source": source.line(),
+        "seed": source.seed,
         "inputs": input_hashes(input_files),
         "code_version": code_version(repo),
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
-        "settings": _jsonable(settings),
+        "spec_sha256": spec_sha256,
+        "spec_files": _jsonable(dict(spec_files or {})),
+        "spec": redact(_jsonable(spec)),
+        "paths": _jsonable(dict(paths or {})),
     }
 
 
@@ -123,9 +166,11 @@ def metadata(prov: dict[str, Any]) -> dict[str, Any]:
     return {
         "run_id": str(prov.get("run_id")),
         "created_utc": prov.get("created_utc"),
+        "data": prov.get("data"),
         "seed": prov.get("seed"),
         "code_version": code_version_text(prov),
+        "spec_sha256": prov.get("spec_sha256"),
+        "spec_files": prov.get("spec_files", {}),
         "input_sha256": {i["path"]: i["sha256"] for i in prov.get("inputs", [])},
         "packages": prov.get("packages", {}),
-        "settings": prov.get("settings", {}),
     }

@@ -29,7 +29,9 @@ from typing import Any, Iterable
 from offshoring.reports import sdc
 
 SIDECAR_SUFFIX = ".provenance.json"
-NO_DATA = "–"  # a cell with no firm behind it (not blank by design, not suppressed)
+# A cell that does not apply: a statistic not collected for the group (left empty in the
+# paper), a group without firms, a term not in a model. Notes say which, when one is shown.
+NO_DATA = "–"
 
 
 # --------------------------------------------------------------------------- numbers
@@ -349,6 +351,7 @@ class OutputRecord:
         base = Path(reports_dir) if reports_dir is not None else None
         s = self.sdc_summary or {}
         out: dict[str, Any] = {
+            "title": self.title,
             "files": [str(base / f) if base else f for f in self.files + [self.sidecar]],
             "file_sha256": dict(self.file_sha256),
             "sdc_suppressed": int(s.get("n_suppressed", 0)),
@@ -356,6 +359,8 @@ class OutputRecord:
         }
         if self.info:
             out["info"] = dict(self.info)
+        if self.display is not None and self.display.source:
+            out["source"] = self.display.source
         if self.provenance:
             out.update(provenance_metadata(self.provenance))
         return out
@@ -452,11 +457,12 @@ def read_records(reports_dir: str | Path) -> list[OutputRecord]:
 def published_cell(
     table: sdc.ProtectedTable, row: str, column: str, fmt: Any
 ) -> tuple[str, Any]:
-    """(display text, raw CSV value) of a protected cell: marker, blank, no data or value."""
+    """(display text, raw CSV value) of a protected cell: the marker when suppressed, "–"
+    when it does not apply (blank by design, or no firm behind it), else the value."""
     if table.is_suppressed(row, column):
         return table.rules.marker, table.rules.marker
     if table.is_blank(row, column):
-        return "", None
+        return NO_DATA, None
     value = table.published_value(row, column)
     if value is None:
         return NO_DATA, None
@@ -477,3 +483,39 @@ def rows_from_protected(
         pairs = [published_cell(table, key, c, fmt) for c in table.columns]
         out.append(DisplayRow(label=label, cells=[p[0] for p in pairs], raw=[p[1] for p in pairs]))
     return out
+
+
+def legend_notes(
+    table: sdc.ProtectedTable,
+    rows: Iterable[DisplayRow],
+    *,
+    not_applicable: str | None = None,
+) -> list[str]:
+    """The notes explaining the symbols a table shows, and only those: the suppression
+    marker when a cell is suppressed (else a line saying none needed to be), and "–" when
+    a cell shows it (`not_applicable`: what "–" means beyond the protected table's own
+    blank and empty cells)."""
+    rows = list(rows)
+    notes = [table.rules.note() if table.suppressed else table.rules.none_suppressed_note()]
+    if any(c == NO_DATA for r in rows for c in r.cells):
+        reasons = []
+        keys = [k for k in table.table.keys() if not table.is_suppressed(*k)]
+        if not_applicable:
+            reasons.append(not_applicable)
+        elif any(table.is_blank(*k) for k in keys):
+            reasons.append("does not apply (the statistic is not collected for this type of firm)")
+        if any(not table.is_blank(*k) and table.published_value(*k) is None for k in keys):
+            reasons.append("no firm in the group")
+        notes.append(f"{NO_DATA}: " + "; ".join(reasons or ["does not apply"]) + ".")
+    return notes
+
+
+def disclosure_violations(table: DisplayTable) -> list[sdc.Violation]:
+    """What would make writing `table` unsafe: its protected cells' violations, or the
+    table itself when it is neither protected nor declared exempt."""
+    if table.sdc is not None:
+        return sdc.violations(table.sdc)
+    if not table.sdc_exempt:
+        return [sdc.Violation(table.name, ("*", "*"), "unprotected",
+                              "not through disclosure control and not declared exempt")]
+    return []

@@ -41,7 +41,7 @@ call `assert_safe` before anything reaches disk.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -74,33 +74,39 @@ class DisclosureError(Exception):
 
 @dataclass(frozen=True)
 class Rules:
-    """Disclosure-control thresholds (defaults in ``config/reports.yaml``)."""
+    """Disclosure-control thresholds.
 
-    min_firms: int = 3
-    dominance_share: float = 0.85
-    marker: str = "x"
+    No defaults here: the values come from the study specification (``reports.sdc`` in
+    ``config/reports.yaml``, `Rules.from_spec`), so one file says what the rules are.
+    """
+
+    min_firms: int
+    dominance_share: float
+    marker: str
 
     def __post_init__(self) -> None:
         if self.min_firms < 1:
             raise ValueError(f"min_firms must be >= 1, got {self.min_firms}")
         if not 0 < self.dominance_share <= 1:
             raise ValueError(f"dominance_share must be in (0, 1], got {self.dominance_share}")
+        if not self.marker:
+            raise ValueError("the suppression marker must not be empty")
 
     @classmethod
-    def from_config(cls, config: Mapping[str, Any] | None = None) -> "Rules":
-        """Rules from a mapping (the ``sdc`` section), or from ``config/reports.yaml``."""
-        if config is None:
-            from offshoring.reports import load_report_config
+    def from_spec(cls, spec: Any) -> "Rules":
+        """Rules from the specification's ``reports.sdc`` part (attributes) or a mapping
+        with the same keys; every key is required."""
+        get = (lambda k: spec[k]) if isinstance(spec, Mapping) else (lambda k: getattr(spec, k))
+        try:
+            return cls(
+                min_firms=int(get("min_firms")),
+                dominance_share=float(get("dominance_share")),
+                marker=str(get("marker")),
+            )
+        except (KeyError, AttributeError) as exc:
+            raise ValueError(f"disclosure rules need min_firms, dominance_share and marker: {exc}") from None
 
-            config = load_report_config().get("sdc", {})
-        known = {k: config[k] for k in ("min_firms", "dominance_share", "marker") if k in config}
-        rules = cls(**known)
-        return replace(
-            rules,
-            min_firms=int(rules.min_firms),
-            dominance_share=float(rules.dominance_share),
-            marker=str(rules.marker),
-        )
+    from_config = from_spec  # a mapping of the ``sdc`` section
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -114,6 +120,13 @@ class Rules:
             f"{self.marker}: suppressed for confidentiality (fewer than {self.min_firms} "
             f"firms, or the largest firm above {self.dominance_share:.0%} of the cell "
             "total, or suppressed so that such a cell cannot be recovered from totals)."
+        )
+
+    def none_suppressed_note(self) -> str:
+        return (
+            f"Disclosure control (cells of fewer than {self.min_firms} firms, or with the "
+            f"largest firm above {self.dominance_share:.0%} of the cell total, are suppressed): "
+            "no cell needed suppression."
         )
 
 
@@ -440,9 +453,10 @@ def _next_complement(
     return _smallest(table, candidates)
 
 
-def protect(table: CellTable, rules: Rules | None = None) -> ProtectedTable:
+def protect(table: CellTable, rules: Rules) -> ProtectedTable:
     """Apply primary (threshold, dominance) and secondary suppression."""
-    rules = rules or Rules.from_config()
+    if not isinstance(rules, Rules):
+        raise TypeError("protect needs the disclosure Rules (from the study specification)")
     suppressed: dict[CellKey, str] = {}
     for key in table.keys():
         hit = primary_violation(table.cell(*key), rules)
@@ -457,32 +471,64 @@ def protect(table: CellTable, rules: Rules | None = None) -> ProtectedTable:
     return ProtectedTable(table=table, rules=rules, suppressed=suppressed)
 
 
-def assert_safe(table: CellTable | ProtectedTable, rules: Rules | None = None) -> None:
-    """Raise `DisclosureError` if publishing `table` would reveal a firm.
+@dataclass(frozen=True)
+class Violation:
+    """An unsafe cell: where it is and which rule it breaks (never its value)."""
 
-    Checks every published cell against the primary rules (with `rules`, or the
-    rules the table was protected with) and every suppressed cell for exact
-    recovery through the table's constraints.
+    table: str
+    cell: CellKey
+    rule: str
+    detail: str
+
+    def error(self) -> DisclosureError:
+        return DisclosureError(self.table, self.cell, self.rule, self.detail)
+
+    def describe(self) -> str:
+        return f"{self.table} (row {self.cell[0]!r}, column {self.cell[1]!r}): {self.rule} rule"
+
+
+def violations(table: CellTable | ProtectedTable, rules: Rules | None = None) -> list[Violation]:
+    """Every cell that publishing `table` as is would reveal, with the rule it breaks.
+
+    Checks each published cell against the primary rules (with `rules`, or the rules a
+    `ProtectedTable` was protected with) and each suppressed cell for exact recovery
+    through the table's constraints. Labels only: no value is carried.
     """
     if isinstance(table, ProtectedTable):
         cells, suppressed = table.table, dict(table.suppressed)
         rules = rules or table.rules
     elif isinstance(table, CellTable):
         cells, suppressed = table, {}
-        rules = rules or Rules.from_config()
+        if rules is None:
+            raise TypeError("checking a raw CellTable needs the disclosure Rules")
     else:
-        raise TypeError(f"assert_safe expects a CellTable or ProtectedTable, got {type(table).__name__}")
+        raise TypeError(f"expected a CellTable or ProtectedTable, got {type(table).__name__}")
+    found: list[Violation] = []
     for key in cells.keys():
         if key in suppressed:
             continue
         hit = primary_violation(cells.cell(*key), rules)
         if hit is not None:
-            raise DisclosureError(cells.name, key, hit[0], hit[1])
-    exposed = recoverable_cells(cells, suppressed)
-    if exposed:
-        raise DisclosureError(
-            cells.name,
-            exposed[0],
-            SECONDARY,
+            found.append(Violation(cells.name, key, hit[0], hit[1]))
+    for key in recoverable_cells(cells, suppressed):
+        found.append(Violation(
+            cells.name, key, SECONDARY,
             "suppressed, but its value follows exactly from published totals and cells",
-        )
+        ))
+    return found
+
+
+def count_by_rule(found: Iterable[Violation]) -> dict[str, int]:
+    """Unsafe cells counted by rule (what check metadata and alerts carry)."""
+    out: dict[str, int] = {}
+    for v in found:
+        out[v.rule] = out.get(v.rule, 0) + 1
+    return out
+
+
+def assert_safe(table: CellTable | ProtectedTable, rules: Rules | None = None) -> None:
+    """Raise `DisclosureError` if publishing `table` would reveal a firm (the first
+    unsafe cell of `violations`)."""
+    found = violations(table, rules)
+    if found:
+        raise found[0].error()

@@ -1,50 +1,57 @@
 """Table builders: Table 1 from DuckDB cell aggregates, Tables 2 and 3 from model results.
 
+Nothing here reads a settings file: the disclosure rules, periods, digits, the model
+specifications and the origin of the data (`DataSource`) are arguments, handed down
+by the assets from the study specification.
+
 Table 1
     `table1_cells(con, start_year, end_year)` runs ``sql/report_table1.sql`` and
     returns a `CellTable` (rows = statistics, columns = sector x type);
-    `table1(con, rules=...)` protects it and returns the `DisplayTable` to write.
+    `table1(con, rules, start_year, end_year, source=...)` protects it and returns the
+    `DisplayTable` to write; `table1_comparison` sets the paper's Table 1 beside it.
 
 Tables 2 and 3
-    `model_table(results, spec)` lays out a results object with statsmodels-like
-    ``params``, ``bse``, ``pvalues`` (pandas Series indexed by exog names) and
-    ``nobs`` / ``ngroups`` in the paper's layout; Table 3 shows hazard ratios
-    (``exp(params)``, standard errors by the delta method ``HR * se``).
-    `comparison_table(results, spec, published, truth)` sets the paper's value
-    beside this run's estimate.
+    `table2_spec(probit, period)` and `table3_spec(cox, period)` lay a table out from
+    the model specification (`DynamicSpec`, `CoxSpec`): the rows are the specification's
+    terms (not its dummies, Mundlak means or initial values), labelled by its
+    ``labels``; its dummies give the "... dummies: Yes" lines; the title's period is the
+    estimation sample's (`probit_period`, `cox_period`). `model_table(results, spec)`
+    fills it from a results object with statsmodels-like ``params``, ``bse``,
+    ``pvalues`` (pandas Series indexed by exog names) and ``nobs`` / ``ngroups``;
+    Table 3 shows hazard ratios (``exp(params)``, standard errors by the delta method
+    ``HR * se``). `comparison_table(results, spec, published, truth)` sets the paper's
+    value beside this run's estimate.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
-from offshoring.reports import load_report_config, sdc
-from offshoring.reports.published import PUBLISHED, PublishedTable
+from offshoring.reports import sdc
+from offshoring.reports.published import (
+    PUBLISHED,
+    TABLE1 as PUBLISHED_TABLE1,
+    TABLE1_PERIOD as PUBLISHED_TABLE1_PERIOD,
+    PublishedTable,
+)
 from offshoring.reports.render import (
+    NO_DATA,
     DisplayRow,
     DisplayTable,
     fmt_number,
+    legend_notes,
+    published_cell,
     rows_from_protected,
     stars,
 )
-from offshoring.settings import PROJECT_ROOT
-
-SQL_DIR = PROJECT_ROOT / "sql"
-SOURCE = "elaborations on IMEFAS and AIDA data (this run)"
+from offshoring.reports.source import DataSource
+from offshoring.sqlfiles import query
 
 SECTORS = (("clothing", "Clothing production"), ("footwear", "Footwear production"))
 TYPES = (("outsourcing", "Offshore outsourcing"), ("offshoring", "Offshoring"))
-
-
-def read_sql(name: str) -> str:
-    return (SQL_DIR / name).read_text(encoding="utf-8")
-
-
-def run_sql(con: Any, name: str, params: Mapping[str, Any]):
-    """Run a report SQL file on a DuckDB connection; a polars DataFrame."""
-    return con.sql(read_sql(name), params=dict(params)).pl()
+INDUSTRIES = "industries: clothing and footwear production"
 
 
 def column_key(sector: str, type_: str) -> str:
@@ -62,6 +69,17 @@ def sector_type_header() -> list[list[tuple[str, int]]]:
     ]
 
 
+def period_text(period: tuple[int, int]) -> str:
+    a, b = int(period[0]), int(period[1])
+    return str(a) if a == b else f"{a}-{b}"
+
+
+def _source_line(source: DataSource) -> str:
+    if not isinstance(source, DataSource):
+        raise TypeError("a report needs its DataSource (synthetic or real data), passed in by the caller")
+    return source.line()
+
+
 # --------------------------------------------------------------------------- table 1
 
 
@@ -72,6 +90,9 @@ class StatRow:
     kind: str
     types: tuple[str, ...]
     fmt: Callable[[float], str]
+    # a share of firms (e.g. % inside districts): it rests on the firms that have the
+    # attribute, not on every firm of the group (see `table1_cells`)
+    share: bool = False
 
 
 def _digits(d: int, percent: bool = False) -> Callable[[float], str]:
@@ -80,7 +101,8 @@ def _digits(d: int, percent: bool = False) -> Callable[[float], str]:
 
 BOTH = ("outsourcing", "offshoring")
 # Money amounts and headcounts are magnitude cells (dominance rule); counts,
-# durations and shares are frequency cells (threshold rule only).
+# durations, means of ratios and shares are frequency cells (threshold rule on the
+# firms behind them).
 TABLE1_ROWS: tuple[StatRow, ...] = (
     StatRow("n_firms", "Number of firms", sdc.FREQUENCY, BOTH, _digits(0)),
     StatRow("duration", "Duration of internationalization activity", sdc.FREQUENCY, BOTH, _digits(2)),
@@ -114,28 +136,30 @@ TABLE1_ROWS: tuple[StatRow, ...] = (
         sdc.FREQUENCY,
         ("outsourcing",),
         _digits(0, percent=True),
+        share=True,
     ),
 )
 
 
-def _period(config: Mapping[str, Any] | None, start_year: int | None, end_year: int | None,
-            con: Any = None):
-    """(start, end) of Table 1; a null end in the config means the latest panel year, so a
-    new survey year extends the table (the synthetic default ends in 2012, as the paper)."""
-    cfg = (config if config is not None else load_report_config()).get("table1", {})
-    start = int(start_year if start_year is not None else cfg.get("start_year", 2007))
-    end = end_year if end_year is not None else cfg.get("end_year")
+def table1_period(con: Any, start_year: int, end_year: int | None) -> tuple[int, int]:
+    """(start, end) of Table 1. `end_year` None: the latest year of ``panel.firm_years``, so
+    a new survey delivery extends the table (the specification's ``table1.end_year``)."""
+    end = end_year
     if end is None:
-        latest = con.execute("SELECT max(year) FROM panel.firm_years").fetchall()[0][0] if con else None
-        end = latest if latest is not None else 2012
-    return start, int(end)
+        end = con.execute("SELECT max(year) FROM panel.firm_years").fetchall()[0][0]
+        if end is None:
+            raise ValueError("panel.firm_years holds no year: Table 1 has no period")
+    return int(start_year), int(end)
 
 
-def table1_cells(
-    con: Any, start_year: int = 2007, end_year: int = 2012, *, name: str = "table1"
-) -> sdc.CellTable:
-    """Table 1 aggregates as a `CellTable`; cells the paper leaves empty are blank."""
-    df = run_sql(con, "report_table1.sql", {"start_year": start_year, "end_year": end_year})
+def table1_cells(con: Any, start_year: int, end_year: int, *, name: str = "table1") -> sdc.CellTable:
+    """Table 1 aggregates as a `CellTable`; cells the paper leaves empty are blank.
+
+    A share of firms (``district_share``) rests on the firms that have the attribute (a
+    share of 4% of 50 firms tells the reader that 2 firms are inside a district): the
+    threshold rule reads that number; a zero share rests on the whole group.
+    """
+    df = query(con, "report_table1", {"start_year": start_year, "end_year": end_year})
     found = {(r["stat"], column_key(r["sector"], r["type"])): r for r in df.iter_rows(named=True)}
     cells: dict[sdc.CellKey, sdc.Cell] = {}
     for spec in TABLE1_ROWS:
@@ -152,10 +176,14 @@ def table1_cells(
                         value, spec.kind, n_firms=0, total=0.0, max_contrib=0.0
                     )
                     continue
+                n_firms = int(r["n_firms"])
+                if spec.share:
+                    n_with = int(r["n_with"] or 0)
+                    n_firms = n_with if n_with > 0 else n_firms
                 cells[(spec.key, col)] = sdc.Cell(
                     value=r["value"],
                     kind=spec.kind,
-                    n_firms=int(r["n_firms"]),
+                    n_firms=n_firms,
                     total=r["total"],
                     max_contrib=r["max_contrib"],
                 )
@@ -167,45 +195,111 @@ def table1_cells(
     )
 
 
+def table1_title(period: tuple[int, int]) -> str:
+    return (
+        "Table 1. Main characteristics of firms engaged in offshore outsourcing and "
+        f"offshoring activities (average values over the {period_text(period)} period)"
+    )
+
+
 def table1_display(
-    protected: sdc.ProtectedTable, start_year: int = 2007, end_year: int = 2012
+    protected: sdc.ProtectedTable, period: tuple[int, int], *, source: DataSource
 ) -> DisplayTable:
     fmts = {s.key: s.fmt for s in TABLE1_ROWS}
     rows = rows_from_protected(protected, [(s.key, s.label) for s in TABLE1_ROWS], fmts)
     return DisplayTable(
         name=protected.name,
-        title=(
-            "Table 1. Main characteristics of firms engaged in offshore outsourcing and "
-            f"offshoring activities (average values over the {start_year}-{end_year} period)"
-        ),
+        title=table1_title(period),
         header=sector_type_header(),
         rows=rows,
         notes=[
             "Number of firms: yearly average. Duration: mean length in years of the "
             "activity spells overlapping the period. Money amounts in EUR.",
-            protected.rules.note(),
-            "–: no firm in the group.",
+            *legend_notes(protected, rows),
         ],
-        source=SOURCE,
+        source=_source_line(source),
         sdc=protected,
     )
 
 
 def table1(
     con: Any,
-    rules: sdc.Rules | None = None,
-    start_year: int | None = None,
+    rules: sdc.Rules,
+    start_year: int,
     end_year: int | None = None,
     *,
-    config: Mapping[str, Any] | None = None,
+    source: DataSource,
 ) -> DisplayTable:
-    """Table 1, protected and ready for `render.write_table` (``.sdc`` holds the mask)."""
-    start, end = _period(config, start_year, end_year, con)
-    protected = sdc.protect(table1_cells(con, start, end), rules or sdc.Rules.from_config())
-    return table1_display(protected, start, end)
+    """Table 1, protected and ready for `render.write_table` (``.sdc`` holds the mask).
+
+    `start_year`, `end_year`: the specification's ``table1`` (``end_year`` None: the
+    latest panel year)."""
+    period = table1_period(con, start_year, end_year)
+    protected = sdc.protect(table1_cells(con, *period), rules)
+    return table1_display(protected, period, source=source)
+
+
+def table1_comparison(
+    protected: sdc.ProtectedTable,
+    period: tuple[int, int],
+    *,
+    source: DataSource,
+    published: Mapping[tuple[str, str], float] | None = None,
+    published_period: tuple[int, int] = PUBLISHED_TABLE1_PERIOD,
+) -> DisplayTable:
+    """The paper's Table 1 beside this run's (protected) values, column by column."""
+    published = PUBLISHED_TABLE1 if published is None else published
+    header = [
+        [(label, 2 * len(TYPES)) for _, label in SECTORS],
+        [(label, 2) for _ in SECTORS for _, label in TYPES],
+        [(h, 1) for _ in SECTORS for _ in TYPES for h in ("Paper", "This run")],
+    ]
+    rows = []
+    for spec in TABLE1_ROWS:
+        cells: list[str] = []
+        raw: list[Any] = []
+        for col in protected.columns:
+            pub = published.get((spec.key, col))
+            cells.append(spec.fmt(pub) if pub is not None else NO_DATA)
+            raw.append(pub)
+            text, value = published_cell(protected, spec.key, col, spec.fmt)
+            cells.append(text)
+            raw.append(value)
+        rows.append(DisplayRow(spec.label, cells, raw=raw))
+    notes = [
+        f"Paper: Canello & Pavone, Table 1 (average values over {period_text(published_period)}). "
+        f"This run: average values over {period_text(period)}.",
+        *legend_notes(protected, rows, not_applicable="not in the paper's table, or the statistic "
+                      "is not collected for this type of firm"),
+    ]
+    return DisplayTable(
+        name=f"{protected.name}_comparison",
+        title=f"Table 1: the paper's values ({period_text(published_period)}) and this run's "
+              f"({period_text(period)})",
+        header=header,
+        rows=rows,
+        notes=notes,
+        source=_source_line(source),
+        sdc=protected,
+    )
 
 
 # --------------------------------------------------------------------------- tables 2, 3
+
+
+@dataclass(frozen=True)
+class DummyGroup:
+    """One line "<label>: Yes" of a model table: a set of dummy columns of the fit."""
+
+    label: str
+    columns: tuple[str, ...] = ()
+    prefix: str | None = None  # year dummies are named by the sample (year_2008, ...)
+
+    def present(self, terms: Iterable[str]) -> bool:
+        return any(self.covers(t) for t in terms)
+
+    def covers(self, term: str) -> bool:
+        return term in self.columns or (self.prefix is not None and term.startswith(self.prefix))
 
 
 @dataclass(frozen=True)
@@ -213,75 +307,125 @@ class ModelTableSpec:
     name: str
     title: str
     rows: tuple[tuple[str, str], ...]  # (exog name, label)
+    dummies: tuple[DummyGroup, ...] = ()
+    # terms of the fit not shown by design (constant, Mundlak means, variance parameter)
+    hidden: frozenset[str] = frozenset()
     estimate_header: str = "Coefficient"
     se_header: str = "Std. err."
     exponentiate: bool = False
-    footer_rows: tuple[tuple[str, str], ...] = (
-        ("Industry dummies", "Yes"),
-        ("Territorial dummies", "Yes"),
-    )
     notes: tuple[str, ...] = field(default_factory=tuple)
+    period: tuple[int, int] | None = None
 
     @property
     def published(self) -> PublishedTable | None:
         return PUBLISHED.get(self.name)
 
+    def shown_or_hidden(self, term: str) -> bool:
+        return (term in self.hidden or any(term == k for k, _ in self.rows)
+                or any(g.covers(term) for g in self.dummies))
 
-TABLE2_ROWS = (
-    ("y_initial", "y_2005"),
-    ("y_lag", "yt-1"),
-    ("export_ratio_lag", "Export (% of sales)"),
-    ("market_area_order_lag", "Extension of market area served"),
-    ("credit_access_lag", "Financial constraints (1 if firm has access to credit)"),
-    ("va_per_employee_k_lag", "Value added per employee"),
-    ("supplier_lag", "Supplier"),
-    ("district", "Location inside an industrial district"),
-    ("n_offshoring_prov_lag", "# of firms engaged in offshoring activities at t-1"),
-    ("n_outsourcing_prov_lag", "# of firms engaged in offshore outsourcing activities at t-1"),
-)
 
-TABLE3_ROWS = (
-    ("share_destination", "Share of outsourcing costs in the foreign region"),
-    ("supplier", "Supplier"),
-    ("profit", "Profits (1 if yes)"),
-    ("export_share_pre", "Export (% of sales)"),
-    ("wage_per_employee_k", "Wage cost per employee"),
-    ("roi", "Return on Investments"),
-    ("employees", "Size (Number of employees)"),
-    ("n_outsourcing_prov_pre", "# of firms engaged in offshore outsourcing activities at t-1"),
-    ("n_migrant_prov_lag", "# of migrant firms operating in the area"),
-)
+#: what each dummy source is, named as the paper names it
+DUMMY_NAMES = {
+    "sector": "Industry dummies",
+    "ateco_2007": "Industry dummies (ATECO 2007)",
+    "macro_area": "Territorial dummies (macro-areas)",
+    "region": "Territorial dummies (regions)",
+    "province": "Territorial dummies (provinces)",
+    "llma_code": "Territorial dummies (local labour market areas)",
+}
+YEAR_DUMMIES = "Year dummies"
 
 STARS_NOTE = "*** p<0.01, ** p<0.05, * p<0.1."
 
 
-def table2_spec(initial_outcome_label: str | None = None, *, config: Mapping[str, Any] | None = None) -> ModelTableSpec:
-    if initial_outcome_label is None:
-        cfg = (config if config is not None else load_report_config()).get("table2", {})
-        initial_outcome_label = str(cfg.get("initial_outcome_label", "y_2005"))
-    rows = tuple(
-        (k, initial_outcome_label if k == "y_initial" else label) for k, label in TABLE2_ROWS
-    )
+def dummy_label(source_column: str) -> str:
+    """The table line of a dummy set: "Industry dummies" for sector, ..."""
+    if source_column in DUMMY_NAMES:
+        return DUMMY_NAMES[source_column]
+    return source_column.replace("_", " ").strip().capitalize() + " dummies"
+
+
+def _dummy_groups(dummies: Mapping[str, Any]) -> list[DummyGroup]:
+    out = []
+    for src, (_base, levels) in dummies.items():
+        out.append(DummyGroup(dummy_label(src), tuple(levels.values())))
+    return out
+
+
+def probit_rows(probit: Any) -> list[str]:
+    """The probit's terms shown in Table 2, in the specification's order: its exog terms
+    that are not the constant, dummies, Mundlak means or initial values."""
+    dummy_cols = {c for _, (_, levels) in probit.dummies.items() for c in levels.values()}
+    re_cols = {f"mean_{v}_lag" for v in probit.mundlak} | {f"init_{v}" for v in probit.mundlak}
+    return [t for t in probit.exog_names if t != "const" and t not in dummy_cols and t not in re_cols]
+
+
+def table2_spec(
+    probit: Any,
+    period: tuple[int, int],
+    *,
+    initial_outcome_label: str | None = None,
+) -> ModelTableSpec:
+    """Table 2 from the probit specification (a `DynamicSpec`).
+
+    Rows: `probit_rows`, labelled by ``probit.labels`` (the term's name when it has
+    none); `initial_outcome_label` (the reports' ``table2.initial_outcome_label``, when
+    not empty) replaces the initial outcome's label. One "<...> dummies: Yes" line per
+    dummy set of the specification, and "Year dummies" with ``year_dummies: true``.
+    `period`: the estimation sample's first and last year (`probit_period`).
+    """
+    from offshoring.econometrics.re_probit import SIGMA_NAME
+
+    labels = dict(probit.labels or {})
+    if initial_outcome_label:
+        labels["y_initial"] = initial_outcome_label
+    rows = tuple((t, str(labels.get(t, t))) for t in probit_rows(probit))
+    groups = _dummy_groups(probit.dummies)
+    if probit.year_dummies:
+        groups.append(DummyGroup(YEAR_DUMMIES, prefix="year_"))
+    hidden = {"const", SIGMA_NAME}
+    hidden |= {f"mean_{v}_lag" for v in probit.mundlak}
+    hidden |= {f"init_{v}" for v in probit.mundlak}
+    not_shown = ["the constant"]
+    if probit.mundlak:
+        not_shown.append("the firm means of the lagged covariates"
+                         + (" and their initial-period values" if probit.initial_values else "")
+                         + " (correlated random effect)")
+    not_shown.append("ln sigma_u^2")
+    model = "Logit" if str(probit.link) == "logit" else "Probit"
     return ModelTableSpec(
         name="table2",
         title=(
-            "Table 2. Dynamic Probit Model: Probability to engage in offshore outsourcing "
-            "among manufacturing firms in Italy, period 2007-2012, industries: clothing "
-            "and footwear production"
+            f"Table 2. Dynamic {model} Model: Probability to engage in offshore outsourcing "
+            f"among manufacturing firms in Italy, period {period_text(period)}, {INDUSTRIES}"
         ),
         rows=rows,
-        notes=(STARS_NOTE,),
+        dummies=tuple(groups),
+        hidden=frozenset(hidden),
+        notes=(
+            STARS_NOTE,
+            f"Random-effects dynamic {model.lower()}; period: the years t of the estimation "
+            "sample. Not shown: " + ", ".join(not_shown) + ".",
+        ),
+        period=(int(period[0]), int(period[1])),
     )
 
 
-def table3_spec() -> ModelTableSpec:
+def table3_spec(cox: Any, period: tuple[int, int]) -> ModelTableSpec:
+    """Table 3 from the Cox specification (a `CoxSpec`): its covariates in order,
+    labelled by its labels, one "<...> dummies: Yes" line per dummy set.
+    `period`: the first and last year of the spell-years in the sample (`cox_period`)."""
+    labels = dict(cox.labels or {})
+    rows = tuple((c, str(labels.get(c, c))) for c in cox.covariates)
     return ModelTableSpec(
         name="table3",
         title=(
             "Table 3. Cox PH Model: Relative risks of backshoring among manufacturing firms "
-            "in Italy, period 2007-2012, industries: clothing and footwear production"
+            f"in Italy, period {period_text(period)}, {INDUSTRIES}"
         ),
-        rows=TABLE3_ROWS,
+        rows=rows,
+        dummies=tuple(_dummy_groups(cox.dummies)),
         estimate_header="Hazard ratio",
         se_header="Std. err.",
         exponentiate=True,
@@ -290,7 +434,62 @@ def table3_spec() -> ModelTableSpec:
             "Hazard ratios exp(b); standard errors by the delta method (HR x se(b)); "
             "stars test b = 0.",
         ),
+        period=(int(period[0]), int(period[1])),
     )
+
+
+# --------------------------------------------------------------------------- periods
+
+
+def _stat_years(fit: Any) -> tuple[int, int] | None:
+    """First and last estimation year when the stored fit records them (the model assets'
+    ``sample_first_year`` / ``sample_last_year`` fit statistics)."""
+    stats = getattr(fit, "stats", None) or {}
+    a, b = stats.get("sample_first_year"), stats.get("sample_last_year")
+    try:
+        return (int(a), int(b)) if a is not None and b is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def probit_period(con: Any, probit: Any, fit: Any = None) -> tuple[int, int]:
+    """Years t of the probit's estimation sample: from the stored fit when it records
+    them, else from ``panel.model_panel`` with the specification's years and initial
+    period (``sql/report_probit_years.sql``: years with the firm's row in t-1, after
+    its initial period)."""
+    stored = _stat_years(fit)
+    if stored is not None:
+        return stored
+    initial = probit.initial_period if isinstance(probit.initial_period, int) else None
+    df = query(con, "report_probit_years", {
+        "first_year": int(probit.first_year),
+        "last_year": None if probit.last_year is None else int(probit.last_year),
+        "initial_year": initial,
+    })
+    a, b = df.row(0)[:2]
+    if a is None:
+        raise ValueError("panel.model_panel has no year of the probit's estimation range")
+    return int(a), int(b)
+
+
+def cox_period(con: Any, cox: Any, fit: Any = None) -> tuple[int, int]:
+    """Calendar years of the spell-years in the Cox sample: from the stored fit when it
+    records them, else from ``panel.spell_years`` with the specification's destinations
+    and left-censoring rule (``sql/report_cox_years.sql``)."""
+    stored = _stat_years(fit)
+    if stored is not None:
+        return stored
+    df = query(con, "report_cox_years", {
+        "destinations": None if cox.destinations is None else list(cox.destinations),
+        "exclude_left_censored": bool(cox.exclude_left_censored),
+    })
+    a, b = df.row(0)[:2]
+    if a is None:
+        raise ValueError("panel.spell_years has no row of the Cox model's sample")
+    return int(a), int(b)
+
+
+# --------------------------------------------------------------------------- estimates
 
 
 @dataclass(frozen=True)
@@ -338,6 +537,11 @@ def ngroups_of(results: Any) -> int | None:
     return _count(results, "ngroups", "n_groups", "n_groups_")
 
 
+def _terms(results: Any) -> list[str]:
+    params = getattr(results, "params", None)
+    return [str(t) for t in getattr(params, "index", [])]
+
+
 def estimate(results: Any, key: str, exponentiate: bool = False) -> Estimate | None:
     """The estimate of `key` in `results`, or None when the model has no such term."""
     b = _series_get(results, "params", key)
@@ -353,9 +557,10 @@ def estimate(results: Any, key: str, exponentiate: bool = False) -> Estimate | N
     return Estimate(b, se, p, b, se)
 
 
-def _model_exemption(results: Any, rules: sdc.Rules | None) -> str:
+def _model_exemption(results: Any, rules: sdc.Rules) -> str:
     """Model estimates pool many firms; refuse a model fitted on fewer than min_firms."""
-    rules = rules or sdc.Rules.from_config()
+    if not isinstance(rules, sdc.Rules):
+        raise TypeError("a model table needs the disclosure Rules (from the study specification)")
     groups, nobs = ngroups_of(results), nobs_of(results)
     n = groups if groups is not None else nobs
     if n is not None and n < rules.min_firms:
@@ -365,23 +570,34 @@ def _model_exemption(results: Any, rules: sdc.Rules | None) -> str:
     return f"model estimates on {n if n is not None else 'an unknown number of'} firms"
 
 
+def _consistency_notes(results: Any, spec: ModelTableSpec, missing: list[str]) -> list[str]:
+    notes = []
+    if missing:
+        notes.append(f"{NO_DATA}: not in this model's results (" + ", ".join(missing) + ").")
+    extra = [t for t in _terms(results) if not spec.shown_or_hidden(t)]
+    if extra:
+        notes.append("In the model's results but not in the specification of this table: "
+                     + ", ".join(extra) + " (fitted with another specification?).")
+    return notes
+
+
 def model_table(
     results: Any,
     spec: ModelTableSpec,
     *,
-    digits: int | None = None,
-    rules: sdc.Rules | None = None,
+    digits: int,
+    rules: sdc.Rules,
+    source: DataSource,
 ) -> DisplayTable:
     """Table 2 or 3 in the paper's layout: estimate with stars, standard error,
-    the dummies rows, Observations and Groups."""
-    digits = digits if digits is not None else int(load_report_config().get("format", {}).get("digits", 3))
+    the dummies lines, Observations and Groups (counts from the fit)."""
     rows: list[DisplayRow] = []
     missing = []
     for key, label in spec.rows:
         est = estimate(results, key, spec.exponentiate)
         if est is None:
             missing.append(key)
-            rows.append(DisplayRow(label, ["", ""], raw=[None, None]))
+            rows.append(DisplayRow(label, [NO_DATA, NO_DATA], raw=[None, None]))
             continue
         rows.append(
             DisplayRow(
@@ -390,21 +606,24 @@ def model_table(
                 raw=[round(est.value, 6), None if est.value_se is None else round(est.value_se, 6)],
             )
         )
-    for i, (label, text) in enumerate(spec.footer_rows):
-        rows.append(DisplayRow(label, [text, ""], rule_above=i == 0))
+    terms = _terms(results)
+    for i, group in enumerate(spec.dummies):
+        text = "Yes" if group.present(terms) else "No"
+        rows.append(DisplayRow(group.label, [text, ""], rule_above=i == 0, raw=[text, None]))
     counts = (("Observations", nobs_of(results)), ("Groups", ngroups_of(results)))
     for i, (label, n) in enumerate(counts):
-        rows.append(DisplayRow(label, [fmt_number(n, 0), ""], rule_above=i == 0, raw=[n, None]))
-    notes = list(spec.notes)
-    if missing:
-        notes.append("Not in this model's results: " + ", ".join(missing) + ".")
+        rows.append(DisplayRow(label, [fmt_number(n, 0) if n is not None else NO_DATA, ""],
+                               rule_above=i == 0, raw=[n, None]))
+    notes = list(spec.notes) + _consistency_notes(results, spec, missing)
+    if ngroups_of(results) is None:
+        notes.append(f"Groups {NO_DATA}: the model has no groups (standard errors not clustered).")
     return DisplayTable(
         name=spec.name,
         title=spec.title,
         header=[[(spec.estimate_header, 1), (spec.se_header, 1)]],
         rows=rows,
         notes=notes,
-        source=SOURCE,
+        source=_source_line(source),
         sdc_exempt=_model_exemption(results, rules),
     )
 
@@ -415,8 +634,9 @@ def comparison_table(
     published: PublishedTable | None = None,
     truth: Mapping[str, float] | None = None,
     *,
-    digits: int | None = None,
-    rules: sdc.Rules | None = None,
+    digits: int,
+    rules: sdc.Rules,
+    source: DataSource,
 ) -> DisplayTable:
     """Published value, this run's estimate and their difference (estimate - published).
 
@@ -425,7 +645,6 @@ def comparison_table(
     true value on the table's scale and whether the 95% interval b +/- 1.96 se
     covers it.
     """
-    digits = digits if digits is not None else int(load_report_config().get("format", {}).get("digits", 3))
     published = published if published is not None else spec.published
     pub_est = published.estimates if published is not None else {}
     f = lambda v: fmt_number(v, digits)  # noqa: E731
@@ -438,11 +657,11 @@ def comparison_table(
         est = estimate(results, key, spec.exponentiate)
         diff = (est.value - pub.value) if (est is not None and pub is not None) else None
         cells = [
-            (f(pub.value) + pub.stars) if pub else "",
-            f(pub.se) if pub and pub.se is not None else "",
-            (f(est.value) + stars(est.pvalue)) if est else "",
-            f(est.value_se) if est and est.value_se is not None else "",
-            f(diff) if diff is not None else "",
+            (f(pub.value) + pub.stars) if pub else NO_DATA,
+            f(pub.se) if pub and pub.se is not None else NO_DATA,
+            (f(est.value) + stars(est.pvalue)) if est else NO_DATA,
+            f(est.value_se) if est and est.value_se is not None else NO_DATA,
+            f(diff) if diff is not None else NO_DATA,
         ]
         raw: list[Any] = [
             pub.value if pub else None,
@@ -454,14 +673,14 @@ def comparison_table(
         if truth is not None:
             t = truth.get(key)
             if t is None:
-                cells += ["", ""]
+                cells += [NO_DATA, NO_DATA]
                 raw += [None, None]
             else:
                 shown = math.exp(t) if spec.exponentiate else float(t)
                 covered = None
                 if est is not None and est.se is not None:
                     covered = abs(est.param - float(t)) <= 1.959963984540054 * est.se
-                cells += [f(shown), "" if covered is None else ("yes" if covered else "no")]
+                cells += [f(shown), NO_DATA if covered is None else ("yes" if covered else "no")]
                 raw += [round(shown, 6), covered]
         rows.append(DisplayRow(label, cells, raw=raw))
     for i, (label, pub_n, est_n) in enumerate(
@@ -471,7 +690,8 @@ def comparison_table(
         )
     ):
         diff = est_n - pub_n if (est_n is not None and pub_n is not None) else None
-        cells = [fmt_number(pub_n, 0), "", fmt_number(est_n, 0), "", fmt_number(diff, 0)]
+        n = lambda v: fmt_number(v, 0) if v is not None else NO_DATA  # noqa: E731
+        cells = [n(pub_n), "", n(est_n), "", n(diff)]
         raw = [pub_n, None, est_n, None, diff]
         if truth is not None:
             cells += ["", ""]
@@ -483,14 +703,19 @@ def comparison_table(
         "estimates; difference = estimate - published.",
         STARS_NOTE,
     ]
+    if any(c == NO_DATA for r in rows for c in r.cells):
+        notes.append(f"{NO_DATA}: not published in the paper, or not in this model's results.")
     if truth is not None:
         notes.append("True value: the synthetic generator's parameter; covered: |b - true| <= 1.96 se(b).")
+    title = spec.title.split(".")[0] + ": published values and this run's estimates"
+    if spec.period is not None:
+        title += f" ({period_text(spec.period)})"
     return DisplayTable(
         name=f"{spec.name}_comparison",
-        title=f"{spec.title.split('.')[0]}: published values and this run's estimates",
+        title=title,
         header=[[(h, 1) for h in header]],
         rows=rows,
         notes=notes,
-        source=SOURCE,
+        source=_source_line(source),
         sdc_exempt=_model_exemption(results, rules),
     )

@@ -45,10 +45,11 @@ def _deep_merge(base: dict, extra: dict) -> dict:
 def load_config(overrides: dict | None = None) -> dict:
     """config/synth.yaml of the project, merged with a user's copy (OFFSHORING_CONFIG_DIR)
     and then with `overrides`."""
-    default = settings.PROJECT_ROOT / "config" / "synth.yaml"
+    default = settings.defaults_config_dir() / "synth.yaml"
     with open(default, encoding="utf-8") as fh:
         cfg = yaml.safe_load(fh)
-    user = settings.config_dir() / "synth.yaml"
+    folder = settings.config_dir()
+    user = folder / "synth.yaml" if folder is not None else default
     if user.exists() and user.resolve() != default.resolve():
         with open(user, encoding="utf-8") as fh:
             cfg = _deep_merge(cfg, yaml.safe_load(fh) or {})

@@ -1,0 +1,328 @@
+"""Tables 2 and 3 follow the study specification and the sample; the disclosure check can fail;
+synthetic and real outputs say what they are.
+
+Everything runs on a small DuckDB written here (a stored fit with `offshoring.fitstore.write_fit`,
+a few panel rows), without the pipeline. The report assets are materialized with
+`dagster.materialize` and the `Study` resource pointed at a folder of YAML overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pandas as pd
+import pytest
+
+import assets.reports as report_assets
+from offshoring.fitstore import read_fit, write_fit
+from offshoring.reports import render, sdc, tables
+from offshoring.reports.source import DataSource
+from offshoring.spec import load_study_spec
+from offshoring.truth import MARKER
+from orchestration.resources import Folders, Study, Warehouse
+
+SPEC = load_study_spec()
+RULES = sdc.Rules.from_spec(SPEC.reports.sdc)
+SYN = DataSource.of(True, 5)
+REAL = DataSource.of(False)
+KW = dict(digits=SPEC.reports.format.digits, rules=RULES, source=SYN)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+def probit_terms(probit) -> list[str]:
+    """The exog columns a fit of `probit` has (year dummies for 2008-2012 when asked)."""
+    terms = list(probit.exog_names)
+    if probit.year_dummies:
+        n_front = len([t for t in terms if not t.startswith(("mean_", "init_"))])
+        terms = terms[:n_front] + [f"year_{y}" for y in range(2008, 2013)] + terms[n_front:]
+    return terms + ["lnsig2u"]
+
+
+def store_fit(con, model: str, terms: list[str], *, nobs: int = 5000, ngroups: int | None = 800,
+              stats: dict | None = None) -> None:
+    params = pd.Series([0.1 * (i % 7 - 3) + 0.01 for i in range(len(terms))], index=terms)
+    bse = pd.Series(0.02, index=terms)
+    pvalues = (params / bse).abs().map(lambda z: math.erfc(z / math.sqrt(2)))
+    write_fit(con, model, params, bse, pvalues, nobs=nobs, ngroups=ngroups,
+              stats={"spec_sha256": SPEC.sha256, **(stats or {})})
+
+
+def build_panel(con, years=range(2005, 2013)) -> None:
+    """panel.model_panel (firm, year) and panel.spell_years rows: enough for the periods."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS panel")
+    con.execute("CREATE OR REPLACE TABLE panel.model_panel (firm_id VARCHAR, year INTEGER)")
+    con.executemany("INSERT INTO panel.model_panel VALUES (?, ?)",
+                    [(f"f{i}", y) for i in range(5) for y in years])
+    con.execute("CREATE OR REPLACE TABLE panel.spell_years (firm_id VARCHAR, destination VARCHAR, "
+                "year INTEGER, left_censored BOOLEAN)")
+    rows = [("f1", "europe", y, False) for y in years if y >= 2007]
+    rows += [("f2", "europe", min(years), True), ("f3", "any", min(years), False)]
+    con.executemany("INSERT INTO panel.spell_years VALUES (?, ?, ?, ?)", rows)
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    db = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(db))
+    build_panel(con)
+    store_fit(con, "outsourcing_probit", probit_terms(SPEC.probit))
+    store_fit(con, "backshoring_cox", list(SPEC.cox.covariates) + ["footwear", "area_centre"], ngroups=None)
+    yield db, con
+    con.close()
+
+
+def table2(con, probit, **kw):
+    fit = read_fit(con, "outsourcing_probit")
+    spec = tables.table2_spec(probit, tables.probit_period(con, probit, fit), **kw)
+    return tables.model_table(fit, spec, **KW)
+
+
+def labels_of(t: render.DisplayTable) -> list[str]:
+    return [r.label for r in t.rows]
+
+
+# --------------------------------------------------------------------------- Table 2 follows the spec
+
+
+def test_table2_rows_labels_and_dummies_come_from_the_spec(warehouse):
+    _, con = warehouse
+    t = table2(con, SPEC.probit)
+    lab = SPEC.probit.labels
+    shown = tables.probit_rows(SPEC.probit)
+    assert shown[:2] == ["y_initial", "y_lag"] and "const" not in shown
+    assert not any(s.startswith(("mean_", "init_")) for s in shown)
+    assert labels_of(t)[:len(shown)] == [lab.get(s, s) for s in shown]
+    assert labels_of(t)[len(shown):] == ["Industry dummies", "Territorial dummies (macro-areas)",
+                                         "Observations", "Groups"]
+    assert t.row("Industry dummies").cells[0] == "Yes"
+    assert t.row("Observations").cells[0] == "5,000" and t.row("Groups").cells[0] == "800"
+    # years t of the sample: from the panel, the firm's row in t-1 needed (2005 is the initial year)
+    assert "period 2006-2012" in t.title and t.title.startswith("Table 2. Dynamic Probit Model")
+
+
+def test_a_changed_label_is_printed(warehouse):
+    _, con = warehouse
+    probit = dataclasses.replace(SPEC.probit, labels={**SPEC.probit.labels,
+                                                      "y_lag": "Outcome at t-1",
+                                                      "supplier_lag": "Supplier (1 if yes)"})
+    t = table2(con, probit)
+    assert "Outcome at t-1" in labels_of(t) and "Supplier (1 if yes)" in labels_of(t)
+    assert "Supplier" not in labels_of(t)
+    # a term without a label falls back to its name
+    bare = dataclasses.replace(SPEC.probit, labels={})
+    assert labels_of(table2(con, bare))[:3] == ["y_initial", "y_lag", "export_ratio_lag"]
+
+
+def test_region_dummies_instead_of_macro_areas(tmp_path):
+    regions = {"Lombardia": "region_lombardia", "Veneto": "region_veneto", "Marche": "region_marche"}
+    probit = dataclasses.replace(SPEC.probit, dummies={"sector": ("clothing", {"footwear": "footwear"}),
+                                                       "region": ("Toscana", regions)})
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    build_panel(con)
+    store_fit(con, "outsourcing_probit", probit_terms(probit))
+    t = table2(con, probit)
+    assert labels_of(t)[-4:] == ["Industry dummies", "Territorial dummies (regions)", "Observations", "Groups"]
+    assert t.row("Territorial dummies (regions)").cells[0] == "Yes"
+    assert not any("macro-areas" in label for label in labels_of(t))
+    assert not any("not in the specification" in n for n in t.notes)
+    # the old fit (macro-area dummies) under the new spec: the table says so, it does not pretend
+    store_fit(con, "outsourcing_probit", probit_terms(SPEC.probit))
+    stale = table2(con, probit)
+    assert stale.row("Territorial dummies (regions)").cells[0] == "No"
+    assert any("area_south" in n and "not in the specification" in n for n in stale.notes)
+    con.close()
+
+
+def test_year_dummies_add_a_line(warehouse):
+    _, con = warehouse
+    probit = dataclasses.replace(SPEC.probit, year_dummies=True)
+    store_fit(con, "outsourcing_probit", probit_terms(probit))
+    t = table2(con, probit)
+    assert labels_of(t)[-5:] == ["Industry dummies", "Territorial dummies (macro-areas)", "Year dummies",
+                                 "Observations", "Groups"]
+    assert t.row("Year dummies").cells[0] == "Yes"
+    assert not any(label.startswith("year_") for label in labels_of(t))  # not a row each
+
+
+def test_one_more_covariate_gets_its_row_in_spec_order(warehouse):
+    _, con = warehouse
+    probit = dataclasses.replace(
+        SPEC.probit, lagged=(*SPEC.probit.lagged, "employees"),
+        labels={**SPEC.probit.labels, "employees_lag": "Size (Number of employees) at t-1"})
+    store_fit(con, "outsourcing_probit", probit_terms(probit))
+    t = table2(con, probit)
+    labels = labels_of(t)
+    assert labels.index("Size (Number of employees) at t-1") == labels.index("Supplier") + 1
+    assert t.row("Size (Number of employees) at t-1").cells[0] not in ("", "–")
+    # the paper has no such term: the comparison says "–" for it
+    fit = read_fit(con, "outsourcing_probit")
+    comp = tables.comparison_table(fit, tables.table2_spec(probit, (2006, 2012)), **KW)
+    assert comp.row("Size (Number of employees) at t-1").cells[0] == "–"
+
+
+def test_logit_link_and_reports_label_override(warehouse):
+    _, con = warehouse
+    t = table2(con, dataclasses.replace(SPEC.probit, link="logit"),
+               initial_outcome_label="Initial outcome (y_2005)")
+    assert t.title.startswith("Table 2. Dynamic Logit Model")
+    assert labels_of(t)[0] == "Initial outcome (y_2005)"
+
+
+# --------------------------------------------------------------------------- periods follow the data
+
+
+def test_period_follows_the_sample_after_a_new_year(warehouse):
+    _, con = warehouse
+    build_panel(con, years=range(2005, 2014))  # a 2013 delivery
+    con.execute("CREATE TABLE panel.firm_years (firm_id VARCHAR, year INTEGER)")
+    con.execute("INSERT INTO panel.firm_years SELECT * FROM panel.model_panel")
+    fit = read_fit(con, "outsourcing_probit")
+    assert tables.probit_period(con, SPEC.probit, fit) == (2006, 2013)
+    assert tables.cox_period(con, SPEC.cox, read_fit(con, "backshoring_cox")) == (2007, 2013)
+    assert tables.table1_period(con, SPEC.reports.table1.start_year, None) == (2007, 2013)
+    assert "(average values over the 2007-2013 period)" in tables.table1_title((2007, 2013))
+    # a pinned last year, a common initial year
+    assert tables.probit_period(con, dataclasses.replace(SPEC.probit, last_year=2010), fit) == (2006, 2010)
+    assert tables.probit_period(con, dataclasses.replace(SPEC.probit, initial_period=2007), fit) == (2008, 2013)
+    # the stored fit's own record of its sample wins over the panel
+    store_fit(con, "outsourcing_probit", probit_terms(SPEC.probit),
+              stats={"sample_first_year": 2007, "sample_last_year": 2012})
+    assert tables.probit_period(con, SPEC.probit, read_fit(con, "outsourcing_probit")) == (2007, 2012)
+
+
+def test_table3_follows_the_cox_spec(warehouse):
+    _, con = warehouse
+    cox = dataclasses.replace(SPEC.cox, covariates=(*SPEC.cox.covariates, "district"),
+                              labels={**SPEC.cox.labels, "district": "Location inside an industrial district",
+                                      "roi": "ROI"})
+    store_fit(con, "backshoring_cox", list(cox.covariates) + ["footwear", "area_centre"], ngroups=None)
+    fit = read_fit(con, "backshoring_cox")
+    spec = tables.table3_spec(cox, tables.cox_period(con, cox, fit))
+    t = tables.model_table(fit, spec, **KW)
+    labels = labels_of(t)
+    assert labels[:len(cox.covariates)] == [cox.labels.get(c, c) for c in cox.covariates]
+    assert "ROI" in labels and labels[len(cox.covariates) - 1] == "Location inside an industrial district"
+    assert "period 2007-2012" in t.title and t.column_names() == ["Hazard ratio", "Std. err."]
+    assert t.row("Groups").cells[0] == "–"  # an unclustered fit has no groups
+
+
+# --------------------------------------------------------------------------- assets
+
+
+def _resources(tmp_path: Path, db: Path, *, synthetic: bool, config_dir: Path | None = None) -> dict:
+    raw = tmp_path / "raw"
+    raw.mkdir(exist_ok=True)
+    if synthetic:
+        (raw / "truth.json").write_text(json.dumps({"generator": MARKER, "seed": 5}))
+    return {
+        "warehouse": Warehouse(database=str(db)),
+        "folders": Folders(raw_dir=str(raw), reports_dir=str(tmp_path / "reports"), synthetic=synthetic),
+        "study": Study(config_dir=str(config_dir) if config_dir else None),
+    }
+
+
+def _checks(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+
+
+@pytest.mark.parametrize("synthetic", [True, False])
+def test_table2_asset_follows_a_user_spec_and_says_where_the_data_come_from(tmp_path, warehouse, synthetic):
+    db, con = warehouse
+    con.close()
+    user = tmp_path / "config"
+    user.mkdir()
+    (user / "probit_table2.yaml").write_text(
+        "labels:\n  y_initial: \"Initial outcome (y_2005)\"\n  y_lag: \"Outcome at t-1\"\n")
+    result = dg.materialize([report_assets.table2], resources=_resources(
+        tmp_path, db, synthetic=synthetic, config_dir=user), raise_on_error=False)
+    assert result.success
+    check = _checks(result)["table2"]
+    assert check.passed and check.metadata["unsafe_cells"].value == 0
+    md = (tmp_path / "reports" / "table2.md").read_text()
+    assert "| Initial outcome (y_2005) |" in md and "| Outcome at t-1 |" in md
+    meta = result.asset_materializations_for_node("table2")[0].metadata
+    assert "Outcome at t-1" in meta["table"].value  # the rendered table in the UI
+    assert "comparison" in meta and meta["period"].value == "2006-2012"
+    side = json.loads((tmp_path / "reports" / "table2.provenance.json").read_text())
+    spec = load_study_spec(user)
+    assert side["provenance"]["spec_sha256"] == spec.sha256 == meta["spec_sha256"].value
+    assert side["provenance"]["spec"]["probit"]["labels"]["y_lag"] == "Outcome at t-1"
+    if synthetic:
+        line = "Source: synthetic data from the project's generator (seed 5), not IMEFAS/AIDA"
+        assert line in md and side["provenance"]["data"] == "synthetic" and meta["data"].value == "synthetic"
+        assert meta["source"].value == SYN.line() and "seed 5" in meta["source"].value
+    else:
+        assert "Source: elaborations on IMEFAS and AIDA data (this run)" in md
+        assert "synthetic" not in md
+        assert side["provenance"]["data"] == "real" and meta["data"].value == "real"
+
+
+def test_disclosure_check_fails_on_a_model_of_two_firms(tmp_path, warehouse):
+    db, con = warehouse
+    store_fit(con, "outsourcing_probit", probit_terms(SPEC.probit), nobs=9, ngroups=2)
+    con.close()
+    result = dg.materialize([report_assets.table2], resources=_resources(tmp_path, db, synthetic=True),
+                            raise_on_error=False)
+    assert not result.success  # a failed blocking ERROR check fails the run
+    check = _checks(result)["table2"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    assert check.metadata["unsafe_cells"].value == 1 and check.metadata["unsafe_threshold"].value == 1
+    assert check.metadata["outputs_written"].value == 0
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+    assert result.asset_materializations_for_node("table2") == []
+
+
+def test_disclosure_check_fails_and_writes_nothing_on_an_unsafe_table1(tmp_path, monkeypatch):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_reports import build_warehouse
+
+    db = tmp_path / "w.duckdb"
+    build_warehouse(db)
+    # a protection step that lets everything through: the check must catch it before writing
+    monkeypatch.setattr(sdc, "protect", lambda table, rules: sdc.ProtectedTable(table, rules, {}))
+    result = dg.materialize([report_assets.table1], resources=_resources(tmp_path, db, synthetic=True),
+                            raise_on_error=False)
+    assert not result.success
+    check = _checks(result)["table1"]
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.ERROR
+    counts = {k: v.value for k, v in check.metadata.items()}
+    assert counts["unsafe_cells"] >= 2 and counts["unsafe_threshold"] >= 1 and counts["unsafe_dominance"] >= 1
+    # labels only: no value of a cell in the check (c01's turnover is 50,000,000)
+    assert "50000000" not in json.dumps(counts) and "50,000,000" not in (check.description or "")
+    assert all(isinstance(v, int) for v in counts.values())
+    assert not (tmp_path / "reports").exists() or not list((tmp_path / "reports").iterdir())
+    assert result.asset_materializations_for_node("table1") == []
+
+
+def test_table1_asset_shows_its_table_and_the_papers(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_reports import build_warehouse
+
+    db = tmp_path / "w.duckdb"
+    build_warehouse(db)
+    result = dg.materialize([report_assets.table1, report_assets.figure1],
+                            resources=_resources(tmp_path, db, synthetic=False))
+    checks = _checks(result)
+    assert checks["table1"].passed and checks["figure1"].passed
+    assert checks["table1"].metadata["suppressed"].value >= 1
+    meta = result.asset_materializations_for_node("table1")[0].metadata
+    assert meta["table"].value.startswith("**Table 1. Main characteristics")
+    assert "(average values over the 2007-2008 period)" in meta["table"].value  # the data's last year
+    assert "| Number of firms | 486 | 13 |" in meta["comparison"].value
+    assert meta["data"].value == "real"
+    fmeta = result.asset_materializations_for_node("figure1")[0].metadata
+    assert "Figure 1 data. Destination of offshoring and offshore outsourcing activities in 2008" \
+        in fmeta["figure_data"].value
+    assert fmeta["png"].value.endswith("figure1.png") and Path(fmeta["png"].value).exists()
+    assert "Source: elaborations on IMEFAS and AIDA data" in fmeta["caption"].value
