@@ -6,7 +6,7 @@ import dagster as dg
 from assets._common import markdown_table, table_metadata
 from offshoring.districts import read_override_list, run_district_procedure
 from offshoring.sqlfiles import run_sql
-from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
+from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "geography"
 

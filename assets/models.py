@@ -13,9 +13,10 @@ import pandas as pd
 
 from offshoring.econometrics.cox import fit_cox_table3
 from offshoring.econometrics.dynamic import build_dynamic_sample
+from offshoring.econometrics.grouped_ph import fit_grouped_ph_table3, region_spell_risk_rows
 from offshoring.fitstore import write_fit
 from offshoring.truth import read_truth
-from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
+from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "models"
 
@@ -129,7 +130,8 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
                     study: Study):
     spec_path, spec_sha = study.spec.files["cox"], study.spec.sha256
     with warehouse.connect() as con:
-        spells = con.sql("SELECT * FROM panel.spell_years").pl()
+        spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
+                                        study.spec.cox.firm_exit)
         t0 = time.perf_counter()
         res = fit_cox_table3(spells, study.spec.cox)
         fit_s = time.perf_counter() - t0
@@ -151,4 +153,34 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
         **({"ngroups": int(ngroups)} if ngroups is not None else {}),
         "fit_seconds": round(fit_s, 2), "spec_file": str(spec_path), "spec_sha256": spec_sha,
         "ph_test": dg.MetadataValue.md(ph.to_markdown(index=False)),
+    })
+
+
+@dg.asset(
+    group_name=GROUP, kinds={"duckdb", "python"}, pool=WRITER_POOL,
+    deps=["spell_years"],
+    description="Grouped-time proportional hazard of backshoring (complementary log-log on the "
+                "spell-years, Prentice-Gloeckler), the companion of Table 3: exact for annual "
+                "data, so it shows how much Efron's ties approximation matters.",
+)
+def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
+                           study: Study):
+    spec_sha = study.spec.sha256
+    with warehouse.connect() as con:
+        spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
+                                        study.spec.cox.firm_exit)
+        t0 = time.perf_counter()
+        res = fit_grouped_ph_table3(spells, study.spec.cox)
+        fit_s = time.perf_counter() - t0
+        years = res.sample.data["year"]
+        stats = {"llf": res.llf, "fit_seconds": fit_s, "spec": str(study.spec.files["cox"]),
+                 "spec_sha256": spec_sha, "sample_first_year": int(years.min()),
+                 "sample_last_year": int(years.max())}
+        coef = write_fit(con, "backshoring_grouped_ph", res.params, res.bse, res.pvalues,
+                         nobs=res.nobs, ngroups=res.ngroups, stats=stats,
+                         truth=_truth(context, folders, "cox", "coefficients"))
+    return dg.MaterializeResult(metadata={
+        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio")),
+        "nobs": int(res.nobs), **({"ngroups": int(res.ngroups)} if res.ngroups is not None else {}),
+        "fit_seconds": round(fit_s, 2), "spec_sha256": spec_sha,
     })

@@ -6,7 +6,7 @@ import dagster as dg
 from assets._common import markdown_table, table_metadata
 from offshoring import panel
 from offshoring.sqlfiles import run_sql
-from orchestration.resources import WRITER_POOL, Study, Warehouse
+from assets.resources import WRITER_POOL, Study, Warehouse
 
 GROUP = "panel"
 

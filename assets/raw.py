@@ -23,8 +23,8 @@ from offshoring.spec import Thresholds
 from offshoring.truth import generated_folder_problem
 from offshoring.readers.survey import discover_survey_files
 from offshoring.version import code_version
-from orchestration.partitions import survey_year_partitions
-from orchestration.resources import WRITER_POOL, Folders, Study, Warehouse
+from assets.partitions import survey_year_partitions
+from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "raw"
 

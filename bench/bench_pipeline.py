@@ -81,7 +81,7 @@ def child_pipeline(root: Path) -> None:
 
     from orchestration.definitions import build_definitions
     from orchestration.pipeline import run_everything
-    from orchestration.resources import Folders, Warehouse
+    from assets.resources import Folders, Warehouse
 
     env = _env(root)
     os.environ.update(env)

@@ -68,11 +68,10 @@ def phase(asset: str, name: str, **extra):
 def profile_probit(db: str) -> None:
     import duckdb
 
-    from offshoring.econometrics.dynamic import build_dynamic_sample, load_dynamic_spec
-    from offshoring.settings import config_file, load_config
+    from offshoring.econometrics.dynamic import build_dynamic_sample
+    from offshoring.spec import load_study_spec
 
-    cfg = load_config("models.yaml").get("probit", {})
-    spec = load_dynamic_spec(config_file(cfg.get("spec", "probit_table2.yaml")))
+    spec = load_study_spec().probit
     cols = list(dict.fromkeys([spec.group, spec.time, spec.outcome, *spec.lagged, *spec.contemporaneous,
                                *spec.counts, *spec.dummies]))
     con = duckdb.connect(db, read_only=True)

@@ -267,13 +267,6 @@ class DistrictSettings:
             raise ValueError(f"{path}: expected a mapping at the top level")
         return cls.from_dict(data)
 
-    @classmethod
-    def load(cls) -> "DistrictSettings":
-        """Settings from ``districts.yaml`` in the config folder (see `offshoring.settings`)."""
-        from offshoring.settings import config_file
-
-        return cls.from_yaml(config_file("districts.yaml"))
-
     def as_metadata(self) -> dict[str, Any]:
         """Every setting as plain JSON-able values, plus the method tag."""
         out: dict[str, Any] = {"method": METHOD_VERSION}

@@ -14,6 +14,8 @@ from typing import Any, Mapping
 import duckdb
 import pandas as pd
 
+from offshoring.econometrics._summary import wald_interval
+
 COEF_DDL = """
 CREATE TABLE IF NOT EXISTS models.coefficients (
     model VARCHAR, term VARCHAR, position INTEGER, estimate DOUBLE, std_error DOUBLE,
@@ -46,14 +48,13 @@ def _f(x: Any) -> float | None:
 
 def write_fit(con: duckdb.DuckDBPyConnection, model: str, params: pd.Series, bse: pd.Series,
               pvalues: pd.Series, *, nobs: int, ngroups: int | None, stats: Mapping[str, Any] | None = None,
-              truth: Mapping[str, float] | None = None, z_crit: float = 1.959963984540054) -> pd.DataFrame:
+              truth: Mapping[str, float] | None = None) -> pd.DataFrame:
     """Replace the model's rows in both tables (one transaction); returns the coefficient frame."""
     truth = dict(truth or {})
     rows = []
     for i, term in enumerate(params.index):
         b, se = _f(params[term]), _f(bse.get(term))
-        lo = b - z_crit * se if b is not None and se is not None else None
-        hi = b + z_crit * se if b is not None and se is not None else None
+        lo, hi = wald_interval(b, se) if b is not None and se is not None else (None, None)
         tv = _f(truth.get(term))
         rows.append({
             "model": model, "term": str(term), "position": i, "estimate": b, "std_error": se,

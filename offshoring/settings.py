@@ -10,9 +10,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 PROJECT_ROOT = PACKAGE_DIR.parent
@@ -95,26 +92,6 @@ def config_dir() -> Path | None:
 def defaults_config_dir() -> Path:
     """The folder of the default YAML files (the only place a default is written)."""
     return shipped_dir("config")
-
-
-def config_file(name: str) -> Path:
-    user = config_dir()
-    if user is not None and (user / name).exists():
-        return user / name
-    default = defaults_config_dir() / name
-    if default.exists():
-        return default
-    raise FileNotFoundError(f"config file {name!r} not found in {user} nor in {defaults_config_dir()}")
-
-
-def load_config(name: str) -> dict[str, Any]:
-    """Read a YAML file from the config folder (see `config_dir`)."""
-    path = config_file(name)
-    with open(path, encoding="utf-8") as fh:
-        data = yaml.safe_load(fh) or {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping at the top level, found {type(data).__name__}")
-    return data
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import assets.raw
 import assets.reports
 from orchestration import jobs, schedules, sensors
 from orchestration.progress import step_progress
-from orchestration.resources import default_resources
+from assets.resources import default_resources
 
 ASSET_MODULES = [assets.raw, assets.geography, assets.panel, assets.models, assets.reports]
 

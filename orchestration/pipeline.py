@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 
 from offshoring.readers.survey import discover_survey_files
-from orchestration.partitions import SURVEY_YEARS
+from assets.partitions import SURVEY_YEARS
 from orchestration.progress import PROGRESS_RUN_CONFIG
 
 

@@ -5,8 +5,8 @@
 import dagster as dg
 
 from orchestration.jobs import load_survey_year
-from orchestration.partitions import SURVEY_YEARS
-from orchestration.resources import Folders
+from assets.partitions import SURVEY_YEARS
+from assets.resources import Folders
 from orchestration.sensors import changed_deliveries, delivery_state
 
 

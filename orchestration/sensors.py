@@ -11,8 +11,8 @@ from offshoring.alerts import Alert, AlertSettings, dispatch
 from offshoring.readers.common import sha256_file
 from offshoring.readers.survey import discover_survey_files
 from orchestration.jobs import load_survey_year, refresh_outputs
-from orchestration.partitions import SURVEY_YEARS, survey_year_partitions
-from orchestration.resources import Folders, Study
+from assets.partitions import SURVEY_YEARS, survey_year_partitions
+from assets.resources import Folders, Study
 
 
 SURVEY_KEY = dg.AssetKey("survey_returns")
@@ -72,7 +72,7 @@ def delivery_state(raw_dir: Path, previous: dict[str, dict]) -> dict[str, dict]:
 
 
 @dg.sensor(
-    job=load_survey_year, minimum_interval_seconds=60,
+    job=load_survey_year, minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A new survey_<YYYY> file registers the year's partition and loads it; a "
                 "re-delivered file (new content) reloads its year. Cursor: names and SHA-256.",

@@ -42,7 +42,7 @@ def pipeline_run(tmp_path_factory) -> PipelineRun:
     from offshoring.synth import generate
     from orchestration.definitions import build_definitions
     from orchestration.pipeline import run_everything
-    from orchestration.resources import Folders, Warehouse
+    from assets.resources import Folders, Warehouse
 
     root = tmp_path_factory.mktemp("pipeline")
     env = _env(root)

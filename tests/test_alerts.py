@@ -128,7 +128,7 @@ def test_check_failure_sensor_on_a_local_instance(tmp_path, webhook, monkeypatch
     uses, sends each once, and keeps working tick after tick."""
     import dagster as dg
 
-    from orchestration.resources import Study
+    from assets.resources import Study
     from orchestration.sensors import check_failure_alert_sensor
 
     url, bodies = webhook
@@ -166,7 +166,7 @@ def test_check_failure_sensor_on_a_local_instance(tmp_path, webhook, monkeypatch
 def test_run_failure_sensor_sends_an_alert(tmp_path, webhook, monkeypatch):
     import dagster as dg
 
-    from orchestration.resources import Study
+    from assets.resources import Study
     from orchestration.sensors import run_failure_alert_sensor
 
     url, bodies = webhook

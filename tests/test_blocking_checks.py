@@ -16,7 +16,7 @@ import duckdb
 
 from orchestration.definitions import build_definitions
 from orchestration.pipeline import failure_summary
-from orchestration.resources import Folders, Warehouse
+from assets.resources import Folders, Warehouse
 
 BELOW = ["model_panel", "outsourcing_spells", "spell_years", "outsourcing_probit", "backshoring_cox",
          "table2", "table3"]

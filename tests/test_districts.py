@@ -441,7 +441,9 @@ def test_yaml_matches_code_defaults():
     from offshoring.settings import PROJECT_ROOT
 
     assert DistrictSettings.from_yaml(PROJECT_ROOT / "config" / "districts.yaml") == DistrictSettings()
-    assert DistrictSettings.load() == DistrictSettings()
+    from offshoring.spec import load_study_spec
+
+    assert load_study_spec().districts == DistrictSettings()
 
 
 def test_yaml_partial_override(tmp_path):

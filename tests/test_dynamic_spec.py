@@ -9,7 +9,7 @@ import yaml
 
 from offshoring.econometrics import DynamicSpec, build_dynamic_sample, load_dynamic_spec
 from offshoring.econometrics.simulate import simulate_firm_years
-from offshoring.settings import config_file
+from offshoring.settings import defaults_config_dir
 
 EXPECTED_COLUMNS = [
     "const", "y_initial", "y_lag", "export_ratio_lag", "market_area_order_lag",
@@ -139,7 +139,7 @@ def test_missing_values_drop_rows_with_reasons(tiny_panel):
 
 
 def test_spec_changes_flow_through(tiny_panel, tmp_path):
-    spec = yaml.safe_load(config_file("probit_table2.yaml").read_text())
+    spec = yaml.safe_load((defaults_config_dir() / "probit_table2.yaml").read_text())
     spec["lagged"] = ["export_ratio", "supplier"]
     spec["mundlak"] = ["export_ratio"]
     spec["year_dummies"] = True

@@ -18,13 +18,14 @@ import pytest
 from offshoring.synth import generate
 from orchestration.definitions import build_definitions
 from orchestration.pipeline import run_everything, run_partition
-from orchestration.resources import Folders, Warehouse
+from assets.resources import Folders, Warehouse
 
 UNCHANGED_BY_A_NEW_YEAR = {"municipalities", "llma_map", "census_employment", "aida_firm_years",
                            "aida_subsidiaries", "municipality_xwalk", "llma_districts"}
 DOWNSTREAM = {"firm_years", "aida_offshoring", "dedup_report", "province_spillovers", "model_panel",
               "outsourcing_spells", "spell_years", "outsourcing_probit", "backshoring_cox",
-              "table1", "table2", "table3", "figure1", "figure2", "report_index"}
+              "backshoring_grouped_ph", "table1", "table2", "table3", "table3_grouped", "figure1",
+              "figure2", "report_index"}
 
 
 @pytest.fixture(scope="module")

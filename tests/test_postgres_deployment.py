@@ -153,7 +153,7 @@ from pathlib import Path
 import dagster as dg
 from orchestration.definitions import build_definitions
 from orchestration.pipeline import run_everything
-from orchestration.resources import Folders, Warehouse
+from assets.resources import Folders, Warehouse
 
 defs = build_definitions({
     "warehouse": Warehouse(database=os.environ["OFFSHORING_DB"]),

@@ -161,7 +161,7 @@ def test_files_follow_the_contract(small, truth, munis):
     assert p["n_outsourcing_prov_lag"] == pytest.approx(0.018 * scale)
     assert p["n_offshoring_prov_lag"] == pytest.approx(-0.011 * scale)
     assert truth["probit"]["lnsig2u"] == pytest.approx(np.log(truth["probit"]["sigma_u"] ** 2))
-    assert truth["cox"]["approximate"] is True
+    assert truth["cox"]["approximate"] is False
     assert truth["cox"]["hazard_ratios"]["profit"] == pytest.approx(0.643)
     assert truth["counts"]["firms"] == SMALL
     assert set(truth["counts"]["outsourcing_firm_years_by_year"]) == {str(y) for y in years}

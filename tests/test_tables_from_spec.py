@@ -24,7 +24,7 @@ from offshoring.reports import render, sdc, tables
 from offshoring.reports.source import DataSource
 from offshoring.spec import load_study_spec
 from offshoring.truth import MARKER
-from orchestration.resources import Folders, Study, Warehouse
+from assets.resources import Folders, Study, Warehouse
 
 SPEC = load_study_spec()
 RULES = sdc.Rules.from_spec(SPEC.reports.sdc)

@@ -19,8 +19,7 @@ def coefficient_table(
     """
     z = params / bse
     p = 2.0 * stats.norm.sf(np.abs(z))
-    q = stats.norm.ppf(1.0 - alpha / 2.0)
-    lo, hi = params - q * bse, params + q * bse
+    lo, hi = wald_interval(params, bse, alpha)
     pct = f"{100 * (1 - alpha):g}%"
     table = pd.DataFrame({"coef": params, "std err": bse, "z": z, "P>|z|": p})
     if exp:
@@ -99,10 +98,22 @@ def _fmt_float(x: float) -> str:
     return f"{x:.6f}"
 
 
+def wald_interval(params, bse, alpha: float = 0.05):
+    """(lower, upper) of the normal-approximation interval: the one place it is computed."""
+    q = stats.norm.ppf(1 - alpha / 2)
+    return params - q * bse, params + q * bse
+
+
+def covers(estimate: float, se: float, value: float, alpha: float = 0.05) -> bool:
+    """Whether the interval of `estimate` covers `value`."""
+    lo, hi = wald_interval(estimate, se, alpha)
+    return bool(lo <= value <= hi)
+
+
 def wald_conf_int(params: pd.Series, bse: pd.Series, alpha: float = 0.05) -> pd.DataFrame:
     """Normal-approximation interval (columns 0 and 1, as statsmodels)."""
-    q = stats.norm.ppf(1 - alpha / 2)
-    return pd.DataFrame({0: params - q * bse, 1: params + q * bse})
+    lo, hi = wald_interval(params, bse, alpha)
+    return pd.DataFrame({0: lo, 1: hi})
 
 
 def read_spec_mapping(spec, default_file: str, allowed: set[str], what: str) -> dict:

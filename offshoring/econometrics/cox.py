@@ -530,7 +530,7 @@ DEFAULT_COX_SPEC_FILE = "cox_table3.yaml"
 COX_KEYS = {
     "start", "stop", "event", "cluster", "destinations", "destination_column",
     "exclude_left_censored", "ties", "cov_type", "cluster_correction", "strata",
-    "covariates", "dummies", "ph_test_transform", "description",
+    "covariates", "dummies", "ph_test_transform", "description", "firm_exit",
 }
 
 
@@ -565,6 +565,14 @@ class CoxSpec:
     cluster_correction: bool = False
     strata: tuple[str, ...] = ()
     ph_test_transform: str = "km"
+    # a firm's complete stop of foreign subcontracting: a competing end that censors its
+    # region spells ("censor"), or backshoring from each region ("event"); see
+    # offshoring.econometrics.grouped_ph.region_spell_risk_rows
+    firm_exit: str = "censor"
+
+    def __post_init__(self):
+        if self.firm_exit not in ("censor", "event"):
+            raise ValueError("firm_exit must be 'censor' or 'event'")
 
 
 def load_cox_spec(spec: str | Path | Mapping | CoxSpec | None = None) -> CoxSpec:
@@ -573,7 +581,7 @@ def load_cox_spec(spec: str | Path | Mapping | CoxSpec | None = None) -> CoxSpec
     raw = read_spec_mapping(spec, DEFAULT_COX_SPEC_FILE, COX_KEYS, "Cox spec")
     kw: dict[str, Any] = {}
     for key in ("start", "stop", "event", "cluster", "destination_column", "exclude_left_censored",
-                "ties", "cov_type", "cluster_correction", "ph_test_transform"):
+                "ties", "cov_type", "cluster_correction", "ph_test_transform", "firm_exit"):
         if key in raw:
             kw[key] = raw[key]
     if "destinations" in raw:

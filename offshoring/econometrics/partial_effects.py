@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
+from ._summary import wald_interval
+
 _GH_X, _GH_W = special.roots_hermite(40)
 
 
@@ -127,7 +129,6 @@ def average_partial_effects(
         raise KeyError(f"not in the model: {unknown}")
     disc = set(n for n, b in is_binary.items() if b) if discrete is None else set(discrete)
     rows = []
-    q = stats.norm.ppf(1 - alpha / 2)
     for v in variables:
         j = names.index(v)
         d = v in disc
@@ -138,6 +139,7 @@ def average_partial_effects(
             jac = _ape_jacobian_numeric(params, X, j, d, model.link)
         se = float(np.sqrt(jac @ V @ jac))
         z = ape / se if se > 0 else np.nan
+        lo, hi = wald_interval(ape, se, alpha)
         rows.append(
             {
                 "variable": v,
@@ -146,8 +148,8 @@ def average_partial_effects(
                 "std err": se,
                 "z": z,
                 "P>|z|": 2 * stats.norm.sf(abs(z)),
-                f"lower {100 * (1 - alpha):g}%": ape - q * se,
-                f"upper {100 * (1 - alpha):g}%": ape + q * se,
+                f"lower {100 * (1 - alpha):g}%": lo,
+                f"upper {100 * (1 - alpha):g}%": hi,
             }
         )
     return pd.DataFrame(rows).set_index("variable")

@@ -25,6 +25,8 @@ Tables 2 and 3
 
 from __future__ import annotations
 
+import dataclasses
+
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -47,6 +49,7 @@ from offshoring.reports.render import (
     stars,
 )
 from offshoring.reports.source import DataSource
+from offshoring.econometrics._summary import covers
 from offshoring.sqlfiles import query
 
 SECTORS = (("clothing", "Clothing production"), ("footwear", "Footwear production"))
@@ -315,10 +318,12 @@ class ModelTableSpec:
     exponentiate: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
     period: tuple[int, int] | None = None
+    # the published table it is compared with, when not its own name (a companion fit)
+    published_as: str | None = None
 
     @property
     def published(self) -> PublishedTable | None:
-        return PUBLISHED.get(self.name)
+        return PUBLISHED.get(self.published_as or self.name)
 
     def shown_or_hidden(self, term: str) -> bool:
         return (term in self.hidden or any(term == k for k, _ in self.rows)
@@ -436,6 +441,23 @@ def table3_spec(cox: Any, period: tuple[int, int]) -> ModelTableSpec:
         ),
         period=(int(period[0]), int(period[1])),
     )
+
+
+def table3_grouped_spec(cox: Any, period: tuple[int, int], fit: Any) -> ModelTableSpec:
+    """The companion of Table 3: the same rows as a grouped-time proportional hazard
+    (complementary log-log), compared with the paper's Table 3; the per-year intercepts of
+    the fit are not shown."""
+    base = table3_spec(cox, period)
+    gammas = frozenset(t for t in fit.params.index if str(t).startswith("gamma_"))
+    return dataclasses.replace(
+        base, name="table3_grouped", published_as="table3", hidden=base.hidden | gammas,
+        title=("Table 3 (companion). Grouped-time proportional hazard (complementary log-log, "
+               f"Prentice-Gloeckler): relative risks of backshoring, period {period_text(period)}, "
+               f"{INDUSTRIES}"),
+        notes=base.notes + ("Exact for annual data: P(end in spell-year d | at risk) = "
+                            "1 - exp(-exp(gamma_d + b'x)), one intercept per spell-year (not shown). "
+                            "Beside Table 3 it shows how much the Cox model's treatment of tied "
+                            "annual ends matters.",))
 
 
 # --------------------------------------------------------------------------- periods
@@ -679,7 +701,7 @@ def comparison_table(
                 shown = math.exp(t) if spec.exponentiate else float(t)
                 covered = None
                 if est is not None and est.se is not None:
-                    covered = abs(est.param - float(t)) <= 1.959963984540054 * est.se
+                    covered = covers(est.param, est.se, float(t))
                 cells += [f(shown), NO_DATA if covered is None else ("yes" if covered else "no")]
                 raw += [round(shown, 6), covered]
         rows.append(DisplayRow(label, cells, raw=raw))

@@ -329,6 +329,71 @@ def _mean_run(mask: np.ndarray) -> float:
     return float(np.mean(runs)) if runs else float("nan")
 
 
+def _cox_truth(sim: Simulation) -> dict:
+    """The Table 3 estimand: what the backshoring hazard of the generator is, on which rows of
+    panel.spell_years it is identified, and its true values."""
+    cfg = sim.cfg
+    n = sim.pop.n
+    b = outsourcing.cox_params(cfg, n)
+    coefficients = {**b, **outsourcing.cox_dummy_params(cfg)}
+    rows = sim.outcome.hazard_rows
+    window = ~rows["left_censored"]
+    durations = sorted({int(d) for d in rows["duration"]}) or [1]
+    kappa = outsourcing.weibull_shape(cfg)
+    return {
+        "approximate": False,
+        "model": "region spell (firm x foreign region) of foreign subcontracting, spell time t in years since "
+                 "it began (spell-year of calendar year m = (m - start, m - start + 1], as "
+                 "sql/panel_spell_years.sql): continuous-time proportional hazard "
+                 "lambda(t | x) = lambda0_s(t) exp(b'x_m), Lambda0_s(t) = exp(c_s) t^kappa, x_m the covariates of "
+                 "the spell-year as the pipeline computes them from the files, constant within it; s = industry "
+                 "(footwear - clothing is the coefficient of the footwear dummy), no territorial effects",
+        "estimand": "b = the log hazard ratios below, of the hazard that a region spell ends while the firm keeps "
+                    "subcontracting abroad. The same b is the coefficient vector of (1) the Cox model in continuous "
+                    "time and (2) the grouped-time proportional hazard the annual data follow exactly: "
+                    "P(the region is gone next year | at risk in spell-year d, x) = 1 - exp(-exp(gamma_s,d + b'x)), "
+                    "gamma_s,d = log(Lambda0_s(d) - Lambda0_s(d-1)) (Prentice-Gloeckler; "
+                    "offshoring.econometrics.GroupedPH is its maximum likelihood estimator). A Cox fit on the "
+                    "annual (start, stop] rows with Efron ties approximates the grouped likelihood (tied "
+                    "event times): bench/montecarlo_table3.py measures it.",
+        "competing_end": "the firm stopping foreign subcontracting altogether (the Table 2 probit, drawn before and "
+                         "independently of the region clocks given the past) ends every region spell: a competing "
+                         "end that censors each of them at the start of that spell-year. sql/panel_outsourcing_spells"
+                         ".sql codes it as backshoring; the estimand needs it as censoring",
+        "risk_rows": "the rows of panel.spell_years on which the hazard is identified, "
+                     "offshoring.econometrics.grouped_ph.region_spell_risk_rows: region destinations, spells not "
+                     "left-censored, without (a) the spell-year after which the firm stopped subcontracting abroad "
+                     "altogether (the 'any' spell ends with backshoring that year) and (b) the last spell-year of a "
+                     "censored spell (left the survey, crossed the ceiling, last survey year: next year unseen)",
+        "time_scale": "years since the spell began; the first spell-year is (0, 1]; events and censoring at whole years",
+        "ties": "grouped (interval-censored) annual data: exact in the complementary log-log model; the Cox "
+                "partial likelihood needs a ties rule (config/cox_table3.yaml: efron)",
+        "coefficients": coefficients,
+        "hazard_ratios": {k: float(np.exp(v)) for k, v in coefficients.items()},
+        "count_coefficient_scale": float(cfg["probit"]["count_scale_reference_firms"]) / n,
+        "baseline": {
+            "cumulative": "Lambda0_s(t) = exp(c_s) * t^kappa",
+            "c": {s: float(v) for s, v in cfg["backshoring"]["baseline"].items()},
+            "kappa": kappa,
+            "grouped_gamma_clothing": outsourcing.grouped_baseline(cfg, durations, "clothing"),
+            "grouped_gamma_footwear": outsourcing.grouped_baseline(cfg, durations, "footwear"),
+        },
+        "industry_effect_footwear": coefficients["footwear"],
+        "territorial_effects": "none (0 for every macro-area)",
+        "covariates_at": "the spell-year's own year (share, supplier, profit, wage, ROI, employees; the migrant "
+                         "count at the year before it); export_share_pre and n_outsourcing_prov_pre fixed at the "
+                         "spell start (year before it / count at the year before it)",
+        "spell_years": {
+            "hazard_rows": int(len(rows["status"])),
+            "hazard_events": int(rows["status"].sum()),
+            "hazard_rows_not_left_censored": int(window.sum()),
+            "hazard_events_not_left_censored": int(rows["status"][window].sum()),
+            "rows_firm_stopped_outsourcing": sim.outcome.region_rows_firm_stopped,
+            "rows_next_year_unobserved": sim.outcome.region_rows_next_unobserved,
+        },
+    }
+
+
 def truth(sim: Simulation, files: dict[str, Any]) -> dict:
     cfg = sim.cfg
     n = sim.pop.n
@@ -397,26 +462,7 @@ def truth(sim: Simulation, files: dict[str, Any]) -> dict:
                 "params": p["initial"],
             },
         },
-        "cox": {
-            "approximate": True,
-            "note": "Region spells of foreign subcontracting end with a discrete-time proportional hazard "
-                    "(cloglog) evaluated at the spell's last year with these log hazard ratios (C&P Table 3); "
-                    "spells also end whenever the firm stops outsourcing altogether (the probit), so a Cox "
-                    "fit on region spells recovers them only approximately. Annual data: many ties, and the "
-                    "generating model is the grouped-time (cloglog) form of the proportional hazard. Count "
-                    "terms scaled by 17000/firms.",
-            "coefficients": outsourcing.cox_params(cfg, n),
-            "hazard_ratios": {k: float(np.exp(v)) for k, v in outsourcing.cox_params(cfg, n).items()},
-            "baseline_cloglog": cfg["backshoring"]["baseline"],
-            "industry_effect_footwear": float(cfg["backshoring"]["baseline"]["footwear"])
-            - float(cfg["backshoring"]["baseline"]["clothing"]),
-            "territorial_effects": "none (0 for every macro-area)",
-            "exact_subsample": "spell-years after which the firm still outsources abroad the next "
-                               "year: there a region spell ends only by the hazard, and a Cox fit on "
-                               "them recovers these coefficients",
-            "covariates_at": "year before the spell ends (the spell-year row); export_share_pre and "
-                             "n_outsourcing_prov_pre fixed at the spell start",
-        },
+        "cox": _cox_truth(sim),
         "districts": {
             "llma_codes": dl["llma_code"].to_list(),
             "by_llma": dl.to_dicts(),

@@ -15,10 +15,31 @@ Province counts are computed from the simulated firms year by year: the outsourc
 of a firm's province at t-1 leaves the firm out; the offshoring count comes from AIDA by
 the pipeline's rule. Both count coefficients are multiplied by 17000 / firms.
 
-Destinations: an outsourcing firm subcontracts in one or more of four regions. A region
-spell ends with a discrete-time proportional hazard (complementary log-log) whose
-coefficients are the logs of C&P Table 3's hazard ratios, evaluated at t-1; when the firm
-stops outsourcing every region spell ends.
+Destinations and backshoring (C&P Table 3): an outsourcing firm subcontracts in one to
+three of four foreign regions. A region spell (firm x region, spell time t = years since
+it began; the spell-year of calendar year m is the interval (m - start, m - start + 1])
+has the continuous-time proportional hazard
+
+    lambda(t | x) = lambda0_s(t) exp(b'x_m),   Lambda0_s(t) = exp(c_s) t^kappa  (Weibull)
+
+with x_m the covariates of the spell-year as the pipeline computes them from the files
+(`COX_TERMS`, the share on a per-mille grid so that the files reproduce it bit for bit),
+constant within the spell-year; b = log of C&P Table 3's hazard ratios, the footwear
+effect c_footwear - c_clothing, no territorial effects. Observed once a year, the region
+is gone the next year with the grouped-time (complementary log-log) probability
+
+    P(end in spell-year d | at risk) = 1 - exp(-exp(gamma_s,d + b'x)),
+    gamma_s,d = log(Lambda0_s(d) - Lambda0_s(d - 1)),
+
+with the same b. The hazard acts while the firm keeps subcontracting abroad. The firm's
+own decision to stop altogether (the probit above, drawn first, independent of the region
+clocks given the past) ends every region spell: for the hazard it is a competing end that
+censors the spell at the start of that spell-year, as does leaving the survey or the last
+survey year (see `offshoring.econometrics.grouped_ph.region_spell_risk_rows`). Every
+spell-year the hazard acted on is recorded in `Outcome.hazard_rows`.
+
+The region draws take the same random numbers, in the same order and shapes, whatever
+they decide, so the outsourcing outcome y (Table 2) does not depend on this part.
 """
 
 from __future__ import annotations
@@ -40,6 +61,15 @@ COX_TERMS = ("share_destination", "supplier", "profit", "export_share_pre", "wag
              "roi", "employees", "n_outsourcing_prov_pre", "n_migrant_prov_lag")
 COUNT_TERMS = ("n_offshoring_prov_lag", "n_outsourcing_prov_lag")
 COX_COUNT_TERMS = ("n_outsourcing_prov_pre", "n_migrant_prov_lag")
+AREA_TERMS = ("area_north_east", "area_centre", "area_south", "area_islands")
+# A firm uses at most three regions at once, so a firm that keeps subcontracting abroad
+# after all its region spells ended always has a region it did not use the year before:
+# taking an ended region up again the same year would read as a continuation in the files.
+MAX_ACTIVE_REGIONS = 3
+MIN_PERMILLE = 40             # smallest share of an active region (4%)
+# status of a region spell-year in `Outcome.hazard_rows`: the region is gone the next year
+# (1) or still used (0); the hazard decides both, while the firm keeps subcontracting abroad
+SURVIVED, ENDED = 0, 1
 
 
 def probit_params(cfg: dict, firms: int) -> dict[str, float]:
@@ -60,6 +90,7 @@ def probit_params(cfg: dict, firms: int) -> dict[str, float]:
 
 
 def cox_params(cfg: dict, firms: int) -> dict[str, float]:
+    """Log hazard ratios of `COX_TERMS` (count terms scaled by 17000 / firms)."""
     b = cfg["backshoring"]
     scale = float(cfg["probit"]["count_scale_reference_firms"]) / firms
     out = {}
@@ -67,6 +98,38 @@ def cox_params(cfg: dict, firms: int) -> dict[str, float]:
         v = float(np.log(float(b["hazard_ratios"][k])))
         out[k] = v * scale if k in COX_COUNT_TERMS else v
     return out
+
+
+def cox_dummy_params(cfg: dict) -> dict[str, float]:
+    """True coefficients of the industry and territorial dummies of the Table 3 spec
+    (bases clothing and North-West): footwear = c_footwear - c_clothing, areas 0."""
+    c = cfg["backshoring"]["baseline"]
+    out = {"footwear": float(c["footwear"]) - float(c["clothing"])}
+    out.update({a: 0.0 for a in AREA_TERMS})
+    return out
+
+
+def weibull_shape(cfg: dict) -> float:
+    return float(cfg["backshoring"].get("weibull_shape", 1.0))
+
+
+def grouped_baseline(cfg: dict, durations, sector: str = "clothing") -> dict[int, float]:
+    """gamma_d = log(Lambda0(d) - Lambda0(d-1)) of a sector: the intercept of spell-year d in
+    the complementary log-log form (clothing is the base of the Table 3 dummies)."""
+    c = float(cfg["backshoring"]["baseline"][sector])
+    k = weibull_shape(cfg)
+    return {int(d): c + float(np.log(float(d) ** k - float(d - 1) ** k)) for d in durations}
+
+
+def _permille(sh: np.ndarray, act: np.ndarray) -> np.ndarray:
+    """Shares as integers per mille: at least MIN_PERMILLE for an active region, 0 otherwise,
+    summing to 1000 for a firm with any region (the rounding goes to its largest region)."""
+    u = np.where(act, np.maximum(np.floor(sh * 1000.0), MIN_PERMILLE), 0).astype(np.int64)
+    has = act.any(1)
+    gap = np.where(has, 1000 - u.sum(1), 0)
+    top = np.argmax(u, axis=1)
+    u[np.arange(len(u)), top] += gap
+    return u
 
 
 @dataclass
@@ -83,6 +146,16 @@ class Outcome:
     count_mig: np.ndarray        # P x T
     region_spell_ends: int
     region_spell_ends_by_hazard: int
+    permille: np.ndarray = None  # N x T x 4 int: share * 1000 (the files' amounts are F x permille)
+    # one entry per region spell-year the hazard acted on (the firm subcontracted abroad
+    # that year and the next): firm, year index, region, spell start (year index), duration
+    # interval d (the spell-year is (d-1, d]), left_censored (the spell began in the firm's
+    # first panel year), the covariates x (COX_TERMS), eta = gamma_s,d + b'x, status
+    hazard_rows: dict = None
+    # region spell-years after which the firm stopped subcontracting abroad altogether
+    # (competing end) or was not observed (left the panel, crossed the ceiling, last year)
+    region_rows_firm_stopped: int = 0
+    region_rows_next_unobserved: int = 0
 
 
 def _gumbel_pick(rng, logp: np.ndarray, allowed: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -135,11 +208,14 @@ def simulate(rng: np.random.Generator, pop: Population, cfg: dict, off_counts: n
     add_prob = float(d["add_region_prob"])
     share_sd = float(d["share_noise_sd"])
     cox = cox_params(cfg, n)
-    base_h = np.array([float(cfg["backshoring"]["baseline"][s]) for s in ("clothing", "footwear")])[pop.sector]
+    beta = np.array([cox[k] for k in COX_TERMS])
+    c_s = np.array([float(cfg["backshoring"]["baseline"][s]) for s in ("clothing", "footwear")])[pop.sector]
+    kappa = weibull_shape(cfg)
 
     y = np.zeros((n, t), np.int8)
     active = np.zeros((n, t, 4), bool)
     share = np.zeros((n, t, 4))
+    permille = np.zeros((n, t, 4), np.int64)
     n_out_lag = np.full((n, t), np.nan)
     n_off_lag = np.full((n, t), np.nan)
     n_mig_lag = np.full((n, t), np.nan)
@@ -147,8 +223,13 @@ def simulate(rng: np.random.Generator, pop: Population, cfg: dict, off_counts: n
     cnt_mig = np.zeros((n_prov, t))
     spell_export_pre = np.full((n, 4), np.nan)
     spell_nout_pre = np.zeros((n, 4))
+    spell_start = np.full((n, 4), -1)
     ends_total = 0
     ends_hazard = 0
+    rows_stopped = 0
+    rows_unobserved = 0
+    rec: dict[str, list] = {k: [] for k in ("firm", "year", "region", "spell_start", "duration",
+                                            "left_censored", "x", "eta", "status")}
     mig = pop.migrant.astype(float)
 
     for k in range(t):
@@ -186,6 +267,11 @@ def simulate(rng: np.random.Generator, pop: Population, cfg: dict, off_counts: n
         prev_y = np.zeros(n, bool)
         if k > 0:
             prev_y = cont & (y[:, k - 1] == 1)
+            # region spells of t-1 whose hazard is not seen: the firm stopped subcontracting
+            # abroad altogether (competing end), or is not in the panel at t
+            was = active[:, k - 1]
+            rows_stopped += int(was[here & ~yk].sum())
+            rows_unobserved += int(was[~here].sum())
         stay = yk & prev_y
         start = yk & ~prev_y
         act = np.zeros((n, 4), bool)
@@ -193,35 +279,44 @@ def simulate(rng: np.random.Generator, pop: Population, cfg: dict, off_counts: n
             s = np.flatnonzero(stay)
             prev_act = active[s, k - 1]
             km = k - 1
-            # the spell-year row of t-1 carries n_migrant_prov_lag of t-1 (count at t-2)
-            mig_lag = (cnt_mig[pop.prov[s], km - 1] if km >= 1 else cnt_mig[pop.prov[s], km]) - mig[s]
-            eta = (base_h[s][:, None]
-                   + cox["share_destination"] * 100 * share[s, km]
-                   + (cox["supplier"] * cov["supplier"][s, km] + cox["profit"] * cov["profit"][s, km]
-                      + cox["wage_per_employee_k"] * cov["wage_per_employee_k"][s, km]
-                      + cox["roi"] * cov["roi"][s, km] + cox["employees"] * cov["employees"][s, km]
-                      + cox["n_migrant_prov_lag"] * mig_lag)[:, None]
-                   + cox["export_share_pre"] * np.nan_to_num(spell_export_pre[s])
-                   + cox["n_outsourcing_prov_pre"] * spell_nout_pre[s])
-            h = 1 - np.exp(-np.exp(eta))
+            x = _row_covariates(pop, s, km, share_pct=(100.0 * permille[s, km]) / 1000.0,
+                                export_pre=spell_export_pre[s], nout_pre=spell_nout_pre[s],
+                                cnt_mig=cnt_mig, mig=mig, inp=inp)
+            dur = km - spell_start[s] + 1
+            gamma = c_s[s][:, None] + np.log(np.maximum(dur, 1.0) ** kappa - np.maximum(dur - 1.0, 0.0) ** kappa)
+            # export_share_pre is missing only for spells of the firm's first panel year
+            # (left-censored in the files); its log hazard ratio is 0
+            eta = gamma + np.einsum("nrj,j->nr", np.nan_to_num(x), beta)
+            h = -np.expm1(-np.exp(eta))
             end = prev_act & (rng.random(prev_act.shape) < h)
             ends_hazard += int(end.sum())
+            ii, rr = np.nonzero(prev_act)
+            rec["firm"].append(s[ii])
+            rec["year"].append(np.full(len(ii), km))
+            rec["region"].append(rr)
+            rec["spell_start"].append(spell_start[s[ii], rr])
+            rec["duration"].append(dur[ii, rr])
+            rec["left_censored"].append(spell_start[s[ii], rr] == pop.first[s[ii]])
+            rec["x"].append(x[ii, rr])
+            rec["eta"].append(eta[ii, rr])
+            rec["status"].append(np.where(end[ii, rr], ENDED, SURVIVED))
             surv = prev_act & ~end
             none_left = ~surv.any(1)
-            add = rng.random(len(s)) < add_prob
+            add = (rng.random(len(s)) < add_prob) & (surv.sum(1) < MAX_ACTIVE_REGIONS)
             want = (none_left | add).astype(int)
-            # a region that just ended is not taken up again the same year (that would be a
-            # continuation in the data, not backshoring), unless no other region is left
-            allowed = ~surv & ~end
-            allowed = np.where(allowed.any(1)[:, None], allowed, ~surv)
+            # never a region used at t-1: one that just ended would read as continuing
+            allowed = ~prev_act
+            if (allowed.sum(1) < want).any():
+                raise AssertionError("a firm has no region left to move to")
             pick = _gumbel_pick(rng, logpref[s], allowed, want)
             act[s] = surv | pick
             newly = pick
             spell_export_pre[s] = np.where(newly, cov["export_share"][s, km][:, None], spell_export_pre[s])
             spell_nout_pre[s] = np.where(newly, n_out_lag[s, k][:, None], spell_nout_pre[s])
+            spell_start[s] = np.where(newly, k, spell_start[s])
         if start.any():
             s = np.flatnonzero(start)
-            kreg = 1 + np.searchsorted(nreg_p, rng.random(len(s)), side="right").clip(0, 2)
+            kreg = 1 + np.searchsorted(nreg_p, rng.random(len(s)), side="right").clip(0, MAX_ACTIVE_REGIONS - 1)
             pick = _gumbel_pick(rng, logpref[s], np.ones((len(s), 4), bool), kreg)
             act[s] = pick
             ex = cov["export_share"][s, k - 1] if k > 0 else np.full(len(s), np.nan)
@@ -230,6 +325,7 @@ def simulate(rng: np.random.Generator, pop: Population, cfg: dict, off_counts: n
                             cnt_out[pop.prov[s], k] - y[s, k])
             spell_export_pre[s] = np.where(pick, ex[:, None], np.nan)
             spell_nout_pre[s] = np.where(pick, nout[:, None], 0.0)
+            spell_start[s] = np.where(pick, k, -1)
         if k > 0:
             ended_any = active[:, k - 1] & ~act & here[:, None]
             ends_total += int(ended_any.sum())
@@ -245,13 +341,50 @@ def simulate(rng: np.random.Generator, pop: Population, cfg: dict, off_counts: n
         w = np.where(act, np.maximum(w, 1e-9), 0.0)
         tot = w.sum(1, keepdims=True)
         sh = np.divide(w, tot, out=np.zeros_like(w), where=tot > 0)
-        sh = np.where(act, np.maximum(sh, 0.04), 0.0)
-        tot = sh.sum(1, keepdims=True)
-        share[:, k] = np.divide(sh, tot, out=np.zeros_like(sh), where=tot > 0)
+        # on a per-mille grid: the files hold amounts F x permille, so the pipeline's share
+        # 100 * amount / total is the same double as 100 * permille / 1000 here
+        permille[:, k] = _permille(sh, act)
+        share[:, k] = permille[:, k] / 1000.0
+    rows_unobserved += int(active[:, t - 1].sum())  # the last year: no next year
 
+    cat = {k: (np.concatenate(v) if v else np.zeros(0)) for k, v in rec.items() if k != "x"}
+    cat["x"] = np.concatenate(rec["x"]) if rec["x"] else np.zeros((0, len(COX_TERMS)))
+    for k in ("firm", "year", "region", "spell_start", "duration", "status"):
+        cat[k] = cat[k].astype(np.int64)
+    cat["left_censored"] = cat["left_censored"].astype(bool)
     return Outcome(y=y, active=active, share=share, n_out_lag=n_out_lag, n_off_lag=n_off_lag,
                    n_mig_lag=n_mig_lag, alpha=alpha, u=u, count_out=cnt_out, count_mig=cnt_mig,
-                   region_spell_ends=ends_total, region_spell_ends_by_hazard=ends_hazard)
+                   region_spell_ends=ends_total, region_spell_ends_by_hazard=ends_hazard,
+                   permille=permille, hazard_rows=cat, region_rows_firm_stopped=rows_stopped,
+                   region_rows_next_unobserved=rows_unobserved)
+
+
+def _row_covariates(pop: Population, s: np.ndarray, km: int, *, share_pct: np.ndarray,
+                    export_pre: np.ndarray, nout_pre: np.ndarray, cnt_mig: np.ndarray,
+                    mig: np.ndarray, inp: np.ndarray) -> np.ndarray:
+    """len(s) x 4 x len(COX_TERMS): the spell-year covariates of year km for firms s, as
+    sql/panel_spell_years.sql computes them from the files (the firm-level ones repeated
+    over the four regions)."""
+    cov = pop.cov
+    if km >= 1:
+        # province count of migrant-owned SMEs at km-1, the firm left out if it was there
+        mig_lag = cnt_mig[pop.prov[s], km - 1] - mig[s] * inp[s, km - 1]
+    else:  # no year before: missing in the files (only spells of the first panel year)
+        mig_lag = cnt_mig[pop.prov[s], km] - mig[s]
+    firm = {"supplier": cov["supplier"][s, km], "profit": cov["profit"][s, km],
+            "wage_per_employee_k": cov["wage_per_employee_k"][s, km], "roi": cov["roi"][s, km],
+            "employees": cov["employees"][s, km], "n_migrant_prov_lag": mig_lag}
+    out = np.empty((len(s), 4, len(COX_TERMS)))
+    for j, name in enumerate(COX_TERMS):
+        if name == "share_destination":
+            out[:, :, j] = share_pct
+        elif name == "export_share_pre":
+            out[:, :, j] = export_pre
+        elif name == "n_outsourcing_prov_pre":
+            out[:, :, j] = nout_pre
+        else:
+            out[:, :, j] = np.asarray(firm[name], float)[:, None]
+    return out
 
 
 def amounts(rng: np.random.Generator, pop: Population, out: Outcome, cfg: dict,
@@ -284,8 +417,10 @@ def amounts(rng: np.random.Generator, pop: Population, out: Outcome, cfg: dict,
                 tgt = targets[pop.sector == s][0]
                 mult[pop.sector == s] *= tgt / f_try[m].mean()
     foreign = np.where(y & survey, np.maximum(np.minimum(raw * mult[:, None], cap), 5000.0), 0.0)
-    by_region = np.rint(foreign[:, :, None] * out.share)
-    by_region = np.where(out.active, np.maximum(by_region, 1.0), 0.0)
+    # whole thousands of EUR split by the per-mille shares: each region's amount is an integer
+    # and 100 * amount / total reproduces the share the backshoring hazard used, bit for bit
+    thousands = np.rint(foreign / 1000.0)
+    by_region = thousands[:, :, None] * out.permille
     foreign = by_region.sum(2)
 
     # Italian subcontracting: most district firms, outsourcers and non-suppliers use it
@@ -315,7 +450,8 @@ def amounts(rng: np.random.Generator, pop: Population, out: Outcome, cfg: dict,
     # costs never exceed revenues after the squash
     excess = np.divide(foreign + italy, 0.95 * turnover, out=np.zeros_like(turnover), where=turnover > 0)
     f = np.divide(1.0, excess, out=np.ones_like(excess), where=excess > 1)
-    by_region = np.where(out.active, np.maximum(np.rint(by_region * f[:, :, None]), 1.0), 0.0)
+    thousands = np.where(f < 1, np.maximum(np.floor(thousands * f), 1.0), thousands)
+    by_region = thousands[:, :, None] * out.permille
     italy = np.rint(italy * f)
     return {"turnover": turnover, "italy": italy, "by_region": by_region,
             "foreign": by_region.sum(2), "survey": survey}

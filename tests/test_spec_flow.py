@@ -1,0 +1,101 @@
+"""A user's config folder changes the study with no code change, and everything follows.
+
+On a copy of the session pipeline's warehouse, a config folder with another label, year
+dummies and another ownership threshold is handed to the assets
+(the `Study` resource): the fit, Table 2 and the provenance all follow, the fit stores the
+new specification's hash, and a misspelt key stops everything naming it. The library
+never reads the folder itself: no module of `offshoring/` imports the application layers.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import duckdb
+import pytest
+
+from offshoring.spec import SpecError, load_study_spec
+from orchestration.definitions import build_definitions
+from assets.resources import Folders, Study, Warehouse
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_user_config_folder_drives_fit_tables_and_provenance(pipeline_run, tmp_path):
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "probit_table2.yaml").write_text(
+        "labels:\n  supplier_lag: Works mainly as a subcontractor (t-1)\n"
+        "year_dummies: true\n")
+    (cfg / "thresholds.yaml").write_text("offshoring_ownership_pct: 40\n")
+    spec = load_study_spec(cfg)
+    assert spec.thresholds.offshoring_ownership_pct == 40
+    assert spec.thresholds.turnover_ceiling.default == 7_500_000  # the rest from the defaults
+
+    db = tmp_path / "w.duckdb"
+    shutil.copy(pipeline_run.db, db)
+    defs = build_definitions({"warehouse": Warehouse(database=str(db)),
+                              "folders": Folders(raw_dir=str(pipeline_run.raw), reports_dir=str(tmp_path / "r"),
+                                                 synthetic=True),
+                              "study": Study(config_dir=str(cfg))})
+    keys = [dg.AssetKey(k) for k in ("aida_offshoring", "outsourcing_probit", "table2")]
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("refresh_outputs").execute_in_process(
+            instance=instance, asset_selection=keys)
+        assert result.success
+        meta = {e.event_specific_data.materialization.asset_key.to_user_string():
+                e.event_specific_data.materialization.metadata
+                for e in result.get_asset_materialization_events()}
+    assert meta["outsourcing_probit"]["spec_sha256"].value == spec.sha256
+    assert meta["aida_offshoring"]["ownership_pct"].value == 40
+    con = duckdb.connect(str(db), read_only=True)
+    terms = [r[0] for r in con.execute("SELECT term FROM models.coefficients WHERE model = "
+                                       "'outsourcing_probit'").fetchall()]
+    stored = con.execute("SELECT text FROM models.fit_stats WHERE model = 'outsourcing_probit' "
+                         "AND stat = 'spec_sha256'").fetchall()[0][0]
+    con.close()
+    year_terms = [t for t in terms if t.startswith("year")]
+    assert year_terms and "area_south" in terms
+    assert stored == spec.sha256
+    table2 = (tmp_path / "r" / "table2.md").read_text()
+    assert "Works mainly as a subcontractor (t-1)" in table2
+    assert "Year dummies" in table2
+    provenance = json.loads((tmp_path / "r" / "table2.provenance.json").read_text())
+    text = json.dumps(provenance)
+    assert spec.sha256 in text and '"year_dummies": true' in text and '"offshoring_ownership_pct": 40' in text
+
+
+def test_misspelt_key_stops_naming_it(tmp_path):
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "thresholds.yaml").write_text("turnover_ceilling:\n  default: 7000000\n")
+    with pytest.raises(SpecError, match=r"thresholds.yaml.*unknown key 'turnover_ceilling'; "
+                                        r"did you mean 'turnover_ceiling'"):
+        load_study_spec(cfg)
+    (cfg / "thresholds.yaml").write_text("delivery_gate:\n  max_shrink_share: 2\n")
+    with pytest.raises(SpecError, match=r"key 'delivery_gate.max_shrink_share': Input should be less than 1"):
+        load_study_spec(cfg)
+    (cfg / "thresholds.yaml").unlink()
+    (cfg / "cox_table3.yaml").write_text("covariate: [roi]\n")
+    with pytest.raises(SpecError, match=r"cox_table3.yaml: unknown key 'covariate'; did you mean 'covariates'"):
+        load_study_spec(cfg)
+
+
+def test_the_library_imports_neither_orchestration_nor_assets():
+    offenders = []
+    for path in sorted((ROOT / "offshoring").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for n in names:
+                if n.split(".")[0] in ("orchestration", "assets", "dagster"):
+                    offenders.append(f"{path.relative_to(ROOT)} imports {n}")
+    assert offenders == []
