@@ -143,15 +143,6 @@ class SurveyLoadConfig(dg.Config):
                     "years (recorded in raw.load_log)")
 
 
-def delivery_gate(thresholds: Thresholds, accept_year: int | None = None) -> loader.DeliveryGate:
-    """The specification's gate (thresholds.yaml, `delivery_gate`), plus a year accepted for this run."""
-    cfg = thresholds.delivery_gate
-    accepted = set(cfg.accept_smaller) | ({int(accept_year)} if accept_year is not None else set())
-    return loader.DeliveryGate(max_shrink_share=cfg.max_shrink_share,
-                               min_share_of_neighbours=cfg.min_share_of_neighbours,
-                               accept_smaller=frozenset(accepted))
-
-
 @dg.asset(
     group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
     partitions_def=survey_year_partitions,
@@ -181,7 +172,7 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
                                      f"(expected survey_{year}.csv, .csv.gz or .parquet).")
     target = _target(warehouse, folders)
     thresholds = study.spec.thresholds
-    gate = delivery_gate(thresholds, year if config.accept_smaller else None)
+    gate = loader.DeliveryGate.from_spec(thresholds.delivery_gate, [year] if config.accept_smaller else [])
     yield from _load(context, warehouse, "survey_returns",
                      lambda con: loader.load_survey_year(con, files[year], year, gate=gate,
                                                          code_version=code_version(), **target),

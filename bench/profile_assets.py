@@ -71,7 +71,8 @@ def profile_probit(db: str) -> None:
     from offshoring.econometrics.dynamic import build_dynamic_sample
     from offshoring.spec import load_study_spec
 
-    spec = load_study_spec().probit
+    study = load_study_spec()
+    spec, cfg = study.probit, study.models.probit
     cols = list(dict.fromkeys([spec.group, spec.time, spec.outcome, *spec.lagged, *spec.contemporaneous,
                                *spec.counts, *spec.dummies]))
     con = duckdb.connect(db, read_only=True)
@@ -92,12 +93,12 @@ def profile_probit(db: str) -> None:
         res.bse  # noqa: B018
     print(f"    {res.nobs:,} obs, {res.ngroups:,} firms, {res.iterations} Newton iterations, "
           f"fit_time {res.fit_time:.1f} s")
-    points = tuple(cfg.get("quadrature_check") or ())
+    points = tuple(cfg.quadrature_check)
     if points:
         with phase("outsourcing_probit", f"quadrature_check {points} ({len(points)} refits)"):
             quad = res.quadrature_check(points)
         print(f"    max |relative change| {quad.attrs.get('max_abs_rel_change'):.2e}")
-    terms = [t for t in (cfg.get("partial_effects") or []) if t in res.params.index]
+    terms = [t for t in cfg.partial_effects if t in res.params.index]
     if terms:
         with phase("outsourcing_probit", f"average_partial_effects {terms}"):
             res.average_partial_effects(terms)

@@ -99,8 +99,3 @@ def read_municipalities(path: str | Path | None = None) -> pl.DataFrame:
     if df["municipality_code"].is_duplicated().any():
         raise ValueError(f"{path}: duplicate municipality codes in the list")
     return df.sort("municipality_code")
-
-
-def province_of_code(code: str) -> str:
-    """First three digits of a municipality code: its province under the code's layout."""
-    return code[:3]

@@ -206,9 +206,3 @@ def tax_code_fields(frame: pl.DataFrame, col: str = "tax_code") -> pl.DataFrame:
         .then(pl.lit("sole_proprietor")).otherwise(None).alias("legal_form")
     )["legal_form"]
     return frame.with_columns(legal, abroad.cast(pl.Int8), ok)
-
-
-def replace_tax_code(frame: pl.DataFrame, key: bytes, col: str = "tax_code") -> pl.DataFrame:
-    """Put ``firm_id`` first and drop the code (derive `tax_code_fields` before this)."""
-    ids = pseudonymise(frame[col], key).alias("firm_id")
-    return frame.drop(col).insert_column(0, ids)

@@ -230,12 +230,6 @@ class StudySpec:
         text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
-    def part_sha256(self, *parts: str) -> str:
-        """Hash of some parts only (what one asset depends on)."""
-        d = self.as_dict()
-        text = json.dumps({p: d[p] for p in parts}, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
-
 
 def _jsonable(x: Any) -> Any:
     if isinstance(x, Mapping):

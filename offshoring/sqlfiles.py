@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Mapping
 
 import duckdb
@@ -10,6 +9,8 @@ import duckdb
 from offshoring.settings import shipped_dir
 
 SQL_DIR = shipped_dir("sql")
+#: the shared rules (sector, code layouts, latest filing), created before any other file runs
+MACROS = "macros"
 
 
 def sql_text(name: str) -> str:
@@ -27,6 +28,8 @@ def run_sql(con: duckdb.DuckDBPyConnection, name: str,
     statement mentions are passed to it.
     """
     params = dict(params or {})
+    if name != MACROS:
+        run_sql(con, MACROS)
     for stmt in _statements(sql_text(name)):
         used = {k: v for k, v in params.items() if f"${k}" in stmt}
         con.execute(stmt, used) if used else con.execute(stmt)
@@ -53,7 +56,3 @@ def _statements(text: str) -> list[str]:
     if tail:
         out.append(tail)
     return out
-
-
-def sql_path(name: str) -> Path:
-    return SQL_DIR / f"{name}.sql"

@@ -21,7 +21,6 @@ functions the asset checks call on the loaded tables.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
@@ -32,7 +31,6 @@ import pandera.polars as pa
 import polars as pl
 from pandera.errors import SchemaError, SchemaErrors
 
-from offshoring import settings
 
 # ---------------------------------------------------------------------------
 # Errors and warnings
@@ -423,11 +421,6 @@ def municipalities_schema() -> RuleSchema:
         "source_row": _SOURCE_ROW,
     }
     return build_schema("municipalities", cols, unique=["municipality_code"], unique_rule="duplicate_key")
-
-
-def raise_if_failures(file: str | Path, failures: Sequence[Failure], *, row_label: str = "data row") -> None:
-    if failures:
-        raise ContractError(file, failures, row_label=row_label)
 
 
 # ---------------------------------------------------------------------------

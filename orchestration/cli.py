@@ -69,9 +69,6 @@ def _check_raw_folder(raw: Path) -> dict[int, Path]:
     if missing:
         raise Refusal(f"The raw folder {raw} lacks {'; '.join(missing)}. {hint}")
     _check_yaml(raw / "column_map.yaml")
-    from offshoring.spec import load_study_spec
-
-    load_study_spec(settings.config_dir())  # every settings file parsed and checked before a run
     return files
 
 
@@ -124,23 +121,33 @@ def _prepare_demo(raw: Path, args: argparse.Namespace) -> None:
           f"true parameters in {raw / 'truth.json'}).", flush=True)
 
 
-def _preflight(raw: Path, synthetic: bool, rekey: bool) -> None:
-    """Refusals that need no run: the key, synthetic files in real mode, the warehouse's identity."""
+def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]) -> str:
+    """Refusals that need no run: the settings, the key, synthetic files in real mode, the
+    warehouse's identity, and every changed delivery read and validated (with the delivery
+    gate) before any is loaded. Returns the specification's hash."""
     from offshoring.identity import Identity, check_database_file, key_fingerprint
     from offshoring.pseudonym import resolve_key
+    from offshoring.spec import load_study_spec
     from offshoring.truth import generated_folder_problem
 
     _check_raw_folder(raw)
+    spec = load_study_spec(settings.config_dir())  # every settings file parsed and checked
     if not synthetic and generated_folder_problem(raw) is None:
         raise Refusal(f"{raw} holds the generator's synthetic files, unchanged. Run them as the demo, "
                       f"`offshoring demo` (or `offshoring run --synthetic`), so every output says so.")
     key = resolve_key(synthetic)
-    if rekey:
-        return
-    wanted = Identity("synthetic" if synthetic else "real", key_fingerprint(key))
-    problem = check_database_file(settings.db_path(), wanted)
-    if problem:
-        raise Refusal(problem)
+    if not rekey:
+        wanted = Identity("synthetic" if synthetic else "real", key_fingerprint(key))
+        problem = check_database_file(settings.db_path(), wanted)
+        if problem:
+            raise Refusal(problem)
+    from offshoring.load import DeliveryGate, check_changed_inputs
+
+    gate = DeliveryGate.from_spec(spec.thresholds.delivery_gate, accept_smaller)
+    checked = check_changed_inputs(raw, None if rekey else settings.db_path(), key=key, gate=gate)
+    if checked:
+        print(f"Checked {len(checked)} new or changed input file(s) before loading any.", flush=True)
+    return spec.sha256
 
 
 def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
@@ -148,9 +155,20 @@ def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
     rekey = bool(getattr(args, "rekey", False))
     if rekey and synthetic:
         raise Refusal("--rekey rebuilds a real warehouse under a new key; the demo has one fixed key.")
-    _preflight(raw, synthetic, rekey)
-    home = ensure_dagster_home()
+    accept = set(getattr(args, "accept_smaller", None) or ())
+    spec_sha = _preflight(raw, synthetic, rekey, accept)
     db = settings.db_path()
+    from offshoring import runstate
+
+    state = runstate.inputs_state(raw, spec_sha, "synthetic" if synthetic else "real")
+    accepting = bool(getattr(args, "accept_smaller", None))
+    if (not rekey and not accepting and runstate.last_state(db) == state
+            and (settings.reports_dir() / "index.html").exists()):
+        print(f"Nothing changed since the last complete run (same files, specification and code "
+              f"version): the warehouse {db} and the reports in {settings.reports_dir()} are up to date.",
+              flush=True)
+        return 0
+    home = ensure_dagster_home()
     target = db.with_name(db.name + ".rekey") if rekey else db
     if rekey:
         _remove_database(target)
@@ -175,6 +193,8 @@ def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
         else:
             _remove_database(target)
             print(f"{db} is unchanged.", flush=True)
+    if ok:
+        runstate.record_state(db, state)
     return 0 if ok else EXIT_FAILED
 
 

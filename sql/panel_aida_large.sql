@@ -7,15 +7,12 @@
 CREATE SCHEMA IF NOT EXISTS panel;
 CREATE OR REPLACE TEMP TABLE _aida_classified AS
 SELECT a.*, c.ceiling,
-       CASE WHEN a.ateco_2007 LIKE '14%' THEN 'clothing'
-            WHEN a.ateco_2007 LIKE '1520%' THEN 'footwear' END AS sector,
+       sector_of(a.ateco_2007) AS sector,
        s.firm_id IS NOT NULL AS in_survey,
        s.turnover AS survey_turnover
 FROM raw.aida_firm_years a
 LEFT JOIN _ceiling c USING (year)
-LEFT JOIN (SELECT firm_id, year, turnover FROM raw.survey_returns
-           QUALIFY row_number() OVER (PARTITION BY firm_id, year
-                                      ORDER BY filing_date DESC, source_row DESC) = 1) s
+LEFT JOIN (SELECT firm_id, year, turnover FROM survey_by_filing() WHERE filing_rank = 1) s
        ON s.firm_id = a.firm_id AND s.year = a.year;
 
 CREATE OR REPLACE TABLE panel.aida_large AS

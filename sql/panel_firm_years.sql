@@ -6,9 +6,7 @@
 -- that resolves to no province at all is refused by the panel schema (province is
 -- required), naming the delivery file and row: the one geography policy.
 CREATE OR REPLACE TEMP TABLE _sme AS
-SELECT *,
-       CASE WHEN year <= 2005 THEN 0 WHEN year <= 2009 THEN 1
-            WHEN year <= 2016 THEN 2 ELSE 3 END AS layout_rank
+SELECT *, layout_rank_of_year(year) AS layout_rank
 FROM _survey_ranked
 WHERE filing_rank = 1 AND sector IS NOT NULL
   AND (turnover IS NULL OR turnover <= ceiling);
@@ -19,8 +17,7 @@ WITH codes AS (SELECT DISTINCT municipality_code, layout_rank FROM _sme),
 cand AS (
     SELECT c.municipality_code, c.layout_rank, x.municipality_ref, x.province, x.region,
            x.macro_area, x.llma_code,
-           abs(CASE x.layout WHEN 'code_103' THEN 0 WHEN 'code_107' THEN 1
-                             WHEN 'code_110' THEN 2 ELSE 3 END - c.layout_rank) AS distance
+           abs(layout_rank_of(x.layout) - c.layout_rank) AS distance
     FROM codes c
     JOIN geography.municipality_xwalk x ON x.code = c.municipality_code
 )
@@ -74,7 +71,6 @@ LEFT JOIN _geo g ON g.municipality_code = s.municipality_code AND g.layout_rank 
 LEFT JOIN geography.province_prefix p
        ON g.municipality_code IS NULL
       AND p.prefix = substr(s.municipality_code, 1, 3)
-      AND p.layout = CASE s.layout_rank WHEN 0 THEN 'code_103' WHEN 1 THEN 'code_107'
-                                        WHEN 2 THEN 'code_110' ELSE 'current' END
+      AND p.layout = layout_of_rank(s.layout_rank)
 LEFT JOIN geography.llma_districts d ON d.llma_code = g.llma_code
 ORDER BY s.firm_id, s.year;

@@ -3,11 +3,6 @@
 -- Also attaches the sector and the survey ceiling of the year.
 CREATE SCHEMA IF NOT EXISTS panel;
 CREATE OR REPLACE TEMP TABLE _survey_ranked AS
-SELECT r.*,
-       row_number() OVER (PARTITION BY firm_id, year
-                          ORDER BY filing_date DESC, source_row DESC) AS filing_rank,
-       CASE WHEN ateco_2007 LIKE '14%' THEN 'clothing'
-            WHEN ateco_2007 LIKE '1520%' THEN 'footwear' END AS sector,
-       c.ceiling
-FROM raw.survey_returns r
+SELECT r.*, sector_of(r.ateco_2007) AS sector, c.ceiling
+FROM survey_by_filing() r
 LEFT JOIN _ceiling c USING (year);

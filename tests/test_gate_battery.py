@@ -437,3 +437,61 @@ def test_a_smaller_year_is_accepted_when_the_user_says_so(base, tmp_path):
         con.close()
     assert n < base.tables["raw.survey_returns"][0] / 8  # about 60% of one year of eight
     assert "accepted_smaller_delivery" in warnings and "accepted by the user for 2010" in warnings
+
+
+def test_rekey_rebuilds_under_the_new_key_and_keeps_the_old_on_failure(base, tmp_path):
+    from offshoring.identity import key_fingerprint
+
+    case = new_case(base, tmp_path)
+    new_key = "a-brand-new-key-0123456789abcdef"
+    case.env["OFFSHORING_PSEUDONYM_KEY"] = new_key
+    # a broken delivery: the rebuild fails and the old warehouse stays as it was
+    cut_inside_a_number(case)
+    failed = cli(["run", "--rekey"], case.env)
+    assert failed.returncode != 0 and "ragged_row" in failed.stdout + failed.stderr
+    assert table_digests(case.root / "w.duckdb") == (base.tables, base.loaded_log)
+    assert not (case.root / "w.duckdb.rekey").exists()
+    # with the delivery restored the rebuild replaces it
+    shutil.copy(base.raw / "survey" / "survey_2010.csv", case.survey / "survey_2010.csv")
+    done = cli(["run", "--rekey"], case.env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    con = duckdb.connect(str(case.root / "w.duckdb"), read_only=True)
+    try:
+        fp = con.execute("SELECT key_fingerprint FROM meta.identity").fetchall()[0][0]
+        n = con.execute("SELECT count(*) FROM raw.survey_returns").fetchall()[0][0]
+        old_ids = {r[0] for r in duckdb.connect(str(base.db), read_only=True).execute(
+            "SELECT DISTINCT firm_id FROM raw.survey_returns").fetchall()}
+        new_ids = {r[0] for r in con.execute("SELECT DISTINCT firm_id FROM raw.survey_returns").fetchall()}
+    finally:
+        con.close()
+    assert fp == key_fingerprint(new_key.encode())
+    assert n == base.tables["raw.survey_returns"][0]
+    assert not (old_ids & new_ids)  # every pseudonym is new
+    again = cli(["run"], case.env)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+
+
+def test_debug_shows_the_stack_trace(base, tmp_path):
+    case = new_case(base, tmp_path)
+    unparseable_number(case)
+    plain = cli(["run"], case.env)
+    debug = cli(["run", "--debug"], case.env)
+    assert plain.returncode != 0 and debug.returncode != 0
+    frame = re.compile(r'File ".+", line \d+')
+    assert not frame.search(plain.stdout + plain.stderr)
+    assert frame.search(debug.stdout + debug.stderr)
+
+
+def test_an_unchanged_folder_is_a_no_op(base, tmp_path):
+    case = new_case(base, tmp_path)
+    proc = cli(["run"], case.env)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "Nothing changed since the last complete run" in proc.stdout
+    assert table_digests(case.root / "w.duckdb") == (base.tables, base.loaded_log)
+    assert file_digests(case.root / "reports") == base.report_files
+    # a changed specification is not "nothing changed"
+    cfg = case.root / "config"
+    cfg.mkdir()
+    (cfg / "panel.yaml").write_text("leave_one_out: false\n")
+    changed = cli(["run"], {**case.env, "OFFSHORING_CONFIG_DIR": str(cfg)})
+    assert changed.returncode == 0 and "Nothing changed" not in changed.stdout

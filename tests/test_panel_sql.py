@@ -155,6 +155,20 @@ def test_code_absent_from_list_gets_province_from_prefix(con):
                                           ("LC", "Lombardia", None, "province_prefix")]
 
 
+def test_code_in_no_province_is_refused_naming_file_and_row(con):
+    """The one geography policy: a code that resolves at least to a province is kept and
+    flagged (above); one that resolves to none stops the panel, naming the delivery row."""
+    load(con, [ret("ok", 2008, PRATO)])
+    bad = ret("z", 2009, "999999", row=17)  # prefix 999 is no province in any layout
+    df = pl.DataFrame([bad]).select(SURVEY_COLS).with_columns(pl.col("year").cast(pl.Int32))
+    con.register("bad", df.to_arrow())
+    con.execute("INSERT INTO raw.survey_returns SELECT * FROM bad")
+    with pytest.raises(panel.PanelSchemaError, match="province") as err:
+        panel.build_firm_years(con, THRESHOLDS)
+    assert "survey_2009.csv row 17" in str(err.value)
+    assert rows(con, "SELECT year, geo_resolution FROM panel.firm_years") == [(2008, "exact")]
+
+
 def test_spells_backshoring_exit_and_left_censoring(con):
     load(con, [
         # d: abroad 2006-2007, still surveyed in 2008 with nothing abroad -> backshoring

@@ -100,10 +100,3 @@ def test_vectorised_fields_equal_reference():
         assert foreign == int(bool(taxcode.born_abroad(n))), c
         assert ok == taxcode.has_valid_check(n), c
     assert out["foreign_owner"].sum() > 0 and (~out["tax_code_check_ok"]).sum() > 0
-
-
-def test_replace_tax_code_drops_the_code():
-    df = pl.DataFrame({"tax_code": [company_code(1), personal_code(2)], "x": [1, 2]})
-    out = pseudonym.replace_tax_code(pseudonym.tax_code_fields(df), KEY)
-    assert out.columns[0] == "firm_id" and "tax_code" not in out.columns
-    assert out["legal_form"].to_list() == ["company", "sole_proprietor"]

@@ -330,13 +330,3 @@ def mundlak_terms(pop: Population, variables: tuple[str, ...]) -> dict[str, np.n
         s = np.where(window, x, 0.0).sum(1)
         out[f"mean_{v}_lag"] = np.where(cnt > 0, s / np.maximum(cnt, 1), x[rows, pop.first])
     return out
-
-
-def province_counts(values: np.ndarray, prov: np.ndarray, mask: np.ndarray, n_prov: int) -> np.ndarray:
-    """Per province and year: sum of `values` over firms with mask (N x T) -> (P x T)."""
-    t = values.shape[1]
-    out = np.zeros((n_prov, t))
-    for k in range(t):
-        m = mask[:, k]
-        out[:, k] = np.bincount(prov[m], weights=values[m, k].astype(float), minlength=n_prov)
-    return out

@@ -197,7 +197,12 @@ def _stem(company: str) -> str:
 def subsidiary_names(rng: np.random.Generator, parents: list[str], regions: list[str]) -> list[str]:
     u = rng.random(len(parents))
     out = []
+    seen: dict[tuple[str, str], int] = {}
     for i, (p, r) in enumerate(zip(parents, regions)):
         pool = FOREIGN_SUBSIDIARY_WORDS[r]
-        out.append(f"{_stem(p)} {pool[int(u[i] * len(pool))]}")
+        name = f"{_stem(p)} {pool[int(u[i] * len(pool))]}"
+        # a parent's subsidiaries have distinct names (as in AIDA): a repeat gets a number
+        k = seen.get((p, name), 0) + 1
+        seen[(p, name)] = k
+        out.append(name if k == 1 else f"{name} {k}")
     return out

@@ -175,7 +175,6 @@ def simulate(rng: np.random.Generator, pop: Population, cfg: dict, off_counts: n
     b = probit_params(cfg, n)
     inp = pop.in_panel()
     cov = pop.cov
-    rows = np.arange(n)
 
     # random effect (Wooldridge 2005, unconstrained)
     terms = mundlak_terms(pop, RE_VARS)
