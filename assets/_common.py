@@ -33,3 +33,23 @@ def markdown_table(con: duckdb.DuckDBPyConnection, sql: str, params: list | None
     body = ["| " + " | ".join("" if v is None else str(v) for v in row) + " |"
             for row in df.iter_rows()]
     return dg.MetadataValue.md("\n".join([header, sep, *body]))
+
+
+def frame_table(df, digits: int = 4) -> dg.MetadataValue:
+    """A small result frame (pandas) as a table the UI renders as one, numbers rounded."""
+    import math
+
+    def cell(v):
+        if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+            v = v.item()  # numpy scalars
+        if isinstance(v, float):
+            return None if math.isnan(v) else round(v, digits)
+        return v if isinstance(v, (int, str, bool)) or v is None else str(v)
+
+    columns = [str(c) for c in df.columns]
+    kinds = {c: ("float" if str(t).startswith("float") else "int" if str(t).startswith("int")
+                 else "bool" if str(t) == "bool" else "string") for c, t in zip(columns, df.dtypes)}
+    records = [dg.TableRecord({c: cell(v) for c, v in zip(columns, row)})
+               for row in df.itertuples(index=False, name=None)]
+    return dg.MetadataValue.table(records=records, schema=dg.TableSchema(
+        columns=[dg.TableColumn(name=c, type=kinds[c]) for c in columns]))

@@ -11,6 +11,8 @@ import time
 import dagster as dg
 import pandas as pd
 
+from assets._common import frame_table
+
 from offshoring.econometrics.cox import fit_cox_table3
 from offshoring.econometrics.dynamic import build_dynamic_sample
 from offshoring.econometrics.grouped_ph import fit_grouped_ph_table3, region_spell_risk_rows
@@ -21,13 +23,18 @@ from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 GROUP = "models"
 
 
-def _coef_markdown(coef: pd.DataFrame, label: str = "estimate") -> str:
+def _coef_markdown(coef: pd.DataFrame, label: str = "estimate", labels: dict | None = None) -> str:
+    """The fit as the model page shows it: the specification's label of each term (the
+    report tables' wording), then the term's name in the warehouse."""
+    labels = dict(labels or {})
     has_truth = coef["true_value"].notna().any()
-    head = f"| term | {label} | std. error | p-value |" + (" true value | 95% CI covers |" if has_truth else "")
-    sep = "|---|---:|---:|---:|" + ("---:|:---:|" if has_truth else "")
+    head = (f"| row | term | {label} | std. error | p-value |"
+            + (" true value | 95% CI covers |" if has_truth else ""))
+    sep = "|---|---|---:|---:|---:|" + ("---:|:---:|" if has_truth else "")
     rows = []
     for r in coef.itertuples():
-        line = f"| {r.term} | {r.estimate:.4f} | {r.std_error:.4f} | {r.p_value:.3f} |"
+        line = (f"| {labels.get(r.term, '')} | `{r.term}` | {r.estimate:.4f} | {r.std_error:.4f} | "
+                f"{r.p_value:.3f} |")
         if has_truth:
             tv = "" if pd.isna(r.true_value) else f"{r.true_value:.4f}"
             cov = "" if r.covered is None or pd.isna(r.covered) else ("yes" if r.covered else "no")
@@ -95,14 +102,14 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
         if points:
             quad = res.quadrature_check(tuple(points)).reset_index()
             _frame_table(con, "probit_quadrature_check", quad)
-            extra["quadrature_check"] = dg.MetadataValue.md(quad.to_markdown(index=False))
+            extra["quadrature_check"] = frame_table(quad)
         terms = [t for t in cfg.partial_effects if t in res.params.index]
         if terms:
             ape = res.average_partial_effects(terms).reset_index()
             _frame_table(con, "probit_partial_effects", ape)
-            extra["partial_effects"] = dg.MetadataValue.md(ape.to_markdown(index=False))
+            extra["partial_effects"] = frame_table(ape)
     return dg.MaterializeResult(metadata={
-        "coefficients": dg.MetadataValue.md(_coef_markdown(coef)),
+        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, labels=spec.labels)),
         "nobs": res.nobs, "ngroups": res.ngroups, "llf": float(res.llf),
         "sigma_u": float(res.sigma_u), "rho": float(res.rho), "fit_seconds": round(fit_s, 2),
         "spec_file": str(spec_path), "spec_sha256": spec_sha,
@@ -148,11 +155,11 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
         ph = res.ph_test().reset_index()
         _frame_table(con, "cox_ph_test", ph)
     return dg.MaterializeResult(metadata={
-        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio")),
+        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio", study.spec.cox.labels)),
         "nobs": int(res.nobs), "n_events": int(res.n_events),
         **({"ngroups": int(ngroups)} if ngroups is not None else {}),
         "fit_seconds": round(fit_s, 2), "spec_file": str(spec_path), "spec_sha256": spec_sha,
-        "ph_test": dg.MetadataValue.md(ph.to_markdown(index=False)),
+        "ph_test": frame_table(ph),
     })
 
 
@@ -180,7 +187,7 @@ def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehou
                          nobs=res.nobs, ngroups=res.ngroups, stats=stats,
                          truth=_truth(context, folders, "cox", "coefficients"))
     return dg.MaterializeResult(metadata={
-        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio")),
+        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio", study.spec.cox.labels)),
         "nobs": int(res.nobs), **({"ngroups": int(res.ngroups)} if res.ngroups is not None else {}),
         "fit_seconds": round(fit_s, 2), "spec_sha256": spec_sha,
     })

@@ -41,10 +41,17 @@ def _table_checks(asset: str, table: str) -> list[dg.AssetCheckSpec]:
     return specs
 
 
-def _as_check(name: str, res: v.CheckResult, severity=dg.AssetCheckSeverity.ERROR) -> dg.AssetCheckResult:
+def _as_check(name: str, res: v.CheckResult, severity=dg.AssetCheckSeverity.ERROR,
+              year: int | None = None) -> dg.AssetCheckResult:
+    """A check result; on a survey year it names the partition (Dagster's checks are per asset,
+    so the year goes into the description and the metadata, where the UI and alerts show it)."""
     meta = {k: dg.MetadataValue.json(x) if isinstance(x, (dict, list)) else x
             for k, x in res.metadata.items() if x is not None}
-    return dg.AssetCheckResult(check_name=name, passed=res.passed, description=res.description,
+    description = res.description
+    if year is not None:
+        meta["partition"] = str(year)
+        description = f"[{year}] {description}"
+    return dg.AssetCheckResult(check_name=name, passed=res.passed, description=description,
                                metadata=meta, severity=severity)
 
 
@@ -52,9 +59,9 @@ def _check_results(con, table: str, report: loader.LoadReport, *, year: int | No
                    plausibility: Thresholds | None = None):
     for name, res in v.table_checks(con, table, year=year).items():
         severity = dg.AssetCheckSeverity.WARN if name == "row_count_vs_previous" else dg.AssetCheckSeverity.ERROR
-        yield _as_check(name, res, severity)
+        yield _as_check(name, res, severity, year)
     for name, res in v.warning_checks(report.warnings, table).items():
-        yield _as_check(name, res, dg.AssetCheckSeverity.WARN)
+        yield _as_check(name, res, dg.AssetCheckSeverity.WARN, year)
     if plausibility is not None and year is not None:
         bounds = plausibility.plausibility
         years = [r[0] for r in con.execute("SELECT DISTINCT year FROM raw.survey_returns").fetchall()]
@@ -62,7 +69,7 @@ def _check_results(con, table: str, report: loader.LoadReport, *, year: int | No
                 ("amounts_on_usual_scale", plausible.amounts_on_usual_scale(con, year, bounds)),
                 ("turnover_above_ceiling",
                  plausible.turnover_above_ceiling(con, year, plausibility.ceilings(years), bounds))):
-            yield _as_check(name, res, dg.AssetCheckSeverity.WARN)
+            yield _as_check(name, res, dg.AssetCheckSeverity.WARN, year)
 
 
 def _target(warehouse: Warehouse, folders: Folders) -> dict[str, Any]:

@@ -122,7 +122,7 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, study: Study
         alert = Alert(
             kind="check_failed", run_id=rec.event_log_entry.run_id,
             asset=ev.asset_key.to_user_string(), check=ev.check_name,
-            partition=getattr(ev, "partition", None),
+            partition=getattr(ev, "partition", None) or _metadata_text(ev.metadata, "partition"),
             severity=getattr(ev.severity, "value", str(ev.severity)),
             description=getattr(ev, "description", None) or f"check {ev.check_name} did not pass",
             failing_counts=Alert.counts_from_metadata(ev.metadata or {}),
@@ -147,6 +147,11 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, study: Study):
 
 
 REPORT_KEY = dg.AssetKey("report_index")
+
+
+def _metadata_text(metadata, key: str) -> str | None:
+    value = (metadata or {}).get(key)
+    return None if value is None else str(getattr(value, "value", value))
 _ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
            dg.DagsterRunStatus.STARTED]
 
