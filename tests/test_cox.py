@@ -9,6 +9,7 @@ import pytest
 
 from offshoring.econometrics import (
     CollinearityError,
+    ConvergenceError,
     CoxPH,
     PerfectPredictionError,
     build_cox_sample,
@@ -246,3 +247,117 @@ def test_recovery_on_simulated_spells():
     ci = r.conf_int(0.001)
     assert np.all((ci[0] < truth) & (truth < ci[1]))
     assert "Share of outsourcing costs in the foreign region" in str(r.summary())
+
+
+# ------------------------------------------------- risk sets over many magnitudes
+
+
+def _efron_loglike_brute(X, start, stop, event, beta):
+    """Efron's log partial likelihood event time by event time, each risk set summed on its
+    own scale (log-sum-exp): the reference for weights of any size."""
+    eta = X @ beta
+    llf = 0.0
+    for t in np.unique(stop[event == 1]):
+        risk = (start < t) & (t <= stop)
+        dead = (stop == t) & (event == 1)
+        c = eta[risk].max()
+        s_risk = np.exp(eta[risk] - c).sum()
+        s_dead = np.exp(eta[dead] - c).sum()
+        d = int(dead.sum())
+        llf += eta[dead].sum() - sum(np.log(s_risk - l / d * s_dead) + c for l in range(d))
+    return llf
+
+
+def _magnitudes_data(seed=0):
+    """Rows with x = 1 are at risk only at the first event time and half of them end there;
+    the later risk sets hold rows with x = 0 only, so at a large coefficient of x their
+    weights exp(x'b) are 1e-26 and less of the first risk set's."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(10):                       # x = 1: (0, 1], half end at 1
+        rows.append((i, 0.0, 1.0, float(i % 2), 1.0, rng.normal()))
+    for i in range(10, 40):                   # x = 0: one row a year up to 3, some end at 2 or 3
+        end = 2 if i % 5 == 0 else (3 if i % 5 == 1 else None)
+        for a in range(3):
+            rows.append((i, float(a), a + 1.0, float(end == a + 1), 0.0, rng.normal()))
+            if end == a + 1:
+                break
+    df = pd.DataFrame(rows, columns=["id", "start", "stop", "event", "x", "z"])
+    return df
+
+
+def test_risk_sets_of_weights_many_orders_of_magnitude_apart():
+    """Regression: the risk-set sums were running sums (add a row's weight when it enters,
+    subtract it when it leaves). With weights 1 in the first risk set and 1e-26 in the
+    later ones the later sums came out as rounding noise, zero or negative, and the fit
+    stopped with 'empty risk set at an event time' (600-firm synthetic world, seed 2)."""
+    df = _magnitudes_data()
+    X = df[["x", "z"]].to_numpy()
+    start, stop, event = (df[c].to_numpy() for c in ("start", "stop", "event"))
+    model = CoxPH(df[["x", "z"]], df.start, df.stop, df.event, groups=df.id)
+    Xc = X - X.mean(axis=0)
+    for beta in ([0.3, -0.2], [60.0, 0.4], [200.0, -1.0]):
+        beta = np.asarray(beta)
+        ref = _efron_loglike_brute(Xc, start, stop, event, beta)
+        assert model.loglike(beta) == pytest.approx(ref, rel=1e-12, abs=1e-12)
+        ev = model._evaluate(beta, order=2)
+        h = 1e-5
+        num_grad = np.array([(_efron_loglike_brute(Xc, start, stop, event, beta + h * e)
+                              - _efron_loglike_brute(Xc, start, stop, event, beta - h * e)) / (2 * h)
+                             for e in np.eye(2)])
+        np.testing.assert_allclose(ev["grad"], num_grad, rtol=1e-6, atol=1e-8)
+        h = 1e-3  # second differences: a longer step against rounding
+        num_info = -np.array([[(_efron_loglike_brute(Xc, start, stop, event, beta + h * (ei + ej))
+                                - _efron_loglike_brute(Xc, start, stop, event, beta + h * (ei - ej))
+                                - _efron_loglike_brute(Xc, start, stop, event, beta - h * (ei - ej))
+                                + _efron_loglike_brute(Xc, start, stop, event, beta - h * (ei + ej))) / (4 * h * h)
+                               for ej in np.eye(2)] for ei in np.eye(2)])
+        np.testing.assert_allclose(ev["info"], num_info, rtol=1e-5, atol=1e-6)
+        # the score residuals add up to the score, row by row from the same risk sets
+        np.testing.assert_allclose(ev["score_resid"].sum(axis=0), ev["grad"], rtol=1e-9, atol=1e-12)
+    # the likelihood rises without end in the coefficient of x: said plainly, wherever the
+    # iterations start
+    for start_params in (None, [60.0, 0.0]):
+        with pytest.raises(PerfectPredictionError, match=r"\['x'\]"):
+            model.fit(start_params=start_params)
+    with pytest.raises(ConvergenceError, match="underflows"):   # no place to start from
+        model.fit(start_params=[800.0, 0.0])
+
+
+def test_table3_names_a_dummy_level_without_events():
+    """A territorial level in which no spell ends has no finite hazard ratio: the fit
+    says which level it is (a base level: all the others' ratios are infinite)."""
+    frame, _ = simulate_spell_years(n_firms=1500, seed=4)
+    no_south = frame.with_columns(pl.when(pl.col("macro_area") == "South").then(0)
+                                  .otherwise(pl.col("event")).cast(frame["event"].dtype).alias("event"))
+    s = build_cox_sample(no_south)
+    assert s.description["levels_without_events"] == {"macro_area": {"South": int((s.data["macro_area"] == "South").sum())}}
+    with pytest.raises(PerfectPredictionError, match=r"area_south.*macro_area = 'South' \(area_south"):
+        fit_cox_table3(no_south)
+    no_base = frame.with_columns(pl.when(pl.col("macro_area") == "North-West").then(0)
+                                 .otherwise(pl.col("event")).cast(frame["event"].dtype).alias("event"))
+    with pytest.raises(PerfectPredictionError, match="'North-West', the base level"):
+        fit_cox_table3(no_base)
+    assert build_cox_sample(frame).description["levels_without_events"] == {}
+
+
+def one_row_level_without_event():
+    """The simulated spell-years with the Islands reduced to one spell-year that does not
+    end (the other Islands rows moved to the South)."""
+    frame, _ = simulate_spell_years(n_firms=1500, seed=4)
+    frame = frame.with_row_index("_i")
+    pick = frame.filter((pl.col("event") == 0) & (pl.col("stop") == 1) & ~pl.col("left_censored")
+                        & (pl.col("macro_area") != "Islands"))["_i"][0]
+    return frame.with_columns(pl.when(pl.col("_i") == pick).then(pl.lit("Islands"))
+                              .when(pl.col("macro_area") == "Islands").then(pl.lit("South"))
+                              .otherwise(pl.col("macro_area")).alias("macro_area")).drop("_i")
+
+
+def test_a_rare_level_without_events_is_not_an_estimate():
+    """Regression: a level of one row and no event has a standard deviation of 0.01, so its
+    runaway coefficient looked small per s.d. (|b s.d.| < 10): the fit returned a hazard
+    ratio of e^-27 with a (clustered) s.e. of 1 (the 2500-firm synthetic worlds of seeds 2
+    and 9, Islands). The last Newton step still moving the coefficient outwards by about
+    one unit gives it away."""
+    with pytest.raises(PerfectPredictionError, match=r"\['area_islands'\].*'Islands' \(area_islands, 1 row\)"):
+        fit_cox_table3(one_row_level_without_event())

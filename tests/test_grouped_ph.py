@@ -17,6 +17,7 @@ from scipy import stats
 from offshoring.econometrics import (
     CollinearityError,
     GroupedPH,
+    PerfectPredictionError,
     fit_cox_table3,
     fit_grouped_ph_table3,
     region_spell_risk_rows,
@@ -265,3 +266,76 @@ def test_table3_recovers_the_generators_hazard(table3_run):
     gam = pd.Series({f"gamma_{d}": v for d, v in truth["baseline"]["grouped_gamma_clothing"].items()})
     zg = (g.baseline - gam[g.baseline.index]) / g.bse[g.baseline.index]
     assert np.all(np.abs(zg) < 3.5), zg
+
+
+# ----------------------------------------------------------------- no maximum
+
+
+def test_separation_is_said_plainly_not_as_a_convergence_failure():
+    """Regression: every spell-year with x = 1 ends a spell (quasi-complete separation).
+    The iterations used to stop with 'no step improves the log-likelihood' (a
+    ConvergenceError, as if the optimiser were at fault); the coefficient heads to
+    infinity and the fit says so."""
+    rng = np.random.default_rng(7)
+    n = 400
+    d = rng.integers(1, 4, n)
+    z = rng.normal(size=n)
+    x = (rng.random(n) < 0.1).astype(float)
+    y = np.where(x == 1, 1.0, (rng.random(n) < -np.expm1(-np.exp(-1.5 + 0.3 * z))).astype(float))
+    model = GroupedPH(pd.DataFrame({"x": x, "z": z}), d, y, groups=np.arange(n) // 2)
+    assert model.description["rows_dropped"] == 0      # every spell-year has both outcomes
+    with pytest.raises(PerfectPredictionError, match=r"\['x'\] are heading to infinity"):
+        model.fit()
+
+
+def test_table3_grouped_names_a_dummy_level_without_events():
+    frame, _ = simulate_spell_years(n_firms=1500, seed=4)
+    no_south = frame.with_columns(pl.when(pl.col("macro_area") == "South").then(0)
+                                  .otherwise(pl.col("event")).cast(frame["event"].dtype).alias("event"))
+    with pytest.raises(PerfectPredictionError, match=r"area_south.*macro_area = 'South' \(area_south"):
+        fit_grouped_ph_table3(no_south)
+
+
+def _load_bench():
+    spec = importlib.util.spec_from_file_location("montecarlo_table3", _BENCH)
+    mc = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mc)
+    return mc
+
+
+def test_small_world_fits_or_names_what_is_not_identified(tmp_path):
+    """Regression, the 600-firm synthetic world of seed 2 through the pipeline's SQL: 52
+    region spell-years and 6 events for 14 covariates. The Cox fit used to stop with
+    'empty risk set at an event time' (risk-set sums lost to rounding while a coefficient
+    ran away); no spell ends in the Centre, the covariates separate the events, and both
+    fits say so. Without the territorial dummies both fit."""
+    mc = _load_bench()
+    raw = tmp_path / "raw"
+    mc.generate_sim(raw, 600, 2)
+    con = mc.build_spell_years(raw)
+    spells = con.sql("SELECT * FROM panel.spell_years").pl()
+    con.close()
+    risk = region_spell_risk_rows(spells, "censor")
+    for fit in (fit_cox_table3, fit_grouped_ph_table3):
+        with pytest.raises(PerfectPredictionError, match="macro_area = 'Centre' \\(area_centre"):
+            fit(risk)
+    spec = {"dummies": {"sector": {"base": "clothing", "levels": {"footwear": "footwear"}}}}
+    cox, grouped = fit_cox_table3(risk, spec), fit_grouped_ph_table3(risk, spec)
+    assert cox.n_events == grouped.n_events == cox.sample.description["events"] > 0
+    assert np.all(np.isfinite(cox.bse)) and np.all(np.isfinite(grouped.bse))
+
+
+def test_a_rare_level_without_events_is_not_an_estimate():
+    """Regression: a level of one row and no event (the Islands reduced to one spell-year
+    that does not end) has a standard deviation of 0.01, so its runaway coefficient looked
+    small per s.d.: the fit returned a hazard ratio of e^-28 with a clustered s.e. of 1
+    (the 2500-firm synthetic worlds of seeds 2 and 9). As tests/test_cox.py for Cox."""
+    frame, _ = simulate_spell_years(n_firms=1500, seed=4)
+    frame = frame.with_row_index("_i")
+    pick = frame.filter((pl.col("event") == 0) & (pl.col("stop") == 1) & ~pl.col("left_censored")
+                        & (pl.col("macro_area") != "Islands"))["_i"][0]
+    one_row = frame.with_columns(pl.when(pl.col("_i") == pick).then(pl.lit("Islands"))
+                                 .when(pl.col("macro_area") == "Islands").then(pl.lit("South"))
+                                 .otherwise(pl.col("macro_area")).alias("macro_area")).drop("_i")
+    with pytest.raises(PerfectPredictionError, match=r"\['area_islands'\].*'Islands' \(area_islands, 1 row\)"):
+        fit_grouped_ph_table3(one_row)

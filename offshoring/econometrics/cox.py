@@ -59,6 +59,80 @@ class _Stratum:
     ev_time: np.ndarray  # index of each event row's time
     frac: np.ndarray  # Efron fraction l / d of each event "slot"
     slot_time: np.ndarray  # event-time index of each slot
+    at_risk: np.ndarray  # per row: in the risk set of at least one event time (lo < hi)
+    tree: "_IntervalTree"  # the rows' spans [lo, hi) of event times, as dyadic blocks
+
+
+class _IntervalTree:
+    """Sums over the event times a row spans, and over the rows at risk at a time, with
+    no subtraction.
+
+    Row ``i`` is at risk at the event times ``lo[i] <= t < hi[i]``. Running sums
+    (add a row's weight when it enters, subtract it when it leaves) lose every digit
+    when the weights span many orders of magnitude, as ``exp(x'b)`` does when a
+    coefficient runs away: a risk set of weights 1e-30 after rows of weight 1 have
+    left comes out as rounding noise, zero or negative. Here each span is cut into
+    O(log m) dyadic blocks of a binary tree over the m event times, and both kinds of
+    sums add non-negative terms only (up to the sign of the covariates), so every sum is
+    accurate relative to its own size.
+    """
+
+    def __init__(self, lo: np.ndarray, hi: np.ndarray, m: int):
+        size = 1
+        while size < max(m, 1):
+            size *= 2
+        self.m, self.size, self.n = m, size, lo.size
+        left, right = lo.astype(np.int64) + size, hi.astype(np.int64) + size
+        rows = np.arange(lo.size)
+        pair_rows, pair_nodes = [], []
+        while True:
+            active = left < right
+            if not active.any():
+                break
+            a = active & (left % 2 == 1)
+            pair_rows.append(rows[a])
+            pair_nodes.append(left[a])
+            left = left + a
+            b = active & (right % 2 == 1)
+            right = right - b
+            pair_rows.append(rows[b])
+            pair_nodes.append(right[b])
+            left //= 2
+            right //= 2
+        self.pair_rows = np.concatenate(pair_rows) if pair_rows else np.zeros(0, np.int64)
+        self.pair_nodes = np.concatenate(pair_nodes) if pair_nodes else np.zeros(0, np.int64)
+        depth = size.bit_length()  # levels from a leaf up to the root (node 1)
+        self.leaf_path = (np.arange(m)[:, None] + size) >> np.arange(depth)[None, :]
+
+    def at_times(self, w: np.ndarray) -> np.ndarray:
+        """Per event time, the sum of ``w`` (one value or row of values per row) over the
+        rows at risk then."""
+        w2 = w[:, None] if w.ndim == 1 else w
+        nodes = np.empty((2 * self.size, w2.shape[1]))
+        for j in range(w2.shape[1]):
+            nodes[:, j] = np.bincount(self.pair_nodes, w2[self.pair_rows, j], 2 * self.size)
+        out = nodes[self.leaf_path].sum(axis=1)
+        return out[:, 0] if w.ndim == 1 else out
+
+    def over_span(self, a: np.ndarray) -> np.ndarray:
+        """Per row, the sum of ``a`` (one value or row of values per event time) over the
+        event times the row is at risk."""
+        a2 = a[:, None] if a.ndim == 1 else a
+        nodes = np.zeros((2 * self.size, a2.shape[1]))
+        nodes[self.size: self.size + self.m] = a2
+        level = self.size // 2
+        while level >= 1:
+            idx = np.arange(level, 2 * level)
+            nodes[idx] = nodes[2 * idx] + nodes[2 * idx + 1]
+            level //= 2
+        out = np.empty((self.n, a2.shape[1]))
+        for j in range(a2.shape[1]):
+            out[:, j] = np.bincount(self.pair_rows, nodes[self.pair_nodes, j], self.n)
+        return out[:, 0] if a.ndim == 1 else out
+
+
+class _RiskSetUnderflow(ConvergenceError):
+    """exp(x'b) of every row at risk at an event time is below the floating-point range."""
 
 
 class CoxPH:
@@ -183,7 +257,8 @@ class CoxPH:
         first = np.concatenate([[0], np.cumsum(n_ev)[:-1]])
         pos = np.arange(slot_time.size) - np.repeat(first, n_ev)
         frac = pos / np.repeat(n_ev, n_ev) if self.ties == "efron" else np.zeros(slot_time.size)
-        return _Stratum(rows, times, n_ev, lo, hi, ev_local, ev_time, frac, slot_time)
+        return _Stratum(rows, times, n_ev, lo, hi, ev_local, ev_time, frac, slot_time,
+                        at_risk=lo < hi, tree=_IntervalTree(lo, hi, times.size))
 
     # -------------------------------------------------------------- likelihood
 
@@ -196,17 +271,20 @@ class CoxPH:
         score_resid = np.zeros((self.nobs, k)) if order >= 2 else None
         schoenfeld = []
         for st in self._strata:
+            if not st.at_risk.any():  # a stratum without events: no term
+                continue
             X = self._Xc[st.rows]
             eta = X @ beta
-            shift = eta.max()
-            r = np.exp(eta - shift)
+            # rows at risk at no event time (e.g. spell-years after the last event time)
+            # do not enter the likelihood: they must not set the scale
+            shift = eta[st.at_risk].max()
+            r = np.exp(np.minimum(eta - shift, 0.0))
+            r[~st.at_risk] = 0.0
             m = st.times.size
             # risk-set sums at each event time: rows with lo <= i < hi
-            S0R = np.cumsum(np.bincount(st.lo, r, m + 1) - np.bincount(st.hi, r, m + 1))[:m]
             rX = X * r[:, None]
-            S1R = np.empty((m, k))
-            for j in range(k):
-                S1R[:, j] = np.cumsum(np.bincount(st.lo, rX[:, j], m + 1) - np.bincount(st.hi, rX[:, j], m + 1))[:m]
+            S0R = st.tree.at_times(r)
+            S1R = st.tree.at_times(rX)
             evr = st.ev_rows
             S0D = np.bincount(st.ev_time, r[evr], m)
             S1D = np.zeros((m, k))
@@ -215,8 +293,13 @@ class CoxPH:
             f = st.frac
             tslot = st.slot_time
             S0l = S0R[tslot] - f * S0D[tslot]
-            if np.any(S0l <= 0):
-                raise ConvergenceError("empty risk set at an event time (check start/stop)")
+            if not np.all(S0l > 0):
+                # never empty (an event row is at risk at its own time): exp(x'b) of the
+                # whole risk set is below the floating-point range, the linear predictor
+                # spanning more than about 700 (a coefficient running away)
+                raise _RiskSetUnderflow(
+                    "exp(x'b) underflows for every row at risk at an event time: the linear "
+                    f"predictor spans {float(np.ptp(eta[st.at_risk])):.0f} (coefficients running away)")
             S1l = S1R[tslot] - f[:, None] * S1D[tslot]
             xbar = S1l / S0l[:, None]
             llf += float(eta[evr].sum() - shift * evr.size - np.log(S0l).sum())
@@ -227,8 +310,7 @@ class CoxPH:
             a_t = np.bincount(tslot, inv0, m)  # sum_l 1/S0_l
             b_t = np.bincount(tslot, f * inv0, m)  # sum_l f_l/S0_l
             # sum over event times inside each row's (start, stop]
-            cumA = np.concatenate([[0.0], np.cumsum(a_t)])
-            CA = cumA[st.hi] - cumA[st.lo]
+            CA = st.tree.over_span(a_t)
             w = r * CA
             w[evr] -= r[evr] * b_t[st.ev_time]
             info += (X * w[:, None]).T @ X - xbar.T @ xbar
@@ -242,8 +324,7 @@ class CoxPH:
                 np.add.at(B_t, tslot, xbar * inv0[:, None])
                 Bf_t = np.zeros((m, k))
                 np.add.at(Bf_t, tslot, xbar * (f * inv0)[:, None])
-                cumB = np.vstack([np.zeros(k), np.cumsum(B_t, axis=0)])
-                CB = cumB[st.hi] - cumB[st.lo]
+                CB = st.tree.over_span(B_t)
                 U = -r[:, None] * (X * CA[:, None] - CB)
                 U[evr] += X[evr] - xbar_t[st.ev_time]
                 U[evr] += r[evr, None] * (X[evr] * b_t[st.ev_time, None] - Bf_t[st.ev_time])
@@ -287,36 +368,54 @@ class CoxPH:
         llnull = self.loglike(np.zeros(self.k))
         cur = self._evaluate(beta, order=1)
         converged = False
+        failure = f"no convergence in {maxiter} iterations"
         it = 0
+        last_step = None
         for it in range(1, maxiter + 1):
             try:
                 step = np.linalg.solve(cur["info"], cur["grad"])
             except np.linalg.LinAlgError:
-                raise ConvergenceError("singular information matrix") from None
+                failure = "singular information matrix"
+                break
+            last_step = step
             dec = float(cur["grad"] @ step)
+            if not np.isfinite(dec):
+                failure = "singular information matrix"
+                break
             if dec < tol:
                 converged = True
                 break
             t = 1.0
+            new = None
             while True:
-                new = self._evaluate(beta + t * step, order=1)
-                if new["llf"] >= cur["llf"] - 1e-12 * abs(cur["llf"]):
+                try:
+                    trial = self._evaluate(beta + t * step, order=1)
+                except _RiskSetUnderflow:
+                    trial = None  # the step overshoots so far that a risk set underflows: shorter
+                if trial is not None and trial["llf"] >= cur["llf"] - 1e-12 * abs(cur["llf"]):
+                    new = trial
                     break
                 t *= 0.5
                 if t < 1e-10:
-                    raise ConvergenceError(f"no step improves the partial likelihood (iteration {it})")
+                    break
+            if new is None:
+                failure = f"no step improves the partial likelihood (iteration {it})"
+                break
             beta = beta + t * step
             cur = new
-        if not converged:
-            raise ConvergenceError(f"no convergence in {maxiter} iterations")
-        sd = self._Xc.std(axis=0)
-        # a hazard ratio of e^10 per standard deviation is no estimate but a divergence
-        runaway = [nm for nm, b, s in zip(self.exog_names, beta, sd) if abs(b * s) > 10]
+        # whether or not the iterations met the criterion before the numbers ran out (the
+        # last step tells only at a point that met it)
+        runaway = runaway_coefficients(self.exog_names, beta, self._Xc.std(axis=0),
+                                       last_step if converged else None)
         if runaway:
             raise PerfectPredictionError(
-                f"coefficients of {runaway} are heading to infinity (monotone likelihood): "
-                "the covariate separates the spells that end from those that do not"
+                f"coefficients of {runaway} are heading to infinity (monotone likelihood): the "
+                f"covariate{'s together' if len(runaway) > 1 else ''} separate{'' if len(runaway) > 1 else 's'} "
+                "the spells that end from those still at risk at each event time "
+                f"({self.n_events} events, {self.k} covariates, {self.nobs} rows)"
             )
+        if not converged:
+            raise ConvergenceError(failure)
         final = self._evaluate(beta, order=2)
         return CoxResults(
             model=self,
@@ -328,6 +427,30 @@ class CoxPH:
             iterations=it,
             fit_time=time.perf_counter() - t0,
         )
+
+
+def runaway_coefficients(names, params, sd, last_step=None) -> list[str]:
+    """Names of the coefficients that head to infinity rather than to an estimate.
+
+    A coefficient is running away when its hazard ratio exceeds e^10 per standard
+    deviation of the covariate, or when the last Newton step, taken where the likelihood
+    no longer changes, still moves it outwards by more than 1e-3 standard deviation units
+    and 1e-4 of its value (as R's ``coxph`` warns "coefficient may be infinite"). On a
+    likelihood that rises without end the score and the information vanish together, so
+    the convergence criterion is met with the step still of order one (about 1 for a
+    dummy whose level has no event, however rare the level, and however small its
+    hazard ratio per s.d. looks). At a finite maximum the last step is below 1e-6
+    standard errors (the criterion is a Newton decrement below 1e-12), so it flags only a
+    coefficient whose standard error exceeds 1000 per s.d. of its covariate. Pass
+    ``last_step`` only from a point where the convergence criterion was met.
+    """
+    b = np.asarray(params, dtype=float)
+    sd = np.asarray(sd, dtype=float)
+    out = np.abs(b * sd) > 10
+    if last_step is not None:
+        st = np.asarray(last_step, dtype=float)[: b.size]
+        out |= (st * b > 0) & (np.abs(st * sd) > 1e-3) & (np.abs(st) > 1e-4 * np.abs(b))
+    return [nm for nm, flag in zip(names, out) if flag]
 
 
 class CoxResults:
@@ -621,9 +744,33 @@ class CoxSample:
 
     def fit(self, **kwargs) -> CoxResults:
         options = {"cov_type": self.spec.cov_type, "cluster_correction": self.spec.cluster_correction, **kwargs}
-        res = self.model().fit(**options)
+        try:
+            res = self.model().fit(**options)
+        except PerfectPredictionError as exc:
+            hint = levels_without_events_note(self)
+            if hint:
+                raise PerfectPredictionError(f"{exc}. {hint}") from exc
+            raise
         res.sample = self
         return res
+
+
+def levels_without_events_note(sample: CoxSample) -> str:
+    """A sentence naming the dummies' levels in which no spell of the sample ends ('' if none)."""
+    parts = []
+    for src, levels in sample.description.get("levels_without_events", {}).items():
+        base, named = sample.spec.dummies[src]
+        for level, rows in levels.items():
+            rows = f"{rows} row" + ("" if rows == 1 else "s")
+            if level == str(base):
+                parts.append(f"{src} = {level!r}, the base level ({rows}): the hazard ratios of all "
+                             f"other {src} levels are infinite")
+            elif level in named:
+                parts.append(f"{src} = {level!r} ({named[level]}, {rows}): its hazard ratio is 0")
+    if not parts:
+        return ""
+    return ("No spell of the sample ends in " + "; in ".join(parts)
+            + ". Not identified in this sample: merge the level with another or drop the dummy from the spec")
 
 
 def build_cox_sample(
@@ -676,6 +823,14 @@ def build_cox_sample(
                 names.append(name)
     if unknown:
         raise ValueError(f"levels not in the spec's dummies: {unknown}")
+    # a level in which no spell ends has a hazard ratio of 0 (a base level: the others'
+    # are infinite): the likelihood has no maximum, the fit will say so
+    no_event: dict[str, dict[str, int]] = {}
+    for src in sp.dummies:
+        by_level = df.groupby(src, observed=True)[sp.event].agg(["size", "sum"])
+        for level, row in by_level.iterrows():
+            if row["sum"] == 0:
+                no_event.setdefault(src, {})[str(level)] = int(row["size"])
     if len(df) == 0:
         raise ValueError("no rows left for the Cox model: " + str(desc["rows_dropped"]))
     desc.update(
@@ -687,6 +842,7 @@ def build_cox_sample(
                                        *(["spell_no"] if "spell_no" in df else [])]).ngroups),
             "columns": names,
             "columns_dropped": dropped_cols,
+            "levels_without_events": no_event,
         }
     )
     labels = {n: sp.labels.get(n, n) for n in names}

@@ -47,6 +47,7 @@ from scipy import stats
 
 from ._linalg import dependent_columns
 from ._summary import ResultsSummary, coefficient_table, wald_conf_int
+from .cox import runaway_coefficients
 from .errors import CollinearityError, ConvergenceError, PerfectPredictionError
 
 _ETA_MAX = 700.0  # exp overflows beyond; probabilities are 0 or 1 to machine precision long before
@@ -248,7 +249,9 @@ class GroupedPH:
             raise ValueError(f"start_params needs {self.k} values")
         llf = self.loglike(theta)
         converged = False
+        failure = f"no convergence in {maxiter} iterations"
         it = 0
+        last_step = None
         for it in range(1, maxiter + 1):
             eta = self._eta(theta)
             _, s, w_obs, w_exp = _pieces(eta, self.event)
@@ -262,9 +265,13 @@ class GroupedPH:
             except np.linalg.LinAlgError:
                 try:
                     step = np.linalg.solve(self._weighted_gram(w_exp), grad)
+                    dec = float(grad @ step)
                 except np.linalg.LinAlgError:
-                    raise ConvergenceError("singular information matrix") from None
-                dec = float(grad @ step)
+                    dec = float("nan")
+                if not np.isfinite(dec):
+                    failure = "singular information matrix"
+                    break
+            last_step = step
             if dec < tol:
                 # one last Newton step: the error is squared again (no line search needed here)
                 last = theta + step
@@ -274,23 +281,31 @@ class GroupedPH:
                 converged = True
                 break
             t = 1.0
-            while True:
+            improved = False
+            while t >= 1e-10:
                 new_ll = self.loglike(theta + t * step)
                 if np.isfinite(new_ll) and new_ll >= llf - 1e-12 * abs(llf):
+                    improved = True
                     break
                 t *= 0.5
-                if t < 1e-10:
-                    raise ConvergenceError(f"no step improves the log-likelihood (iteration {it})")
+            if not improved:
+                failure = f"no step improves the log-likelihood (iteration {it})"
+                break
             theta = theta + t * step
             llf = new_ll
-        if not converged:
-            raise ConvergenceError(f"no convergence in {maxiter} iterations")
-        sd = self.X.std(axis=0)
-        runaway = [nm for nm, b, s_ in zip(self.exog_names, theta[: self.k_exog], sd) if abs(b * s_) > 10]
+        # whether or not the iterations met the criterion before the numbers ran out (the
+        # last step tells only at a point that met it)
+        runaway = runaway_coefficients(self.exog_names, theta[: self.k_exog], self.X.std(axis=0),
+                                       last_step if converged else None)
         if runaway:
             raise PerfectPredictionError(
-                f"coefficients of {runaway} are heading to infinity: the covariate separates the "
-                "spell-years that end a spell from those that do not")
+                f"coefficients of {runaway} are heading to infinity: the "
+                f"covariate{'s together' if len(runaway) > 1 else ''} separate{'' if len(runaway) > 1 else 's'} "
+                "the spell-years that end a spell from those that do not, given the spell-year "
+                f"intercepts ({self.n_events} events, {self.k_exog} covariates and {self.k_base} spell-year intercepts, "
+                f"{self.nobs} rows)")
+        if not converged:
+            raise ConvergenceError(failure)
         return GroupedPHResults(self, theta, cov_type, cluster_correction, it, time.perf_counter() - t0)
 
 
@@ -502,7 +517,7 @@ def fit_grouped_ph_table3(
     spec's ``cov_type``, with the G/(G-1) cluster factor). Returns the results with the
     sample as ``results.sample``.
     """
-    from .cox import build_cox_sample
+    from .cox import build_cox_sample, levels_without_events_note
 
     sample = build_cox_sample(spell_years, spec)
     sp = sample.spec
@@ -516,6 +531,12 @@ def fit_grouped_ph_table3(
     model = GroupedPH(df[sample.exog_names].astype(float), df[sp.stop], df[sp.event],
                       groups=df[sp.cluster].to_numpy(), strata=strata)
     options = {"cov_type": sp.cov_type, **fit_kwargs}
-    res = model.fit(**options)
+    try:
+        res = model.fit(**options)
+    except PerfectPredictionError as exc:
+        hint = levels_without_events_note(sample)
+        if hint:
+            raise PerfectPredictionError(f"{exc}. {hint}") from exc
+        raise
     res.sample = sample
     return res
