@@ -3,7 +3,9 @@
 The YAML files under the package's ``config/`` hold every default (and are the only
 place a default is written); a user's folder (``OFFSHORING_CONFIG_DIR``) may hold a
 copy of any of them, whole or in part: its keys replace the defaults' keys (mappings
-are merged key by key, lists replaced whole). The merged result is checked before
+are merged key by key, lists replaced whole; in the model specifications and the
+district settings each top-level key is replaced whole, so a user's `dummies:` is the
+whole set). The merged result is checked before
 anything runs:
 
 * an unknown key is refused, naming the file, the key and the nearest valid key
@@ -275,12 +277,16 @@ def _merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _layers(name: str, user_dir: Path | None) -> tuple[dict[str, Any], list[Path]]:
+def _layers(name: str, user_dir: Path | None, deep: bool = True) -> tuple[dict[str, Any], list[Path]]:
+    """The default file with the user's copy over it: key by key (`deep`), or, for a model
+    specification, top-level key by top-level key (a user's `dummies:` replaces the
+    default's, it does not add to them)."""
     default = defaults_dir() / name
     data = _read_yaml(default) if default.exists() else {}
     used = [default] if default.exists() else []
     if user_dir is not None and (user_dir / name).exists() and (user_dir / name).resolve() != default.resolve():
-        data = _merge(data, _read_yaml(user_dir / name))
+        user = _read_yaml(user_dir / name)
+        data = _merge(data, user) if deep else {**data, **user}
         used.append(user_dir / name)
     if not used:
         raise SpecError(f"{name} not found in {defaults_dir()}" + (f" nor in {user_dir}" if user_dir else ""))
@@ -353,7 +359,7 @@ def load_study_spec(config_dir: str | Path | None = None) -> StudySpec:
     parts: dict[str, Any] = {}
     files: dict[str, str] = {}
     for part, name in PART_FILES.items():
-        data, used = _layers(name, user)
+        data, used = _layers(name, user, deep=part != "districts")
         files[part] = " + ".join(str(p) for p in used)
         if part == "districts":
             _check_keys(data, {f.name for f in dataclasses.fields(DistrictSettings)}, used)
@@ -363,7 +369,7 @@ def load_study_spec(config_dir: str | Path | None = None) -> StudySpec:
     models: ModelsSpec = parts["models"]
     for part, name, keys, parse in (("probit", models.probit.spec, DYNAMIC_KEYS, load_dynamic_spec),
                                     ("cox", models.cox.spec, COX_KEYS, load_cox_spec)):
-        data, used = _layers(name, user)
+        data, used = _layers(name, user, deep=False)
         files[part] = " + ".join(str(p) for p in used)
         _check_keys(data, keys, used)
         parts[part] = _library(parse, data, used)

@@ -23,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from conftest import small_world_config
 from ui_helpers import free_port, session_pids
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -63,7 +64,8 @@ def test_new_year_reaches_the_reports_under_the_daemon(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSHORING_")}
     env.update({"OFFSHORING_RAW_DIR": str(raw), "OFFSHORING_DB": str(tmp_path / "w.duckdb"),
                 "OFFSHORING_REPORTS_DIR": str(tmp_path / "reports"), "DAGSTER_HOME": str(tmp_path / "home"),
-                "OFFSHORING_PSEUDONYM_KEY": KEY})
+                "OFFSHORING_PSEUDONYM_KEY": KEY,
+                "OFFSHORING_CONFIG_DIR": str(small_world_config(tmp_path / "config"))})
     first = subprocess.run(CLI + ["run"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     table1 = tmp_path / "reports" / "table1.md"

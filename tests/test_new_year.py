@@ -18,7 +18,8 @@ import pytest
 from offshoring.synth import generate
 from orchestration.definitions import build_definitions
 from orchestration.pipeline import run_everything, run_partition
-from assets.resources import Folders, Warehouse
+from assets.resources import Folders, Study, Warehouse
+from conftest import small_world_config
 
 UNCHANGED_BY_A_NEW_YEAR = {"municipalities", "llma_map", "census_employment", "aida_firm_years",
                            "aida_subsidiaries", "municipality_xwalk", "llma_districts"}
@@ -36,7 +37,8 @@ def world(tmp_path_factory):
     held = root / "survey_2013.csv"
     shutil.move(raw / "survey" / "survey_2013.csv", held)
     resources = {"warehouse": Warehouse(database=str(root / "w.duckdb")),
-                 "folders": Folders(raw_dir=str(raw), reports_dir=str(root / "reports"), synthetic=True)}
+                 "folders": Folders(raw_dir=str(raw), reports_dir=str(root / "reports"), synthetic=True),
+                 "study": Study(config_dir=str(small_world_config(root / "config")))}
     defs = build_definitions(resources)
     (root / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(root / "home")) as instance:

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import small_world_config
 
 pytestmark = pytest.mark.slow
 
@@ -144,7 +145,8 @@ def _dagster_env(pg: Postgres, root: Path) -> dict[str, str]:
             "OFFSHORING_DB": str(root / "warehouse.duckdb"),
             "OFFSHORING_REPORTS_DIR": str(root / "reports"),
             # real mode: the test re-delivers a changed year, which the synthetic mode refuses
-            "OFFSHORING_PSEUDONYM_KEY": "postgres-test-key-0123456789abcdef"}
+            "OFFSHORING_PSEUDONYM_KEY": "postgres-test-key-0123456789abcdef",
+            "OFFSHORING_CONFIG_DIR": str(small_world_config(root / "config"))}
 
 
 RUN_SCRIPT = """
