@@ -326,3 +326,11 @@ def test_table1_asset_shows_its_table_and_the_papers(tmp_path):
         in fmeta["figure_data"].value
     assert fmeta["png"].value.endswith("figure1.png") and Path(fmeta["png"].value).exists()
     assert "Source: elaborations on IMEFAS and AIDA data" in fmeta["caption"].value
+
+
+def test_comparison_says_how_many_misses_chance_gives():
+    from offshoring.reports.tables import chance_note
+
+    text = chance_note(20, 2)
+    assert text.startswith("2 of 20 intervals miss")
+    assert "about 1.0 would" in text and "up to 3 in 95% of seeds" in text

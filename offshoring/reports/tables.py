@@ -443,6 +443,17 @@ def table3_spec(cox: Any, period: tuple[int, int]) -> ModelTableSpec:
     )
 
 
+def chance_note(n: int, missed: int, level: float = 0.95) -> str:
+    """How many of `n` intervals would miss their true value by chance alone: a seed is one
+    draw, and a miss or two is what a correct estimator gives (not a sign of error)."""
+    from scipy import stats
+
+    p = 1 - level
+    upper = int(stats.binom.ppf(0.95, n, p))
+    return (f"{missed} of {n} intervals miss the true value. By chance alone about {n * p:.1f} would "
+            f"({level:.0%} intervals), and up to {upper} in 95% of seeds: any seed is as good as another.")
+
+
 def table3_grouped_spec(cox: Any, period: tuple[int, int], fit: Any) -> ModelTableSpec:
     """The companion of Table 3: the same rows as a grouped-time proportional hazard
     (complementary log-log), compared with the paper's Table 3; the per-year intercepts of
@@ -729,6 +740,9 @@ def comparison_table(
         notes.append(f"{NO_DATA}: not published in the paper, or not in this model's results.")
     if truth is not None:
         notes.append("True value: the synthetic generator's parameter; covered: |b - true| <= 1.96 se(b).")
+        judged = [r.raw[-1] for r in rows if r.raw and isinstance(r.raw[-1], bool)]
+        if judged:
+            notes.append(chance_note(len(judged), sum(1 for c in judged if not c)))
     title = spec.title.split(".")[0] + ": published values and this run's estimates"
     if spec.period is not None:
         title += f" ({period_text(spec.period)})"
