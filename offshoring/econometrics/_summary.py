@@ -138,3 +138,42 @@ def read_spec_mapping(spec, default_file: str, allowed: set[str], what: str) -> 
     if unknown:
         raise ValueError(f"unknown keys in the {what}: {sorted(unknown)}")
     return raw
+
+
+class WaldResultsMixin:
+    """The statsmodels-style accessors of a fit with a covariance matrix: `params`, `bse`
+    (of the chosen covariance), `bse_oim`, `bse_cluster`, `cov_params()`, `tvalues`,
+    `pvalues`, `conf_int()`. Needs `names`, `params_array`, `_cov`, `cov_oim`, `cov_cluster`."""
+
+    @property
+    def params(self) -> pd.Series:
+        return pd.Series(self.params_array, index=self.names, name="coef")
+
+    @property
+    def bse(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self._cov)), index=self.names, name="std err")
+
+    @property
+    def bse_oim(self) -> pd.Series:
+        return pd.Series(np.sqrt(np.diag(self.cov_oim)), index=self.names)
+
+    @property
+    def bse_cluster(self) -> pd.Series | None:
+        if self.cov_cluster is None:
+            return None
+        return pd.Series(np.sqrt(np.diag(self.cov_cluster)), index=self.names)
+
+    def cov_params(self) -> pd.DataFrame:
+        return pd.DataFrame(self._cov, index=self.names, columns=self.names)
+
+    @property
+    def tvalues(self) -> pd.Series:
+        return self.params / self.bse
+
+    @property
+    def pvalues(self) -> pd.Series:
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=self.names)
+
+    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
+        """Wald interval of every parameter (columns 0 and 1, as statsmodels)."""
+        return wald_conf_int(self.params, self.bse, alpha)

@@ -42,7 +42,7 @@ import polars as pl
 from scipy import stats
 
 from ._linalg import dependent_columns
-from ._summary import ResultsSummary, coefficient_table, read_spec_mapping, wald_conf_int
+from ._summary import ResultsSummary, WaldResultsMixin, coefficient_table, read_spec_mapping
 from .errors import CollinearityError, ConvergenceError, PerfectPredictionError
 
 
@@ -453,7 +453,7 @@ def runaway_coefficients(names, params, sd, last_step=None) -> list[str]:
     return [nm for nm, flag in zip(names, out) if flag]
 
 
-class CoxResults:
+class CoxResults(WaldResultsMixin):
     """Results of `CoxPH.fit`, named as in statsmodels and lifelines.
 
     ``params`` are log hazard ratios, ``bse`` their standard errors of the
@@ -496,41 +496,8 @@ class CoxResults:
         return self.model.exog_names
 
     @property
-    def params(self) -> pd.Series:
-        return pd.Series(self.params_array, index=self.names, name="coef")
-
-    @property
-    def bse(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self._cov)), index=self.names, name="std err")
-
-    @property
-    def bse_oim(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.cov_oim)), index=self.names)
-
-    @property
-    def bse_cluster(self) -> pd.Series | None:
-        if self.cov_cluster is None:
-            return None
-        return pd.Series(np.sqrt(np.diag(self.cov_cluster)), index=self.names)
-
-    def cov_params(self) -> pd.DataFrame:
-        return pd.DataFrame(self._cov, index=self.names, columns=self.names)
-
-    @property
-    def tvalues(self) -> pd.Series:
-        return self.params / self.bse
-
-    @property
-    def pvalues(self) -> pd.Series:
-        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=self.names)
-
-    @property
     def hazard_ratios(self) -> pd.Series:
         return np.exp(self.params).rename("hazard ratio")
-
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Confidence interval of the log hazard ratios (columns 0 and 1, as statsmodels)."""
-        return wald_conf_int(self.params, self.bse, alpha)
 
     def hazard_ratio_conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
         ci = np.exp(self.conf_int(alpha))

@@ -46,7 +46,7 @@ import polars as pl
 from scipy import stats
 
 from ._linalg import dependent_columns
-from ._summary import ResultsSummary, coefficient_table, wald_conf_int
+from ._summary import ResultsSummary, WaldResultsMixin, coefficient_table
 from .cox import runaway_coefficients
 from .errors import CollinearityError, ConvergenceError, PerfectPredictionError
 
@@ -309,7 +309,7 @@ class GroupedPH:
         return GroupedPHResults(self, theta, cov_type, cluster_correction, it, time.perf_counter() - t0)
 
 
-class GroupedPHResults:
+class GroupedPHResults(WaldResultsMixin):
     """Results of `GroupedPH.fit`, named as in statsmodels.
 
     ``params``: the covariates' coefficients (log hazard ratios) then the spell-year
@@ -354,41 +354,8 @@ class GroupedPHResults:
         return self.model.exog_names
 
     @property
-    def params(self) -> pd.Series:
-        return pd.Series(self.params_array, index=self.names, name="coef")
-
-    @property
-    def bse(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self._cov)), index=self.names, name="std err")
-
-    @property
-    def bse_oim(self) -> pd.Series:
-        return pd.Series(np.sqrt(np.diag(self.cov_oim)), index=self.names)
-
-    @property
     def bse_eim(self) -> pd.Series:
         return pd.Series(np.sqrt(np.diag(self.cov_eim)), index=self.names)
-
-    @property
-    def bse_cluster(self) -> pd.Series | None:
-        if self.cov_cluster is None:
-            return None
-        return pd.Series(np.sqrt(np.diag(self.cov_cluster)), index=self.names)
-
-    def cov_params(self) -> pd.DataFrame:
-        return pd.DataFrame(self._cov, index=self.names, columns=self.names)
-
-    @property
-    def tvalues(self) -> pd.Series:
-        return self.params / self.bse
-
-    @property
-    def pvalues(self) -> pd.Series:
-        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues)), index=self.names)
-
-    def conf_int(self, alpha: float = 0.05) -> pd.DataFrame:
-        """Wald interval of every parameter (columns 0 and 1, as statsmodels)."""
-        return wald_conf_int(self.params, self.bse, alpha)
 
     @property
     def hazard_ratios(self) -> pd.Series:
