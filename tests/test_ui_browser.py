@@ -54,7 +54,8 @@ print("PROBIT_METADATA " + json.dumps(out))
 
 
 def _markdown_rows(md: str) -> list[list[str]]:
-    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md.splitlines()
+    # cells as the page shows them: inline code loses its backticks
+    rows = [[c.strip().strip("`") for c in line.strip().strip("|").split("|")] for line in md.splitlines()
             if line.strip().startswith("|")]
     return [r for r in rows if not all(set(c) <= set("-:") for c in r)]
 
@@ -68,7 +69,9 @@ def _prepare(root: Path) -> tuple[dict[str, str], dict]:
     (home / ".nux" / "nux.yaml").write_text("seen: 1\n")
     env = {**os.environ, "DAGSTER_HOME": str(home), "OFFSHORING_RAW_DIR": str(root / "raw"),
            "OFFSHORING_DB": str(root / "warehouse.duckdb"),
-           "OFFSHORING_REPORTS_DIR": str(root / "reports")}
+           "OFFSHORING_REPORTS_DIR": str(root / "reports"),
+           # the generator's files, unchanged: the demo mode (the UI's `offshoring ui --synthetic`)
+           "OFFSHORING_SYNTHETIC": "1"}
     done = subprocess.run([sys.executable, "-c", PREPARE, str(root / "raw"), str(FIRMS), str(SEED)],
                           env=env, cwd=ROOT, capture_output=True, text=True, timeout=600)
     tail = done.stdout[-3000:] + done.stderr[-3000:]
@@ -105,7 +108,7 @@ def test_ui_graph_materialize_and_table2(tmp_path):
     env, probit = _prepare(tmp_path)
     timings["prepare_s"] = round(time.monotonic() - t0, 1)
     md_rows = _markdown_rows(probit["coefficients"])
-    header, body = md_rows[0], {r[0]: r for r in md_rows[1:]}
+    header, body = md_rows[0], {r[1]: r for r in md_rows[1:]}  # column 2: the term (column 1: its label)
     assert "y_lag" in body, probit["coefficients"]
 
     dev = DagsterDev(env, tmp_path / "dagster-dev.log")
