@@ -5,7 +5,6 @@ import dagster as dg
 
 from assets._common import markdown_table, table_metadata
 from offshoring import panel
-from offshoring.sqlfiles import run_sql
 from assets.resources import WRITER_POOL, Study, Warehouse
 
 GROUP = "panel"
@@ -88,7 +87,7 @@ def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse, stu
 )
 def dedup_report(warehouse: Warehouse):
     with warehouse.connect() as con:
-        run_sql(con, "panel_dedup_report")
+        panel.build_dedup_report(con)
         meta = table_metadata(
             con, "panel.dedup_report",
             report=markdown_table(con, "SELECT source, reason, sum(n_rows) AS n_rows FROM "
