@@ -6,7 +6,10 @@ coefficients, standard errors, fit statistics and sample sizes to DuckDB
 own generator the true value and the 95% interval's coverage sit beside each estimate.
 """
 
+import dataclasses
+import json
 import time
+from datetime import datetime, timezone
 
 import dagster as dg
 import pandas as pd
@@ -18,6 +21,7 @@ from offshoring.econometrics.dynamic import build_dynamic_sample
 from offshoring.econometrics.grouped_ph import fit_grouped_ph_table3, region_spell_risk_rows
 from offshoring.fitstore import write_fit
 from offshoring.truth import read_truth
+from offshoring.variants import inputs_fingerprint, stored_fingerprint
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "models"
@@ -66,6 +70,41 @@ def _truth(context, folders: Folders, section: str, key: str) -> dict:
     return out
 
 
+def _spec_json(*parts) -> str:
+    return json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else
+                       (p.model_dump(mode="json") if hasattr(p, "model_dump") else p) for p in parts],
+                      sort_keys=True, default=str)
+
+
+def fit_fingerprint(con, spec_json: str, table: str, folders: Folders, truth: dict) -> str:
+    """What a fit is made from (code, the specification it uses, its input table's content,
+    the data's origin and true values): equal to the stored one = nothing to refit."""
+    return inputs_fingerprint(con, spec_json, [table], origin=folders.origin, truth=truth)
+
+
+def fit_stamp(fp: str) -> dict:
+    return {"input_fingerprint": fp, "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def unchanged_fit(context, con, model: str, fp: str, label: str, labels: dict) -> dg.MaterializeResult | None:
+    """The stored fit when it was made from exactly these inputs (no refit), else None."""
+    if stored_fingerprint(con, model) != fp:
+        return None
+    coef = con.execute("SELECT term, estimate, std_error, p_value, true_value, covered FROM "
+                       "models.coefficients WHERE model = ? ORDER BY position", [model]).fetchdf()
+    if coef.empty:
+        return None
+    stats = dict(con.execute("SELECT stat, coalesce(text, CAST(value AS VARCHAR)) FROM models.fit_stats "
+                             "WHERE model = ?", [model]).fetchall())
+    context.log.info(f"{model}: code, specification and inputs unchanged since its fit of "
+                     f"{stats.get('fitted_at')}; not refitted")
+    return dg.MaterializeResult(metadata={
+        "refit": False, "fitted_at": str(stats.get("fitted_at")), "input_fingerprint": fp,
+        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, label, labels)),
+        "nobs": int(float(stats["nobs"])),
+    })
+
+
 @dg.asset(
     group_name=GROUP, kinds={"duckdb", "python"}, pool=WRITER_POOL,
     deps=["model_panel"],
@@ -76,7 +115,12 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
                        study: Study):
     cfg, spec = study.spec.models.probit, study.spec.probit
     spec_path, spec_sha = study.spec.files["probit"], study.spec.sha256
+    truth = _truth(context, folders, "probit", "params")
     with warehouse.connect() as con:
+        fp = fit_fingerprint(con, _spec_json(spec, cfg), "panel.model_panel", folders, truth)
+        same = unchanged_fit(context, con, "outsourcing_probit", fp, "estimate", spec.labels)
+        if same is not None:
+            return same
         # only the columns the spec uses (a quarter of the panel's width)
         cols = sorted({spec.group, spec.time, spec.outcome, *spec.lagged, *spec.contemporaneous,
                        *spec.counts, *spec.dummies})
@@ -93,10 +137,9 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
                  "lr_rho_chibar2": lr.get("chibar2"), "lr_rho_pvalue": lr.get("pvalue"),
                  "spec": str(spec_path), "spec_sha256": spec_sha,
                  # the period the tables print is the estimation sample's, stored with the fit
-                 "sample_first_year": min(years), "sample_last_year": max(years)}
+                 "sample_first_year": min(years), "sample_last_year": max(years), **fit_stamp(fp)}
         coef = write_fit(con, "outsourcing_probit", res.params, res.bse, res.pvalues,
-                         nobs=res.nobs, ngroups=res.ngroups, stats=stats,
-                         truth=_truth(context, folders, "probit", "params"))
+                         nobs=res.nobs, ngroups=res.ngroups, stats=stats, truth=truth)
         extra = {}
         points = cfg.quadrature_check
         if points:
@@ -109,6 +152,7 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
             _frame_table(con, "probit_partial_effects", ape)
             extra["partial_effects"] = frame_table(ape)
     return dg.MaterializeResult(metadata={
+        "refit": True, "input_fingerprint": fp,
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, labels=spec.labels)),
         "nobs": res.nobs, "ngroups": res.ngroups, "llf": float(res.llf),
         "sigma_u": float(res.sigma_u), "rho": float(res.rho), "fit_seconds": round(fit_s, 2),
@@ -136,7 +180,12 @@ def _jsonable(sample) -> dict:
 def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
                     study: Study):
     spec_path, spec_sha = study.spec.files["cox"], study.spec.sha256
+    truth = _truth(context, folders, "cox", "coefficients")
     with warehouse.connect() as con:
+        fp = fit_fingerprint(con, _spec_json(study.spec.cox, "cox"), "panel.spell_years", folders, truth)
+        same = unchanged_fit(context, con, "backshoring_cox", fp, "log hazard ratio", study.spec.cox.labels)
+        if same is not None:
+            return same
         spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
                                         study.spec.cox.firm_exit)
         t0 = time.perf_counter()
@@ -148,13 +197,14 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
         years = res.sample.data["year"]
         stats = {"llf": res.llf, "n_events": res.n_events, "fit_seconds": fit_s,
                  "spec": str(spec_path), "spec_sha256": spec_sha,
-                 "sample_first_year": int(years.min()), "sample_last_year": int(years.max())}
+                 "sample_first_year": int(years.min()), "sample_last_year": int(years.max()),
+                 **fit_stamp(fp)}
         coef = write_fit(con, "backshoring_cox", res.params, res.bse, res.pvalues,
-                         nobs=res.nobs, ngroups=ngroups, stats=stats,
-                         truth=_truth(context, folders, "cox", "coefficients"))
+                         nobs=res.nobs, ngroups=ngroups, stats=stats, truth=truth)
         ph = res.ph_test().reset_index()
         _frame_table(con, "cox_ph_test", ph)
     return dg.MaterializeResult(metadata={
+        "refit": True, "input_fingerprint": fp,
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio", study.spec.cox.labels)),
         "nobs": int(res.nobs), "n_events": int(res.n_events),
         **({"ngroups": int(ngroups)} if ngroups is not None else {}),
@@ -173,7 +223,13 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
 def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
                            study: Study):
     spec_sha = study.spec.sha256
+    truth = _truth(context, folders, "cox", "coefficients")
     with warehouse.connect() as con:
+        fp = fit_fingerprint(con, _spec_json(study.spec.cox, "grouped_ph"), "panel.spell_years", folders, truth)
+        same = unchanged_fit(context, con, "backshoring_grouped_ph", fp, "log hazard ratio",
+                             study.spec.cox.labels)
+        if same is not None:
+            return same
         spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
                                         study.spec.cox.firm_exit)
         t0 = time.perf_counter()
@@ -182,11 +238,11 @@ def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehou
         years = res.sample.data["year"]
         stats = {"llf": res.llf, "fit_seconds": fit_s, "spec": str(study.spec.files["cox"]),
                  "spec_sha256": spec_sha, "sample_first_year": int(years.min()),
-                 "sample_last_year": int(years.max())}
+                 "sample_last_year": int(years.max()), **fit_stamp(fp)}
         coef = write_fit(con, "backshoring_grouped_ph", res.params, res.bse, res.pvalues,
-                         nobs=res.nobs, ngroups=res.ngroups, stats=stats,
-                         truth=_truth(context, folders, "cox", "coefficients"))
+                         nobs=res.nobs, ngroups=res.ngroups, stats=stats, truth=truth)
     return dg.MaterializeResult(metadata={
+        "refit": True, "input_fingerprint": fp,
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio", study.spec.cox.labels)),
         "nobs": int(res.nobs), **({"ngroups": int(res.ngroups)} if res.ngroups is not None else {}),
         "fit_seconds": round(fit_s, 2), "spec_sha256": spec_sha,

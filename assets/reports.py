@@ -289,7 +289,8 @@ table3 = _model_asset("table3", "backshoring_cox", _table3_spec, 50,
 
 
 @dg.asset(group_name=GROUP, kinds={"html"},
-          deps=["table1", "figure1", "figure2", "table2", "table3", "table3_grouped"],
+          deps=["table1", "figure1", "figure2", "table2", "table3", "table3_grouped",
+                "table2_robustness", "table3_robustness"],
           description="reports/index.html: every table and figure with its provenance, offline.")
 def report_index(context: dg.AssetExecutionContext, folders: Folders, study: Study):
     source = _source(folders)

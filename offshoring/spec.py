@@ -212,13 +212,17 @@ class StudySpec:
     alerts: AlertsSpec
     schedule: ScheduleSpec
     files: Mapping[str, str]  # part -> the file(s) it was read from
+    # table -> its named variants (offshoring.variants.Variant), the baseline first
+    variants: Mapping[str, tuple] = dataclasses.field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         """The effective specification, JSON-able (what provenance records whole)."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if isinstance(value, BaseModel):
+            if f.name == "variants":
+                out[f.name] = {t: [v.as_dict() for v in vs] for t, vs in value.items()}
+            elif isinstance(value, BaseModel):
                 out[f.name] = value.model_dump(mode="json")
             elif dataclasses.is_dataclass(value):
                 out[f.name] = _jsonable(dataclasses.asdict(value))
@@ -367,15 +371,21 @@ def load_study_spec(config_dir: str | Path | None = None) -> StudySpec:
         else:
             parts[part] = _validate(_MODELS[part], data, used)
     models: ModelsSpec = parts["models"]
+    model_layers: dict[str, dict[str, Any]] = {}
     for part, name, keys, parse in (("probit", models.probit.spec, DYNAMIC_KEYS, load_dynamic_spec),
                                     ("cox", models.cox.spec, COX_KEYS, load_cox_spec)):
         data, used = _layers(name, user, deep=False)
         files[part] = " + ".join(str(p) for p in used)
         _check_keys(data, keys, used)
         parts[part] = _library(parse, data, used)
+        model_layers[part] = data
     missing = [t for t in models.probit.partial_effects if t not in ("y_lag", "y_initial")
                and t not in parts["probit"].exog_names]
     if missing:
         raise SpecError(f"{files['models']}: key 'probit.partial_effects' names terms the probit spec does "
                         f"not have: {missing}.")
+    from offshoring.variants import load_variants
+
+    parts["variants"] = load_variants(defaults_dir(), user, model_layers=model_layers,
+                                      thresholds=parts["thresholds"], panel=parts["panel"])
     return StudySpec(files=files, **parts)

@@ -9,6 +9,7 @@ import assets.models
 import assets.panel
 import assets.raw
 import assets.reports
+import assets.robustness
 from orchestration import jobs, schedules, sensors
 from orchestration.progress import step_progress
 from assets.resources import default_resources
@@ -23,7 +24,8 @@ def build_definitions(resources: Mapping[str, object] | None = None) -> dg.Defin
     resources = {**default_resources(), **(dict(resources) if resources is not None else {})}
     study = resources["study"]
     return dg.Definitions(
-        assets=dg.load_assets_from_modules(ASSET_MODULES),
+        assets=[*dg.load_assets_from_modules(ASSET_MODULES),
+                *assets.robustness.build_assets(study.spec.variants)],
         asset_checks=dg.load_asset_checks_from_modules(ASSET_MODULES),
         jobs=[jobs.load_survey_year, jobs.refresh_outputs],
         schedules=[schedules.yearly_refresh_schedule(study.spec.schedule.yearly_refresh_cron)],

@@ -1,0 +1,240 @@
+"""Robustness: the named variants of Tables 2 and 3 fitted side by side, as a paper's columns.
+
+One asset per variant (``table2_variant_<name>``, ``table3_variant_<name>``), built from
+the variant files of the study specification when the definitions load (a file dropped in
+the user's ``variants/table2/`` adds an asset at the next run, or at the UI's next reload).
+Each fits its variant and stores it in ``models.*`` under its asset name, unless its
+fingerprint (code, effective specification, input tables, district list) equals the
+stored one: then nothing is refitted. The baseline and the grouped-time companion are the
+pipeline's own fits (``outsourcing_probit``, ``backshoring_cox``,
+``backshoring_grouped_ph``) and are read, never refitted.
+
+``table2_robustness`` and ``table3_robustness`` write the columns (1) baseline, (2) ...
+as Markdown, LaTeX and CSV, and a specification-curve figure, under the same disclosure
+check and provenance as the other reports.
+"""
+
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from assets._common import frame_table
+from assets.models import _coef_markdown, fit_stamp
+from assets.reports import (_build, _disclosure_check, _failed, _markdown, _metadata, _passed,
+                            _provenance, _rules, _source, _violations)
+from assets.resources import WRITER_POOL, Folders, Study, Warehouse
+from offshoring.econometrics.errors import EstimationError
+from offshoring.fitstore import read_fit, write_fit
+from offshoring.reports import figures, render, robustness, tables
+from offshoring.variants import (TABLES, Variant, VariantNotFitted, fingerprint, fit_variant,
+                                 stored_fingerprint)
+
+GROUP = "robustness"
+
+#: the asset that each table's own fits come from (its dependency)
+_MAIN_ASSETS = {"outsourcing_probit", "backshoring_cox", "backshoring_grouped_ph"}
+
+
+def _current(study: Study, table: str, name: str) -> Variant:
+    for v in study.spec.variants.get(table, ()):
+        if v.name == name:
+            return v
+    raise dg.Failure(description=(
+        f"The variant '{name}' of {table} is no longer in the study specification (its file was "
+        f"removed or disabled); reload the definitions (restart `offshoring ui`, or run again)."))
+
+
+def _scratch_dir(warehouse: Warehouse) -> Path:
+    return Path(warehouse.database).parent / ".variant_scratch"
+
+
+def _not_fitted(con, model: str, reason: str, fp: str) -> None:
+    """No coefficients, and a row saying why (read by the robustness table)."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS models")
+    con.execute("CREATE TABLE IF NOT EXISTS models.coefficients (model VARCHAR, term VARCHAR, "
+                "position INTEGER, estimate DOUBLE, std_error DOUBLE, z DOUBLE, p_value DOUBLE, "
+                "ci_low DOUBLE, ci_high DOUBLE, true_value DOUBLE, covered BOOLEAN)")
+    con.execute("CREATE TABLE IF NOT EXISTS models.fit_stats (model VARCHAR, stat VARCHAR, value DOUBLE, "
+                "text VARCHAR)")
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("DELETE FROM models.coefficients WHERE model = ?", [model])
+        con.execute("DELETE FROM models.fit_stats WHERE model = ?", [model])
+        for stat, text in (("not_fitted", reason), *fit_stamp(fp).items()):
+            con.execute("INSERT INTO models.fit_stats VALUES (?, ?, NULL, ?)", [model, stat, text])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
+def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
+    table, name = variant.table, variant.name
+    dep = "model_panel" if table == "table2" else "spell_years"
+    label = "estimate" if table == "table2" else "log hazard ratio"
+
+    @dg.asset(name=variant.asset_name, group_name=GROUP, kinds={"duckdb", "python"},
+              pool=WRITER_POOL, deps=[dep],
+              description=f"{table} variant '{name}': {variant.description} ({variant.file})")
+    def _fit(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
+        current = _current(study, table, name)
+        model = current.fit_key
+        with warehouse.connect() as con:
+            fp = fingerprint(con, current, folders.raw, folders.origin)
+            if stored_fingerprint(con, model) == fp:
+                context.log.info(f"{model}: code, specification and inputs unchanged; not refitted")
+                return dg.MaterializeResult(metadata={"refit": False, "input_fingerprint": fp,
+                                                      "variant_file": current.file})
+            try:
+                fit = fit_variant(con, current, folders.raw, study.spec.districts, _scratch_dir(warehouse))
+            except (VariantNotFitted, EstimationError) as exc:
+                # a robustness column that cannot be estimated is named with the reason in
+                # the table's notes; the other columns stand (the baseline failing fails the run)
+                if isinstance(exc, EstimationError):
+                    exc = VariantNotFitted(f"the estimation failed: {exc}")
+                _not_fitted(con, model, str(exc), fp)
+                context.log.warning(f"{model} not fitted: {exc}")
+                return dg.MaterializeResult(metadata={"refit": True, "fitted": False, "reason": str(exc),
+                                                      "input_fingerprint": fp, "variant_file": current.file})
+            res = fit.results
+            stats = {**fit.stats, "variant": name, "description": current.description,
+                     "variant_file": current.file, "spec_sha256": study.spec.sha256, **fit_stamp(fp)}
+            coef = write_fit(con, model, res.params, res.bse, res.pvalues, nobs=int(res.nobs),
+                             ngroups=None if res.ngroups is None else int(res.ngroups), stats=stats)
+        labels = getattr(current.model_spec, "labels", {}) or {}
+        meta: dict[str, Any] = {
+            "refit": True, "fitted": True, "input_fingerprint": fp, "variant_file": current.file,
+            "description": current.description,
+            "coefficients": dg.MetadataValue.md(_coef_markdown(coef, label, labels)),
+            "nobs": int(res.nobs), "llf": float(fit.stats["llf"]),
+            "fit_seconds": round(float(fit.stats["fit_seconds"]), 2),
+        }
+        if res.ngroups is not None:
+            meta["ngroups"] = int(res.ngroups)
+        if fit.stats.get("dropped_dummies"):
+            meta["dropped_dummies"] = fit.stats["dropped_dummies"]
+        return dg.MaterializeResult(metadata=meta)
+
+    return _fit
+
+
+# --------------------------------------------------------------------------- the tables
+
+
+def _columns(con, variants: tuple[Variant, ...]) -> tuple[list[robustness.VariantColumn], list[str]]:
+    """One column per fitted variant; the ones not fitted (their inputs absent) are left out
+    and named in a note."""
+    cols, notes = [], []
+    for v in variants:
+        try:
+            fit = read_fit(con, v.fit_key)
+        except LookupError:
+            row = con.execute("SELECT text FROM models.fit_stats WHERE model = ? AND stat = 'not_fitted'",
+                              [v.fit_key]).fetchall()
+            if not row:
+                raise dg.Failure(description=(
+                    f"The variant '{v.name}' ({v.file}) has no fit in the warehouse: it was added after "
+                    f"the definitions loaded. Reload them (restart `offshoring ui`) or run "
+                    f"`offshoring run` again.")) from None
+            notes.append(f"Variant '{v.name}' ({v.description}) not fitted: {row[0][0]}.")
+            continue
+        description = v.description
+        if fit.stats.get("dropped_dummies"):
+            description += f" Dropped as Stata does: {fit.stats['dropped_dummies']}."
+        cols.append(robustness.VariantColumn(name=v.name, description=description, fit=fit))
+    return cols, notes
+
+
+def _dummies_and_labels(variants: tuple[Variant, ...]) -> tuple[list[tables.DummyGroup], dict[str, str]]:
+    """The dummy sets and row labels of every variant's specification (a variant's region
+    dummies are a "Territorial dummies (regions)" line, not rows of coefficients)."""
+    groups: list[tables.DummyGroup] = []
+    labels: dict[str, str] = {}
+    for v in variants:
+        sp = v.model_spec
+        for src, (_base, levels) in sp.dummies.items():
+            groups.append(tables.DummyGroup(tables.dummy_label(src), tuple(levels.values())))
+        if getattr(sp, "year_dummies", False):
+            groups.append(tables.DummyGroup(tables.YEAR_DUMMIES, prefix="year_"))
+        for term, label in (getattr(sp, "labels", None) or {}).items():
+            labels.setdefault(str(term), str(label))
+    return groups, labels
+
+
+def _base_spec(con, study: Study, table: str, baseline_fit) -> tables.ModelTableSpec:
+    if table == "table2":
+        return tables.table2_spec(study.spec.probit, tables.probit_period(con, study.spec.probit, baseline_fit))
+    return tables.table3_spec(study.spec.cox, tables.cox_period(con, study.spec.cox, baseline_fit))
+
+
+def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.AssetsDefinition:
+    name = f"{table}_robustness"
+    curve = f"{table}_specification_curve"
+    deps = sorted({v.main_fit or v.asset_name for v in variants}
+                  | {TABLES[table]["main_fits"][TABLES[table]["estimators"][0]]})
+
+    @dg.asset(name=name, group_name=GROUP, kinds={"duckdb", "markdown", "matplotlib"}, deps=deps,
+              check_specs=[_disclosure_check(name)], pool=WRITER_POOL, output_required=False,
+              description=f"{'Table 2' if table == 'table2' else 'Table 3'} across its specification "
+                          f"variants, one column each ((1) the baseline), with a specification-curve "
+                          f"figure ({curve}).")
+    def _robustness(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
+        rules, source = _rules(study), _source(folders)
+        digits = study.spec.reports.format.digits
+        current = tuple(study.spec.variants.get(table, ()))
+        with warehouse.connect(read_only=True) as con:
+            baseline = read_fit(con, TABLES[table]["main_fits"][TABLES[table]["estimators"][0]])
+            spec = _base_spec(con, study, table, baseline)
+            cols, notes = _columns(con, current)
+
+        groups, labels = _dummies_and_labels(current)
+        gammas = frozenset(str(t) for c in cols if c.fit is not None for t in c.fit.params.index
+                           if str(t).startswith("gamma_"))
+        if gammas:  # the grouped-time fit's intercepts per spell-year: its baseline hazard
+            spec = dataclasses.replace(spec, hidden=spec.hidden | gammas, notes=spec.notes + (
+                "Grouped-time columns: one intercept per spell-year (the baseline hazard), not shown.",))
+
+        def build():
+            t = robustness.robustness_table(name, spec, cols, digits=digits, rules=rules, source=source,
+                                            dummy_groups=groups, labels=labels)
+            t.notes.extend(notes)
+            f = robustness.specification_curve(curve, spec, cols, rules=rules, source=source)
+            return t, f
+
+        built, found = _build(build)
+        if not found:
+            found = _violations(built)
+        if found:
+            yield _failed(found)
+            return
+        main, fig = built
+        prov = _provenance(context, folders, study, source)
+        record = render.write_table(main, folders.reports, prov, order=order)
+        figures.write_figure(fig, folders.reports, prov, order=order + 1)
+        yield dg.MaterializeResult(metadata=_metadata(
+            record, folders.reports, table=_markdown(main),
+            variants=frame_table_of(cols), figure_data=_markdown(fig.data),
+            png=dg.MetadataValue.path(str(folders.reports / f"{curve}.png"))))
+        yield _passed([getattr(fig.protected, "summary", lambda: None)()])
+
+    return _robustness
+
+
+def frame_table_of(cols: list[robustness.VariantColumn]) -> dg.MetadataValue:
+    import pandas as pd
+
+    return frame_table(pd.DataFrame([{"column": f"({i})", "variant": c.name, "description": c.description,
+                                      "nobs": getattr(c.fit, "nobs", None)} for i, c in enumerate(cols, 1)]))
+
+
+def build_assets(variants: dict[str, tuple[Variant, ...]]) -> list[dg.AssetsDefinition]:
+    """The variant fits and the two robustness tables, from the specification's variants."""
+    out = []
+    for table, order in (("table2", 60), ("table3", 70)):
+        vs = tuple(variants.get(table, ()))
+        out += [_variant_asset(v) for v in vs if v.main_fit is None]
+        out.append(_table_asset(table, vs, order))
+    return out
