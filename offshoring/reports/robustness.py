@@ -28,14 +28,21 @@ refuses (`sdc.DisclosureError`).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 
 from offshoring.reports import figures, sdc
 from offshoring.reports.figures import FigureOutput
-from offshoring.reports.render import NO_DATA, DisplayRow, DisplayTable, fmt_number, stars
+from offshoring.reports.render import (
+    NO_DATA,
+    DisplayRow,
+    DisplayTable,
+    fmt_number,
+    stars,
+)
 from offshoring.reports.source import DataSource
 from offshoring.reports.tables import (
     DUMMY_NAMES,
@@ -249,7 +256,7 @@ def robustness_table(
     exempt = model_exemption(name, cols, rules)
     source_line = _source_line(source)
     n = len(cols)
-    f = lambda v: fmt_number(v, digits)  # noqa: E731
+    f = lambda v: fmt_number(v, digits)
 
     rows: list[DisplayRow] = []
     shown_rows = table_rows(base, cols, dummy_groups=dummy_groups, labels=labels)
@@ -301,8 +308,8 @@ def robustness_table(
                                rule_above=i == 0,
                                raw=[None if v is None else raw(v) for v in values]))
 
-    notes = [f"Column (1) is the baseline: the specification of the standalone "
-             f"{_short_title(base)}; the other columns are the variants described below."]
+    notes = [(f"Column (1) is the baseline: the specification of the standalone "
+             f"{_short_title(base)}; the other columns are the variants described below.")]
     for i, col in enumerate(cols, start=1):
         text = f"({i}) {col.name}: {col.description.strip()}"
         if col.fit is None:
@@ -525,9 +532,9 @@ def specification_curve(
     scale = ("hazard ratios exp(b), interval exp(b +/- 1.96 se(b))" if base.exponentiate
              else "coefficients, interval b +/- 1.96 se(b)")
     not_fitted = [f"{c.name} ({c.reason or 'no reason given'})" for c in cols if c.fit is None]
-    notes = [f"Estimates and 95% intervals ({scale}) of each term across the fitted specifications, "
+    notes = [(f"Estimates and 95% intervals ({scale}) of each term across the fitted specifications, "
              f"sorted by estimate; is_baseline: column (1) of the robustness table, "
-             f"{cols[0].name}. n_firms: the model's firms (groups, else observations)."]
+             f"{cols[0].name}. n_firms: the model's firms (groups, else observations).")]
     if not_fitted:
         notes.append("Not fitted, not drawn: " + "; ".join(not_fitted) + ".")
     protected = _curve_protected(name, df, cols, rules)
