@@ -121,6 +121,15 @@ class _Probit:
         np.negative(d2, out=d2)
         return lam, d2
 
+    @staticmethod
+    def deriv1(v: np.ndarray, logcdf: np.ndarray) -> np.ndarray:
+        """First derivative of log F(v) (as ``derivs``, without the second); in place of v."""
+        lam = np.multiply(v, v, out=v)
+        lam *= -0.5
+        lam -= LOG_SQRT_2PI
+        lam -= logcdf
+        return np.exp(lam, out=lam)
+
 
 class _Logit:
     name = "logit"
@@ -145,6 +154,11 @@ class _Logit:
         d2 = d1 - 1.0
         d2 *= d1
         return d1, d2
+
+    @staticmethod
+    def deriv1(v: np.ndarray, logcdf: np.ndarray) -> np.ndarray:
+        np.negative(v, out=v)
+        return special.expit(v, out=v)
 
 
 LINKS = {"probit": _Probit, "logit": _Logit}
@@ -216,6 +230,7 @@ class _State:
     grad: np.ndarray | None = None
     hess: np.ndarray | None = None
     group_scores: np.ndarray | None = None  # (G, P+1)
+    d1: np.ndarray | None = None  # (N, K) d log F / d eta, kept by `_score` on request
 
 
 class RandomEffectsProbit:
@@ -572,6 +587,93 @@ class RandomEffectsProbit:
         state.group_scores = gs
         return state
 
+    def _score(
+        self,
+        params: np.ndarray,
+        m: np.ndarray,
+        s: np.ndarray,
+        K: int,
+        effect_scale: bool = True,
+        keep_d1: bool = False,
+    ) -> _State:
+        """Log-likelihood and gradient at fixed nodes, and nothing else.
+
+        The same quantities as ``_evaluate(..., order=1)`` (equal to rounding)
+        without the firm-level scores and the second derivatives: what a
+        quasi-Newton refit from nearby estimates needs (`quadrature_check`).
+        The gradient's group sums come from the observation-level posterior
+        means (``a_g = sum_t a_obs``), so no (groups x nodes) sum of the
+        derivatives is formed on the effect scale.
+        """
+        F, q, gidx, starts = self._F, self.q, self.gidx, self.starts
+        P = self.k_exog
+        beta, lnsig2u = params[:P], params[P]
+        sigma = np.exp(0.5 * lnsig2u)
+        sx, logw_k = self._rule(K)
+        nodes = m[:, None] + s[:, None] * sx[None, :]
+        if effect_scale:
+            a = nodes
+            u = a / sigma
+            logw = (np.log(s) - 0.5 * lnsig2u - LOG_SQRT_2PI)[:, None] + logw_k[None, :] - 0.5 * u * u
+        else:
+            u = nodes
+            a = sigma * u
+            logw = (np.log(s) - LOG_SQRT_2PI)[:, None] + logw_k[None, :] - 0.5 * u * u
+        v = a[gidx]
+        v += self._xb(beta)[:, None]
+        v *= q[:, None]
+        lp = F.logcdf(v)
+        logf = np.add.reduceat(lp, starts, axis=0)
+        logf += logw
+        mx = logf.max(axis=1, keepdims=True)
+        post = logf - mx
+        np.exp(post, out=post)
+        tot = post.sum(axis=1, keepdims=True)
+        post /= tot
+        llf = float(mx.sum() + np.log(tot).sum())
+        state = _State(llf=llf, post=post, a=a, s2u=sigma * sigma)
+        if not np.isfinite(llf):
+            return state
+        d1 = F.deriv1(v, lp)  # overwrites v
+        del lp, v
+        d1 *= q[:, None]
+        grad = np.empty(P + 1)
+        if effect_scale:
+            a_obs = np.einsum("nk,nk->n", post[gidx], d1)
+            grad[P] = float(np.einsum("gk,gk->", post, 0.5 * (u * u - 1.0)))
+        else:
+            D1 = np.add.reduceat(d1, starts, axis=0)
+            grad[P] = float(np.einsum("gk,gk->", post, 0.5 * a * D1))
+            a_obs = np.einsum("nk,nk->n", post[gidx], d1)
+        grad[:P] = self._xt_dot(a_obs, np.add.reduceat(a_obs, starts))
+        state.grad = grad
+        if keep_d1:
+            state.d1 = d1
+        return state
+
+    def _moments_after_step(self, state: _State, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior moments of the random effect at ``params + step``, to first order.
+
+        ``state``: a `_score` evaluation (with ``keep_d1``) at ``params`` on
+        effect-scale nodes. At fixed nodes the posterior weights move with the
+        node scores h_ik = sum_t d1_itk x_it'step_b + c_ik step_lnsig2u, so the
+        posterior mean moves by Cov_p(a, h) and the variance by
+        Cov_p((a - m)^2, h). Used to move the nodes with the estimates in the
+        warm refits of `quadrature_check`.
+        """
+        P = self.k_exog
+        post, a = state.post, state.a
+        h = np.add.reduceat(state.d1 * self._xb(step[:P])[:, None], self.starts, axis=0)
+        u2 = a * a / state.s2u
+        h += (0.5 * step[P]) * (u2 - 1.0)
+        h -= np.einsum("gk,gk->g", post, h)[:, None]
+        m = np.einsum("gk,gk->g", post, a)
+        dev2 = (a - m[:, None]) ** 2
+        var = np.einsum("gk,gk->g", post, dev2)
+        m_new = m + np.einsum("gk,gk->g", post * a, h)
+        var_new = var + np.einsum("gk,gk->g", post * dev2, h)
+        return m_new, np.sqrt(np.maximum(var_new, 1e-12 * state.s2u))
+
     @staticmethod
     def _moments(state: _State) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation of the random effect (its own scale).
@@ -859,6 +961,9 @@ class RandomEffectsProbit:
                 "error of lnsig2u is meaningless",
                 stacklevel=3,
             )
+        # the posterior moments of the random effect at the estimates: the
+        # warm start of the nodes for refits nearby (quadrature_check)
+        nodes = self._moments(state) if adaptive else None
         fit_time = time.perf_counter() - t0
         return RandomEffectsProbitResults(
             model=self,
@@ -873,6 +978,8 @@ class RandomEffectsProbit:
             history=pd.DataFrame(history, columns=["iteration", "llf", "decrement", "node_move"]),
             boundary=boundary,
             fit_time=fit_time,
+            nodes=nodes,
+            fit_tol=tol,
         )
 
 
@@ -926,6 +1033,8 @@ class RandomEffectsProbitResults:
         history,
         boundary,
         fit_time,
+        nodes=None,
+        fit_tol: float = 1e-10,
     ):
         self.model = model
         self.params_array = np.asarray(params, dtype=float)
@@ -943,6 +1052,9 @@ class RandomEffectsProbitResults:
         self.fit_time = fit_time
         self.converged = True
         self.sample = None  # set by DynamicSample.fit: the estimation sample and its spec
+        # adaptive rule: posterior mean and s.d. of each firm's effect at the estimates
+        self.node_moments = nodes
+        self.fit_tol = float(fit_tol)  # convergence criterion of the fit (refits use it too)
         self._cov = self._compute_cov(cov_type, self.cov_kwds)
 
     # ---------------------------------------------------------- covariance
@@ -1083,27 +1195,67 @@ class RandomEffectsProbitResults:
 
     # --------------------------------------------------------------- extras
 
-    def quadrature_check(self, points: Sequence[int] = (8, 16, 24)) -> pd.DataFrame:
+    def quadrature_check(
+        self, points: Sequence[int] = (8, 16, 24), method: str = "warm"
+    ) -> pd.DataFrame:
         """Refit with other numbers of nodes; relative change of every parameter.
 
         As Stata's ``quadchk``: relative changes below 1e-4 mean the number of
         nodes does not matter; above 1e-2 the quadrature is not approximating the
         likelihood reliably. Each refit starts from these estimates.
+
+        ``method="warm"`` (default) computes only what the table needs: the
+        estimates and log-likelihood at each number of nodes. Each refit starts
+        from these estimates and, for the adaptive rule, from these nodes (the
+        posterior moments of the firm effects, `node_moments`), and takes
+        quasi-Newton steps with the gradient at the other number of nodes and
+        this fit's Hessian (the estimates move by a fraction of a standard error,
+        so the curvature is the same to many digits), re-centring the nodes at
+        each step, until the fit's own criterion holds (decrement below the
+        fit's ``tol``, nodes settled to `NODE_TOL`). No Hessian, scores or
+        standard errors are computed at the other numbers of nodes: the cost is
+        a few likelihood-and-gradient passes per number of nodes. A refit that
+        does not settle within a few steps takes Newton steps with the Hessian at
+        its own number of nodes. ``method="refit"``: full refits with
+        `RandomEffectsProbit.fit` (standard errors included), the former path;
+        the same numbers to the optimiser's tolerance.
         """
+        if method not in ("warm", "refit"):
+            raise ValueError("method must be 'warm' or 'refit'")
         base = self.params
         out = {f"q{self.quad_points}": base}
         rel = {}
         llfs = {f"q{self.quad_points}": self.llf}
+        self.quadrature_check_iterations = {}
         for K in points:
-            r = self.model.fit(
-                quad_points=K,
-                adaptive=self.adaptive,
-                cov_type="oim",
-                start_params=self.params_array,
-            )
-            out[f"q{K}"] = r.params
-            llfs[f"q{K}"] = r.llf
-            rel[f"rel_change_q{K}"] = (r.params - base) / np.maximum(np.abs(base), 1e-12)
+            if method == "refit" or self.boundary:
+                r = self.model.fit(
+                    quad_points=K,
+                    adaptive=self.adaptive,
+                    cov_type="oim",
+                    start_params=self.params_array,
+                    tol=self.fit_tol,
+                )
+                params_K, llf_K, iters = r.params_array, r.llf, r.iterations
+            else:
+                try:
+                    with _limit_blas(1):
+                        params_K, llf_K, iters = self._warm_refit(K)
+                except ConvergenceError:
+                    # not settling from here: the full refit, with its line search
+                    r = self.model.fit(
+                        quad_points=K,
+                        adaptive=self.adaptive,
+                        cov_type="oim",
+                        start_params=self.params_array,
+                        tol=self.fit_tol,
+                    )
+                    params_K, llf_K, iters = r.params_array, r.llf, -r.iterations
+            self.quadrature_check_iterations[K] = iters
+            params_K = pd.Series(params_K, index=self.model.param_names, name="coef")
+            out[f"q{K}"] = params_K
+            llfs[f"q{K}"] = llf_K
+            rel[f"rel_change_q{K}"] = (params_K - base) / np.maximum(np.abs(base), 1e-12)
             if K != self.quad_points:  # the refit's node matrices are not needed again
                 self.model._Z_cache.pop(K, None)
         table = pd.concat([pd.DataFrame(out), pd.DataFrame(rel)], axis=1)
@@ -1113,6 +1265,61 @@ class RandomEffectsProbitResults:
         table.loc["llf"] = pd.Series(llf_row)
         table.attrs["max_abs_rel_change"] = float(pd.DataFrame(rel).abs().max().max())
         return table
+
+    def _warm_refit(self, K: int, maxiter: int = 30) -> tuple[np.ndarray, float, int]:
+        """Estimates and log-likelihood with K nodes, from these estimates (see
+        `quadrature_check`): (params, llf, iterations). Raises ConvergenceError
+        when the steps do not settle (the caller then refits in full)."""
+        model, adaptive, P = self.model, self.adaptive, self.model.k_exog
+        tol = self.fit_tol
+        params = self.params_array.copy()
+        if adaptive and self.node_moments is not None:
+            m, s = self.node_moments
+        else:
+            m, s = model._nodes(params, K, adaptive)
+        H = self.hessian
+        last_dec, own_hessian = np.inf, False
+        for it in range(1, maxiter + 1):
+            st = model._score(params, m, s, K, effect_scale=adaptive, keep_d1=adaptive)
+            if not (np.isfinite(st.llf) and np.all(np.isfinite(st.grad))):
+                raise ConvergenceError(
+                    f"quadrature check with {K} nodes: the log-likelihood or its gradient "
+                    f"is not finite at iteration {it}"
+                )
+            if adaptive:
+                m_new, s_new = model._moments(st)
+                node_move = model._node_move(m, s, m_new, s_new)
+            else:
+                m_new, s_new, node_move = m, s, 0.0
+            step, dec = _newton_step(st.grad, H)
+            if dec < tol and node_move < NODE_TOL:
+                # converged on the fit's criterion; the step computed here costs
+                # nothing more and takes the estimates to the maximum (within
+                # dec ~ 1e-10, it moves the log-likelihood by dec / 2)
+                return params + step, st.llf + 0.5 * dec, it
+            rate = dec / last_dec
+            if not own_hessian and rate > 1e-2 and dec * rate * rate > tol and node_move < 1e-6:
+                # slow linear convergence not due to the nodes: the fit's
+                # curvature is not good enough here (e.g. the ordinary rule with
+                # few nodes moves the estimates by a standard error), so Newton
+                # with K's own Hessian from now on
+                H = model._evaluate(params, m, s, K, 2, effect_scale=adaptive).hess
+                step, dec = _newton_step(st.grad, H)
+                own_hessian = True
+            last_dec = dec
+            if abs(step[P]) > 1.0:
+                step *= 1.0 / abs(step[P])
+            if adaptive:
+                # the nodes move with the estimates: re-centred on the posterior
+                # at the new estimates (to first order in the step)
+                m_new, s_new = model._moments_after_step(st, step)
+            st = None
+            params = params + step
+            m, s = m_new, s_new
+        raise ConvergenceError(
+            f"quadrature check with {K} nodes: no convergence after {maxiter} iterations "
+            f"(last decrement {last_dec:.3e})"
+        )
 
     def average_partial_effects(self, variables=None, discrete=None, alpha: float = 0.05) -> pd.DataFrame:
         """Average partial effects with delta-method standard errors (see `partial_effects`)."""
