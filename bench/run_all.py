@@ -14,7 +14,10 @@ Benchmarks: synth (synthetic data at 17,000 firms, target < 60 s), raw_load (one
 year of 100,000 rows vs bare DuckDB read_csv, target <= 2x), probit (dynamic RE probit
 vs statsmodels pooled Probit, target <= 10x, and vs panelbox), pipeline (end to end
 through Dagster at 17,000 and 170,000 firms, targets < 60 s and < 5 min, peak < 4 GiB).
-``montecarlo`` (bias and coverage, not speed) runs only when named in --only.
+``montecarlo`` (bias and coverage, not speed) and ``bench_100x`` (1.7 million firms end to
+end, tens of minutes) run only when named in --only. With --only, the benchmarks run are
+merged into the existing summary (their table rows and ``## name`` sections replaced or
+added; the rest kept); --replace writes a new file instead.
 """
 
 from __future__ import annotations
@@ -128,6 +131,20 @@ def head_montecarlo(d: dict) -> tuple[str, str, str]:
     return ("see output", "", "")
 
 
+def head_100x(d: dict) -> tuple[str, str, str]:
+    v, res = d.get("targets") or {}, d.get("result") or {}
+    if not v:
+        return ("no figures parsed", "", "")
+    target = "< 15 min, peak < 12 GiB"
+    peak = f"peak {v['peak_mib'] / 1024:.2f} GiB"
+    if not v.get("ok"):
+        broke = res.get("broke") or {}
+        return (f"{res.get('firms', 0):,} firms: BROKE ({broke.get('what')}; at {broke.get('running')}), {peak}",
+                target, "MISSED")
+    return (f"{res['firms']:,} firms: pipeline {v['pipeline_s'] / 60:.1f} min, {peak}", target,
+            "met" if v["time_met"] and v["memory_met"] else "MISSED")
+
+
 BENCHES = [
     Bench("synth", "bench_synth.py", ["--firms", "17000"], parse_text=parse_synth, headline=head_synth,
           timeout_s=900),
@@ -143,6 +160,10 @@ BENCHES = [
           json_flag=True, headline=head_pipeline, timeout_s=5400),
     Bench("montecarlo", "montecarlo_probit.py", ["--reps", "20"], default=False, headline=head_montecarlo,
           timeout_s=3600),
+    # 1.7 million firms: generation (once, kept in /tmp/bench_100x) and the pipeline take tens of
+    # minutes and up to ~12 GiB; only when named (--only bench_100x)
+    Bench("bench_100x", "bench_100x.py", ["--workdir", "/tmp/bench_100x"], json_flag=True, default=False,
+          headline=head_100x, timeout_s=3 * 3600),
 ]
 
 
@@ -206,6 +227,62 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _section(r: dict) -> list[str]:
+    out = ["", f"## {r['name']}", "", f"`{r['command']}`", ""]
+    report = _printed_report(r["stdout"])
+    if report:
+        out += [report, ""]
+    if r["figures"]:
+        small = {k: v for k, v in r["figures"].items()
+                 if v is not None and k != "bench" and not isinstance(v, (list, dict))}
+        if small:
+            out += ["| figure | value |", "|---|---|"]
+            out += [f"| {k} | {_cell(v)} |" for k, v in small.items()]
+            out.append("")
+    text = "\n".join(ln for ln in r["stdout"].splitlines() if not ln.lstrip().startswith("{"))
+    out += ["<details><summary>full output</summary>", "", "```", text.strip(), "```", "", "</details>"]
+    if r["stderr_tail"]:
+        out += ["", "stderr (tail):", "", "```", r["stderr_tail"].strip(), "```"]
+    return out
+
+
+def _row(r: dict) -> str:
+    return (f"| {r['name']} | {r['status']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
+            f"{r['peak_mib']:,.0f} | {r['load_before'][0]:.1f} / {r['load_after'][0]:.1f} | "
+            f"{_cell(r['headline'])} | {_cell(r['target'])} | {r['verdict']} |")
+
+
+def merge_markdown(results: list[dict], path: Path) -> None:
+    """Put the benchmarks just run into an existing summary: each one's row of the table and
+    its `## name` section are replaced (or added); everything else in the file stays."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    for r in results:
+        row = _row(r)
+        at = next((i for i, ln in enumerate(lines) if ln.startswith(f"| {r['name']} |")), None)
+        if at is not None:
+            lines[at] = row
+        else:  # after the last row of the first table
+            first = next((i for i, ln in enumerate(lines) if ln.startswith("| benchmark |")), None)
+            if first is None:
+                lines[1:1] = ["", "| benchmark | status | wall s | CPU s | peak MiB | load (start/end) | result | "
+                              "target | verdict |", "|---|---|---:|---:|---:|---|---|---|---|", row]
+            else:
+                end = first
+                while end + 1 < len(lines) and lines[end + 1].startswith("|"):
+                    end += 1
+                lines.insert(end + 1, row)
+        section = _section(r)[1:]
+        section[2] = f"`{r['command']}` (run {now}; commit {_git_commit()})"
+        start = next((i for i, ln in enumerate(lines) if ln == f"## {r['name']}"), None)
+        if start is None:
+            lines += [""] + section
+        else:
+            end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+            lines[start:end] = section + [""]
+    path.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")
+
+
 def write_markdown(results: list[dict], path: Path, quick: bool, info: dict, t_total: float) -> None:
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     out = [
@@ -220,25 +297,9 @@ def write_markdown(results: list[dict], path: Path, quick: bool, info: dict, t_t
         "|---|---|---:|---:|---:|---|---|---|---|",
     ]
     for r in results:
-        out.append(f"| {r['name']} | {r['status']} | {r['wall_s']:.1f} | {r['cpu_s']:.1f} | "
-                   f"{r['peak_mib']:,.0f} | {r['load_before'][0]:.1f} / {r['load_after'][0]:.1f} | "
-                   f"{_cell(r['headline'])} | {_cell(r['target'])} | {r['verdict']} |")
+        out.append(_row(r))
     for r in results:
-        out += ["", f"## {r['name']}", "", f"`{r['command']}`", ""]
-        report = _printed_report(r["stdout"])
-        if report:
-            out += [report, ""]
-        if r["figures"]:
-            small = {k: v for k, v in r["figures"].items()
-                     if v is not None and k != "bench" and not isinstance(v, (list, dict))}
-            if small:
-                out += ["| figure | value |", "|---|---|"]
-                out += [f"| {k} | {_cell(v)} |" for k, v in small.items()]
-                out.append("")
-        text = "\n".join(ln for ln in r["stdout"].splitlines() if not ln.lstrip().startswith("{"))
-        out += ["<details><summary>full output</summary>", "", "```", text.strip(), "```", "", "</details>"]
-        if r["stderr_tail"]:
-            out += ["", "stderr (tail):", "", "```", r["stderr_tail"].strip(), "```"]
+        out += _section(r)
     path.write_text("\n".join(out) + "\n", encoding="utf-8")
 
 
@@ -248,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="skip the 170,000-firm end-to-end run and repeat the small timings less")
     ap.add_argument("--only", help="comma-separated: " + ",".join(b.name for b in BENCHES))
     ap.add_argument("--out", type=Path, default=HERE / "RESULTS.md")
+    ap.add_argument("--replace", action="store_true",
+                    help="with --only: write a new summary instead of merging into the existing one")
     args = ap.parse_args(argv)
     names = {b.name for b in BENCHES}
     if args.only:
@@ -261,11 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     info = machine_info()
     t0 = time.perf_counter()
     results = []
+    # a subset (--only) goes into the existing summary; everything writes a new one
+    merge = bool(args.only) and not args.replace and args.out.exists()
     with tempfile.TemporaryDirectory(prefix="bench_run_all_") as tmp:
         for b in selected:
             results.append(run_bench(b, args.quick, Path(tmp)))
             # rewrite after every benchmark, so an interrupted run keeps what it measured
-            write_markdown(results, args.out, args.quick, info, time.perf_counter() - t0)
+            if merge:
+                merge_markdown(results[-1:], args.out)
+            else:
+                write_markdown(results, args.out, args.quick, info, time.perf_counter() - t0)
     print(f"\nwrote {args.out}")
     for r in results:
         print(f"  {r['name']:<10} {r['status']:<8} {r['wall_s']:>8.1f} s  {r['verdict'] or '-':<7} {r['headline']}")
