@@ -1,8 +1,11 @@
 """Run the whole pipeline through Dagster from the command line.
 
-Registers a partition for every survey delivery present, loads each year in its
-own run, then refreshes everything else in one run. Each run is recorded in the
-instance (DAGSTER_HOME), so the UI shows them.
+Registers a partition for every survey delivery present, then, in one run, loads the
+survey years and reference files that are new or changed (decided from the hashes and
+code versions in raw.load_log, not by running) and refreshes what is built from them.
+Years not contiguous in the partitions' order take one run per block (the downstream
+refresh goes with the last). Each run is recorded in the instance (DAGSTER_HOME), so the
+UI shows them, with one materialization per survey year loaded.
 """
 
 
@@ -10,12 +13,13 @@ import os
 import socket
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
 
 from offshoring.readers.survey import discover_survey_files
-from assets.partitions import SURVEY_YEARS
+from assets.partitions import SURVEY_YEARS, block_target, contiguous_blocks
 from orchestration.progress import PROGRESS_RUN_CONFIG
 
 
@@ -111,44 +115,206 @@ def register_years(instance: dg.DagsterInstance, raw_dir: Path) -> list[str]:
     return years
 
 
-def up_to_date_years(defs: dg.Definitions, raw_dir: Path) -> set[str]:
-    """Years whose delivery the warehouse already holds: its latest load read a file with
-    the same SHA-256, with this code version. Reloading them would change nothing, and a
-    run that stops at a later, refused delivery then leaves the warehouse untouched."""
-    import duckdb
-
-    from offshoring.readers.common import sha256_file
-    from offshoring.version import code_version
-
+def _database(defs: dg.Definitions) -> Path | None:
     warehouse = defs.resources.get("warehouse")
     db = Path(getattr(warehouse, "database", "") or "")
-    if not db.is_file():
-        return set()
+    return db if db.is_file() else None
+
+
+def latest_loads(defs: dg.Definitions) -> dict[tuple[str, str | None], tuple[str, str]]:
+    """(SHA-256, code version) of the file behind each raw table's (and survey year's) latest
+    successful load, from raw.load_log; empty when there is no warehouse yet."""
+    import duckdb
+
+    db = _database(defs)
+    if db is None:
+        return {}
     try:
         con = duckdb.connect(str(db), read_only=True)
     except duckdb.Error:
-        return set()
+        return {}
     try:
         rows = con.execute(
-            "SELECT partition, arg_max(sha256, loaded_at), arg_max(code_version, loaded_at) "
-            "FROM raw.load_log WHERE table_name = 'survey_returns' AND status = 'loaded' "
-            "GROUP BY partition").fetchall()
+            "SELECT table_name, partition, arg_max(sha256, loaded_at), arg_max(code_version, loaded_at) "
+            "FROM raw.load_log WHERE status = 'loaded' GROUP BY ALL").fetchall()
     except duckdb.Error:
-        return set()
+        return {}
     finally:
         con.close()
+    return {(t, p): (sha, ver) for t, p, sha, ver in rows}
+
+
+def up_to_date_years(defs: dg.Definitions, raw_dir: Path,
+                     loads: dict[tuple[str, str | None], tuple[str, str]] | None = None) -> set[str]:
+    """Years whose delivery the warehouse already holds: its latest load read a file with
+    the same SHA-256, with this code version. Reloading them would change nothing, and a
+    run that stops at a later, refused delivery then leaves the warehouse untouched."""
+    from offshoring.readers.common import sha256_file
+    from offshoring.version import code_version
+
+    loads = latest_loads(defs) if loads is None else loads
     files = discover_survey_files(raw_dir)
     version = code_version()
-    return {p for p, sha, ver in rows
-            if p is not None and int(p) in files and ver == version and sha == sha256_file(files[int(p)])}
+    out = set()
+    for (table, partition), (sha, ver) in loads.items():
+        if table != "survey_returns" or partition is None or not partition.isdigit():
+            continue
+        path = files.get(int(partition))
+        if path is not None and ver == version and sha == sha256_file(path):
+            out.add(partition)
+    return out
+
+
+def up_to_date_references(defs: dg.Definitions, raw_dir: Path,
+                          loads: dict[tuple[str, str | None], tuple[str, str]] | None = None) -> set[str]:
+    """The reference loads (AIDA, reference tables: the unpartitioned raw assets) whose table
+    holds the file they would read now, loaded by this code version: not run again."""
+    from assets.raw import REFERENCE_FILES, reference_input
+    from offshoring.readers.common import sha256_file
+    from offshoring.version import code_version
+
+    loads = latest_loads(defs) if loads is None else loads
+    version = code_version()
+    out = set()
+    for asset, (table, _) in REFERENCE_FILES.items():
+        last = loads.get((table, None))
+        path = reference_input(Path(raw_dir), asset)
+        if last is not None and path is not None and last[1] == version and last[0] == sha256_file(path):
+            out.add(asset)
+    return out
+
+
+@dataclass
+class RefreshPlan:
+    """What a refresh does: which years and reference files it loads, what it rebuilds."""
+
+    years: list[str]                  # every survey year present, sorted
+    load: list[str]                   # the years to load (new, changed, or accepted smaller)
+    references: list[str]             # reference loads to run (their file is new or changed)
+    skipped_references: list[str]     # reference loads up to date
+    downstream: list[str]             # the assets built from the raw tables to refresh
+    why: str                          # why the downstream is what it is
+
+
+COLUMN_MAP = "column_map.yaml"
+#: files of the raw folder read by an asset that is not a load
+OTHER_READERS = {"reference/districts.csv": "llma_districts"}
+
+
+def _raw_assets(graph) -> tuple[set[dg.AssetKey], set[dg.AssetKey]]:
+    keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    raw = {k for k in keys if graph.get(k).group_name == "raw"}
+    return raw, keys - raw
+
+
+def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
+                 accept_smaller: set[int] | frozenset[int] = frozenset()) -> RefreshPlan:
+    """Decided from the hashes and code versions on record, not by running anything.
+
+    A survey year or reference file loads when the warehouse's latest load of it read another
+    file (SHA-256) or ran another code version. What is built from the raw tables is refreshed
+    where it is downstream of what changed since the last complete run (meta.run_state: same
+    specification, code version and origin); with no such run to compare with, or a change
+    it cannot place, all of it is.
+    """
+    from assets.raw import REFERENCE_FILES, reference_input
+    from offshoring import runstate
+    from offshoring.version import code_version
+
+    raw_dir = Path(raw_dir)
+    loads = latest_loads(defs)
+    current = up_to_date_years(defs, raw_dir, loads)
+    fresh_refs = up_to_date_references(defs, raw_dir, loads)
+    graph = defs.resolve_asset_graph()
+    raw_keys, built = _raw_assets(graph)
+
+    db = _database(defs)
+    state = runstate.last_state(db) if db is not None else None
+    study, folders = defs.resources.get("study"), defs.resources.get("folders")
+    spec_sha = getattr(getattr(study, "spec", None), "sha256", None)
+    origin = getattr(folders, "origin", None)
+    reports = Path(getattr(folders, "reports_dir", "") or "")
+    changed: set[str] | None = None
+    why = "no complete run on record to compare with"
+    if state is not None and spec_sha is not None:
+        if (state.get("spec_sha256"), state.get("code_version"), state.get("origin")) != (
+                spec_sha, code_version(), origin):
+            why = "the specification, the code version or the origin differs from the last complete run"
+        elif not (reports / "index.html").exists():
+            why = "the reports are missing"
+        else:
+            now = runstate.inputs_state(raw_dir, spec_sha, origin)["files"]
+            before = state.get("files") or {}
+            changed = {rel for rel in set(now) | set(before) if now.get(rel) != before.get(rel)}
+
+    force_all = changed is not None and COLUMN_MAP in changed  # every reader takes the column map
+    load = [y for y in years if force_all or y not in current or int(y) in accept_smaller]
+    references = [a for a in REFERENCE_FILES if force_all or a not in fresh_refs]
+    skipped = [a for a in REFERENCE_FILES if a not in references]
+
+    roots: set[dg.AssetKey] | None = None
+    if changed is not None:
+        roots = {dg.AssetKey(a) for a in references} | ({dg.AssetKey("survey_returns")} if load else set())
+        by_file = {}
+        for asset in REFERENCE_FILES:
+            path = reference_input(raw_dir, asset)
+            if path is not None and path.is_relative_to(raw_dir):
+                by_file[path.relative_to(raw_dir).as_posix()] = asset
+        for rel in sorted(changed):
+            asset = ("survey_returns" if rel.startswith("survey/") else by_file.get(rel)
+                     or OTHER_READERS.get(rel) or ("survey_returns" if rel == COLUMN_MAP else None))
+            if asset is None:
+                roots, why = None, f"{rel} changed, which no single asset is known to read"
+                break
+            roots.add(dg.AssetKey(asset))
+        if roots is not None and not roots:
+            roots, why = None, "nothing changed in the raw folder, yet a refresh was asked for"
+    if roots is None:
+        downstream = built
+    else:
+        below = dg.AssetSelection.assets(*roots).downstream().resolve(graph)
+        downstream = below - raw_keys
+        why = "what is downstream of the inputs changed since the last complete run"
+    return RefreshPlan(years=years, load=load, references=references, skipped_references=skipped,
+                       downstream=sorted(k.to_user_string() for k in downstream), why=why)
+
+
+def _survey_config(years: list[str], accept_smaller: set[int] | frozenset[int]) -> dict:
+    accepted = sorted(int(y) for y in years if int(y) in accept_smaller)
+    return {"ops": {"survey_returns": {"config": {"accept_smaller_years": accepted, "print_progress": True}}}}
+
+
+def _loaded_partitions(result: dg.ExecuteInProcessResult) -> set[str]:
+    out = set()
+    for event in result.all_events:
+        if event.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
+            mat = event.event_specific_data.materialization
+            if mat.asset_key == dg.AssetKey("survey_returns") and mat.partition is not None:
+                out.add(mat.partition)
+    return out
+
+
+def _survey_failed(result: dg.ExecuteInProcessResult) -> bool:
+    return any(e.step_key == "survey_returns" for e in result.get_step_failure_events())
+
+
+def _span(years: list[str]) -> str:
+    if not years:
+        return ""
+    ints = sorted(int(y) for y in years)
+    if ints == list(range(ints[0], ints[-1] + 1)) and len(ints) > 2:
+        return f"{ints[0]}-{ints[-1]}"
+    return ", ".join(map(str, ints))
 
 
 def run_everything(raw_dir: Path, instance: dg.DagsterInstance | None = None,
                    defs: dg.Definitions | None = None, accept_smaller: set[int] | frozenset[int] = frozenset(),
                    debug: bool = False) -> bool:
-    """Load every survey year present, one run each, then refresh everything else in one run.
+    """Load the survey years and reference files that are new or changed and refresh what is
+    built from them, in one run (one more per extra block of years not contiguous in the
+    partitions' order); what is up to date is not run.
 
-    Progress goes to stdout one line per step; a failure's root cause in plain lines.
+    Progress goes to stdout one line per step and per year; a failure's root cause in plain lines.
     """
     if defs is None:
         from orchestration.definitions import defs as loaded
@@ -162,27 +328,58 @@ def run_everything(raw_dir: Path, instance: dg.DagsterInstance | None = None,
         print(f"No survey deliveries found under {raw_dir / 'survey'}.")
         return False
     t0 = time.perf_counter()
-    current = up_to_date_years(defs, raw_dir)
-    for i, year in enumerate(years, 1):
-        if year in current and int(year) not in accept_smaller:
-            print(f"[{i}/{len(years) + 1}] survey year {year}: loaded from the same file by this code "
-                  f"version; skipped", flush=True)
-            continue
-        print(f"[{i}/{len(years) + 1}] survey year {year}", flush=True)
-        result = run_partition(defs, instance, year, PROGRESS_RUN_CONFIG,
-                               accept_smaller=int(year) in accept_smaller)
+    plan = plan_refresh(defs, raw_dir, years, accept_smaller)
+    for year in years:
+        if year not in plan.load:
+            print(f"survey year {year}: loaded from the same file by this code version; skipped", flush=True)
+    for asset in plan.skipped_references:
+        print(f"{asset}: loaded from the same file by this code version; skipped", flush=True)
+    blocks = contiguous_blocks(instance.get_dynamic_partitions(SURVEY_YEARS), plan.load)
+    last_keys = [dg.AssetKey(a) for a in plan.references + plan.downstream]
+    if not blocks and not last_keys:
+        print("Nothing to load or refresh: everything is up to date.", flush=True)
+        return True
+    n_runs = max(len(blocks), 1)
+    for i in range(n_runs):
+        block = blocks[i] if blocks else []
+        last = i == n_runs - 1
+        keys = ([dg.AssetKey("survey_returns")] if block else []) + (last_keys if last else [])
+        parts = [f"survey year{'s' if len(block) > 1 else ''} {_span(block)}"] if block else []
+        if last and plan.references:
+            parts.append(", ".join(plan.references))
+        if last and plan.downstream:
+            parts.append(f"{len(plan.downstream)} assets built from them")
+        print(f"[run {i + 1}/{n_runs}] " + "; ".join(parts), flush=True)
+        result = _run(defs, instance, keys, block, accept_smaller, only_survey=not last)
         if not result.success:
-            print(f"Survey year {year} was not loaded (run {result.run_id}); nothing after it ran.\n"
-                  f"{failure_summary(result, debug)}", file=sys.stderr, flush=True)
+            dt = time.perf_counter() - t0
+            if block and _survey_failed(result):
+                loaded = sorted(_loaded_partitions(result), key=int)
+                refused = next(y for y in sorted(block, key=int) if y not in loaded)
+                before = f"; {_span(loaded)} before it loaded" if loaded else ""
+                print(f"Survey year {refused} was not loaded (run {result.run_id}){before}; nothing built "
+                      f"from the survey ran.\n{failure_summary(result, debug)}", file=sys.stderr, flush=True)
+            else:
+                print(f"The refresh run failed (run {result.run_id}) after {dt:.1f} s.\n"
+                      f"{failure_summary(result, debug)}", file=sys.stderr, flush=True)
             return False
-    print(f"[{len(years) + 1}/{len(years) + 1}] reference data, panel, geography, models, reports",
-          flush=True)
-    result = defs.resolve_job_def("refresh_outputs").execute_in_process(
-        instance=instance, run_config=PROGRESS_RUN_CONFIG, tags=process_tags(), raise_on_error=False)
     dt = time.perf_counter() - t0
-    if not result.success:
-        print(f"The refresh run failed (run {result.run_id}) after {dt:.1f} s.\n"
-              f"{failure_summary(result, debug)}", file=sys.stderr, flush=True)
-        return False
-    print(f"Done in {dt:.1f} s: {len(years)} survey years.")
+    print(f"Done in {dt:.1f} s: {len(years)} survey years ({len(plan.load)} loaded), "
+          f"{len(plan.references)} reference file(s) loaded, {len(plan.downstream)} assets refreshed "
+          f"in {n_runs} run{'s' if n_runs > 1 else ''}.", flush=True)
     return True
+
+
+def _run(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[dg.AssetKey], block: list[str],
+         accept_smaller: set[int] | frozenset[int], only_survey: bool) -> dg.ExecuteInProcessResult:
+    """One run: the block of survey years (a partition range) and the other assets of `keys`."""
+    release_dead_runs(instance)
+    config = dict(PROGRESS_RUN_CONFIG)
+    partition_key, tags = None, {}
+    if block:
+        config.update(_survey_config(block, accept_smaller))
+        partition_key, tags = block_target(block)
+    job = defs.resolve_job_def("load_survey_year" if only_survey else "refresh_outputs")
+    return job.execute_in_process(
+        instance=instance, run_config=config, partition_key=partition_key,
+        tags={**process_tags(), **tags}, asset_selection=keys, raise_on_error=False)

@@ -11,7 +11,7 @@ from offshoring.alerts import Alert, AlertSettings, dispatch
 from offshoring.readers.common import sha256_file
 from offshoring.readers.survey import discover_survey_files
 from orchestration.jobs import load_survey_year, refresh_outputs
-from assets.partitions import SURVEY_YEARS, survey_year_partitions
+from assets.partitions import SURVEY_YEARS, block_target, contiguous_blocks, survey_year_partitions
 from assets.resources import Folders, Study
 
 
@@ -71,23 +71,44 @@ def delivery_state(raw_dir: Path, previous: dict[str, dict]) -> dict[str, dict]:
     return state
 
 
+def delivery_run_requests(order: list[str], state: dict[str, dict], years: list[str],
+                          prefix: str) -> list[dg.RunRequest]:
+    """The loads of `years`: one run per block of years contiguous in the partitions' `order`
+    (a partition range: the survey asset loads a range in one run), a single year as a
+    plain partition run. The run key names the years and their files' hashes, so the same
+    deliveries are not loaded twice."""
+    import hashlib
+
+    requests = []
+    for block in contiguous_blocks(order, years):
+        partition_key, tags = block_target(block)
+        if partition_key is not None:
+            run_key = f"{prefix}-{partition_key}-{state[partition_key]['sha256'][:16]}"
+            tags = {"offshoring/delivery": state[partition_key]["name"],
+                    "offshoring/sha256": state[partition_key]["sha256"]}
+        else:
+            digest = hashlib.sha256("".join(state[y]["sha256"] for y in block).encode()).hexdigest()
+            run_key = f"{prefix}-{block[0]}-{block[-1]}-{digest[:16]}"
+            tags = {**tags, "offshoring/delivery": f"{len(block)} deliveries, {block[0]} to {block[-1]}",
+                    "offshoring/sha256": digest}
+        requests.append(dg.RunRequest(partition_key=partition_key, run_key=run_key, tags=tags))
+    return requests
+
+
 @dg.sensor(
     job=load_survey_year, minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description="A new survey_<YYYY> file registers the year's partition and loads it; a "
-                "re-delivered file (new content) reloads its year. Cursor: names and SHA-256.",
+                "re-delivered file (new content) reloads its year; several years found at once "
+                "load in one run. Cursor: names and SHA-256.",
 )
 def survey_delivery_sensor(context: dg.SensorEvaluationContext, folders: Folders):
     previous = json.loads(context.cursor) if context.cursor else {}
     state = delivery_state(folders.raw, previous)
-    known = set(context.instance.get_dynamic_partitions(SURVEY_YEARS))
-    new_years = [y for y in state if y not in known]
-    requests = [
-        dg.RunRequest(partition_key=year, run_key=f"survey-{year}-{state[year]['sha256'][:16]}",
-                      tags={"offshoring/delivery": state[year]["name"],
-                            "offshoring/sha256": state[year]["sha256"]})
-        for year in changed_deliveries(context.instance, state, previous)
-    ]
+    known = list(context.instance.get_dynamic_partitions(SURVEY_YEARS))
+    new_years = [y for y in state if y not in set(known)]
+    requests = delivery_run_requests(known + new_years, state,
+                                     changed_deliveries(context.instance, state, previous), "survey")
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=(

@@ -1,0 +1,211 @@
+"""One run per refresh, and only what changed runs: counted in the Dagster instance.
+
+Through the command line users run (`offshoring run` in a subprocess, real-file mode with a
+key), on one small world whose raw folder changes from test to test (the tests run in
+order, each on the state the previous one left):
+
+1. a first run of the 2005-2012 deliveries is one run: one materialization per survey
+   year, one of every other asset;
+2. the same folder again materializes nothing;
+3. a new year (2013) is one run: its partition and what is built from the survey, not
+   the reference loads or the geography built from them alone;
+4. two re-delivered neighbouring years load in one run over a partition range; two that
+   are not neighbours in one run each (the refresh goes with the second);
+5. a changed reference file reloads that file and what is built from it, not the survey;
+6. a changed specification reloads nothing and rebuilds what is built from the raw tables.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from conftest import small_world_config
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "orchestration.cli"]
+KEY = "one-run-key-0123456789abcdef-not-secret"
+YEARS = [str(y) for y in range(2005, 2013)]
+REFERENCE_LOADS = {"municipalities", "llma_map", "census_employment", "aida_firm_years", "aida_subsidiaries"}
+#: built from the reference files alone: a new survey year does not touch them
+FROM_REFERENCE_ONLY = {"municipality_xwalk", "llma_districts"}
+
+
+class World:
+    def __init__(self, root: Path):
+        self.root = root
+        self.raw = root / "raw"
+        self.home = root / "home"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSHORING_")}
+        self.env.update({"OFFSHORING_RAW_DIR": str(self.raw), "OFFSHORING_DB": str(root / "w.duckdb"),
+                         "OFFSHORING_REPORTS_DIR": str(root / "reports"), "DAGSTER_HOME": str(self.home),
+                         "OFFSHORING_PSEUDONYM_KEY": KEY,
+                         "OFFSHORING_CONFIG_DIR": str(small_world_config(root / "config")),
+                         # the code version pinned (no git: the package version), so that a commit
+                         # made in the checkout while the tests run is not a change they see
+                         "GIT_DIR": str(root / "no_git")})
+        self.seen: set[str] = set()
+        from orchestration.definitions import build_definitions
+        from assets.resources import Study
+
+        self.graph = build_definitions(
+            {"study": Study(config_dir=self.env["OFFSHORING_CONFIG_DIR"])}).resolve_asset_graph()
+
+    def below(self, *assets: str) -> set[str]:
+        """The assets built from `assets` (downstream, themselves excluded)."""
+        keys = dg.AssetSelection.assets(*assets).downstream().resolve(self.graph)
+        return {k.to_user_string() for k in keys} - set(assets)
+
+    def every_asset(self) -> set[str]:
+        return {k.to_user_string() for k in self.graph.get_all_asset_keys()
+                if self.graph.get(k).is_materializable}
+
+    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        proc = subprocess.run(CLI + ["run", *args], env=env or self.env, cwd=ROOT, capture_output=True,
+                              text=True, timeout=900)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return proc
+
+    def new_runs(self) -> list[dg.DagsterRun]:
+        """The runs recorded since the last call, oldest first."""
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            runs = [r for r in reversed(instance.get_runs()) if r.run_id not in self.seen]
+        self.seen.update(r.run_id for r in runs)
+        return runs
+
+    def materialized(self, runs: list[dg.DagsterRun]) -> list[tuple[str, str | None]]:
+        """(asset, partition) of every materialization of `runs`."""
+        out = []
+        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+            for run in runs:
+                for rec in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
+                    mat = rec.dagster_event.event_specific_data.materialization
+                    out.append((mat.asset_key.to_user_string(), mat.partition))
+        return out
+
+    def survey(self, year: str) -> Path:
+        return self.raw / "survey" / f"survey_{year}.csv"
+
+    def redeliver(self, year: str) -> None:
+        """The same delivery less its last return (a correction, within the delivery gate)."""
+        path = self.survey(year)
+        lines = path.read_bytes().decode("cp1252").splitlines(keepends=True)
+        path.write_bytes("".join(lines[:-1]).encode("cp1252"))
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> World:
+    from offshoring.synth import generate
+
+    w = World(tmp_path_factory.mktemp("one_run"))
+    generate(w.raw, firms=900, seed=5, years=range(2005, 2014), aida_format="csv")
+    (w.raw / "truth.json").unlink()  # contract files: real mode, so deliveries can change
+    shutil.move(w.survey("2013"), w.root / "survey_2013.csv")
+    return w
+
+
+def _assets(mats: list[tuple[str, str | None]]) -> set[str]:
+    return {a for a, _ in mats if a != "survey_returns"}
+
+
+def _partitions(mats: list[tuple[str, str | None]]) -> list[str]:
+    return sorted(p for a, p in mats if a == "survey_returns")
+
+
+def test_first_run_is_one_run(world):
+    proc = world.run()
+    runs = world.new_runs()
+    assert len(runs) == 1, [(r.job_name, r.tags) for r in runs]
+    run = runs[0]
+    assert run.job_name == "refresh_outputs"
+    assert (run.tags.get("dagster/asset_partition_range_start"),
+            run.tags.get("dagster/asset_partition_range_end")) == ("2005", "2012")
+    mats = world.materialized(runs)
+    assert _partitions(mats) == YEARS  # one materialization per year, each its own partition
+    assert _assets(mats) == world.every_asset() - {"survey_returns"}
+    assert len(mats) == len(YEARS) + len(_assets(mats))  # every other asset once
+    for year in YEARS:  # the per-year progress lines
+        assert f"survey year {year}: " in proc.stdout
+    # each year's materialization carries its own file's hash (what the delivery sensor reads)
+    with dg.DagsterInstance.from_config(str(world.home)) as instance:
+        from orchestration.sensors import loaded_sha256
+        from offshoring.readers.common import sha256_file
+
+        assert loaded_sha256(instance) == {y: sha256_file(world.survey(y)) for y in YEARS}
+
+
+def test_unchanged_folder_materializes_nothing(world):
+    proc = world.run()
+    assert "Nothing changed since the last complete run" in proc.stdout
+    assert world.new_runs() == []
+
+
+def test_new_year_is_one_run_of_its_partition_and_what_is_built_from_it(world):
+    shutil.copy(world.root / "survey_2013.csv", world.survey("2013"))
+    world.run()
+    runs = world.new_runs()
+    assert len(runs) == 1
+    assert runs[0].tags.get("dagster/partition") == "2013"
+    mats = world.materialized(runs)
+    assert _partitions(mats) == ["2013"]
+    assert _assets(mats) == world.below("survey_returns")
+    assert not _assets(mats) & (REFERENCE_LOADS | FROM_REFERENCE_ONLY)  # nothing a new year does not change
+
+
+def test_neighbouring_years_load_in_one_run(world):
+    world.redeliver("2010")
+    world.redeliver("2011")
+    proc = world.run()
+    runs = world.new_runs()
+    assert len(runs) == 1
+    assert (runs[0].tags.get("dagster/asset_partition_range_start"),
+            runs[0].tags.get("dagster/asset_partition_range_end")) == ("2010", "2011")
+    mats = world.materialized(runs)
+    assert _partitions(mats) == ["2010", "2011"]
+    assert _assets(mats) == world.below("survey_returns")
+    assert "survey year 2009: loaded from the same file by this code version; skipped" in proc.stdout
+
+
+def test_years_apart_load_in_one_run_per_block(world):
+    world.redeliver("2006")
+    world.redeliver("2012")
+    world.run()
+    runs = world.new_runs()
+    assert [r.job_name for r in runs] == ["load_survey_year", "refresh_outputs"]
+    assert [r.tags.get("dagster/partition") for r in runs] == ["2006", "2012"]
+    mats = world.materialized(runs)
+    assert _partitions(mats) == ["2006", "2012"]
+    assert _assets(mats) == world.below("survey_returns")
+
+
+def test_changed_reference_file_reloads_it_and_what_is_built_from_it(world):
+    path = world.raw / "reference" / "llma.csv"
+    text = path.read_bytes()
+    ending = b"\r\n" if b"\r\n" in text else b"\n"
+    lines = text.rstrip(b"\r\n").split(ending)
+    path.write_bytes(ending.join([lines[0], *reversed(lines[1:])]) + ending)  # same rows, another order
+    world.run()
+    runs = world.new_runs()
+    assert len(runs) == 1
+    mats = world.materialized(runs)
+    assert _partitions(mats) == []
+    assert _assets(mats) == {"llma_map"} | world.below("llma_map")
+    assert "municipality_xwalk" in _assets(mats) and "aida_offshoring" not in _assets(mats)
+
+
+def test_changed_specification_reloads_nothing(world):
+    cfg = small_world_config(world.root / "config2")
+    (cfg / "panel.yaml").write_text("leave_one_out: false\n")
+    world.run(env={**world.env, "OFFSHORING_CONFIG_DIR": str(cfg)})
+    runs = world.new_runs()
+    assert len(runs) == 1
+    mats = world.materialized(runs)
+    assert _partitions(mats) == []
+    assert not (_assets(mats) & REFERENCE_LOADS)
+    assert _assets(mats) == world.every_asset() - REFERENCE_LOADS - {"survey_returns"}
