@@ -155,21 +155,56 @@ def load_dynamic_spec(spec: str | Path | Mapping | DynamicSpec | None = None) ->
 
 @dataclass
 class DynamicSample:
-    """Estimation sample: model inputs plus a record of how they were made."""
+    """Estimation sample: model inputs plus a record of how they were made.
 
-    endog: pd.Series
-    exog: pd.DataFrame
+    The design is held once: ``X``, one float64 array (observations x columns,
+    Fortran order, rows sorted by firm and year) with its column names
+    ``exog_names``; ``y`` the outcome. The model reads ``X`` in place (see
+    `RandomEffectsProbit`). ``exog`` and ``endog`` are pandas views of the same
+    memory, made on request; ``data`` (every constructed column, also those
+    dropped as collinear, with firm, year and outcome) is a new frame built on
+    request.
+    """
+
+    X: np.ndarray
+    exog_names: list[str]
+    y: np.ndarray
     groups: np.ndarray
     time: np.ndarray
     description: dict[str, Any]
     spec: DynamicSpec
-    # every constructed column (also those dropped as collinear) with firm and year
-    data: pd.DataFrame | None = None
+    # constructed columns dropped from the design (dummies without observations,
+    # collinear Mundlak / initial-value columns), and the order of all columns
+    dropped_columns: dict[str, np.ndarray] = field(default_factory=dict)
+    constructed_columns: list[str] = field(default_factory=list)
+
+    @property
+    def exog(self) -> pd.DataFrame:
+        """The design as a DataFrame: a view of ``X``, no copy."""
+        return pd.DataFrame(self.X, columns=list(self.exog_names), copy=False)
+
+    @property
+    def endog(self) -> pd.Series:
+        return pd.Series(self.y, name=self.spec.outcome, copy=False)
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """Firm, year, every constructed column (kept or dropped) and the outcome:
+        a new frame (a copy of the design), for inspection."""
+        cols: dict[str, np.ndarray] = {self.spec.group: self.groups, self.spec.time: self.time}
+        position = {c: j for j, c in enumerate(self.exog_names)}
+        for c in self.constructed_columns or self.exog_names:
+            cols[c] = self.X[:, position[c]] if c in position else self.dropped_columns[c]
+        cols[self.spec.outcome] = self.y
+        return pd.DataFrame(cols)
 
     def model(self, **kwargs):
         from .re_probit import RandomEffectsProbit
 
-        return RandomEffectsProbit(self.endog, self.exog, self.groups, link=self.spec.link, **kwargs)
+        return RandomEffectsProbit(
+            self.y, self.X, self.groups, link=self.spec.link,
+            exog_names=self.exog_names, **kwargs,
+        )
 
     def fit(self, **fit_kwargs):
         """Fit the spec's model; the results carry this sample as ``results.sample``."""
@@ -313,35 +348,41 @@ def build_dynamic_sample(
     if est.height == 0:
         raise ValueError("no estimation observations left: " + str({**dropped_rows, **dropped_firms}))
 
-    X = est.select(columns).to_numpy().astype(float)
+    # the design, once: one float64 array straight from the frame (Fortran order)
+    X = _design(est, columns)
     dropped_cols: dict[str, str] = {}
     dummy_names = [n for _, (_, lv) in sp.dummies.items() for n in lv.values()] + year_cols
     for j, name in enumerate(columns):
         if name in dummy_names and not np.any(X[:, j]):
             dropped_cols[name] = "dummy with no observations in its level"
     keep = [c for c in columns if c not in dropped_cols]
-    Xk = X[:, [columns.index(c) for c in keep]]
     re_cols = {c for c in keep if c.startswith("mean_") or c.startswith("init_")}
-    dep = dependent_columns(Xk, keep)
+    dep = dependent_columns(X if not dropped_cols else X[:, [columns.index(c) for c in keep]], keep)
     for c in dep:
         if c in re_cols:
             dropped_cols[c] = "collinear with the other columns (e.g. constant within firms)"
     keep = [c for c in keep if c not in dropped_cols]
+    dropped_data = {c: X[:, columns.index(c)].copy() for c in dropped_cols}
+    if dropped_cols:
+        del X  # (rare) rebuilt from the frame without the dropped columns
+        X = _design(est, keep)
 
-    exog = pd.DataFrame(X[:, [columns.index(c) for c in keep]], columns=keep)
-    endog = pd.Series(est[y].cast(pl.Float64).to_numpy(), name=y)
+    endog = est[y].cast(pl.Float64).to_numpy()
     groups = est[g].to_numpy()
     times = est[t].to_numpy()
     sizes = est.group_by(g).len()["len"].to_numpy()
+    initial_years = {int(k): int(v) for k, v in
+                     est.group_by("_t0").agg(pl.col(g).n_unique()).sort("_t0").iter_rows()}
+    n_obs = est.height
+    del est
     description = {
         "outcome": y,
         "link": sp.link,
         "estimation_years": sorted(int(v) for v in np.unique(times)),
         "year_range": [sp.first_year, sp.last_year],
         "initial_period": rule,
-        "initial_years": {int(k): int(v) for k, v in
-                          est.group_by("_t0").agg(pl.col(g).n_unique()).sort("_t0").iter_rows()},
-        "n_obs": int(est.height),
+        "initial_years": initial_years,
+        "n_obs": int(n_obs),
         "n_firms": int(len(sizes)),
         "obs_per_firm": {"min": int(sizes.min()), "avg": float(sizes.mean()), "max": int(sizes.max())},
         "outcome_share": float(endog.mean()),
@@ -353,13 +394,19 @@ def build_dynamic_sample(
         "columns_dropped": dropped_cols,
         "other_collinear_columns": [c for c in dep if c not in re_cols],
     }
-    data = pd.DataFrame(X, columns=columns)
-    data.insert(0, t, times)
-    data.insert(0, g, groups)
-    data[y] = endog.to_numpy()
     return DynamicSample(
-        endog=endog, exog=exog, groups=groups, time=times, description=description, spec=sp, data=data
+        X=X, exog_names=keep, y=endog, groups=groups, time=times, description=description, spec=sp,
+        dropped_columns=dropped_data, constructed_columns=list(columns),
     )
+
+
+def _design(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
+    """The columns of ``frame`` (all Float64) as one writable float64 array in
+    Fortran order, filled column by column from the frame's buffers."""
+    X = np.empty((frame.height, len(columns)), order="F")
+    for j, c in enumerate(columns):
+        X[:, j] = frame.get_column(c).to_numpy()
+    return X
 
 
 def fit_dynamic_probit(

@@ -174,26 +174,37 @@ def pooled_binary_fit(
     maxiter: int = 60,
     tol: float = 1e-10,
     gram=None,
+    matvec=None,
+    rmatvec=None,
 ) -> tuple[np.ndarray, float, np.ndarray]:
     """Pooled probit/logit by Newton's method: (params, llf, Hessian).
 
     Used for start values and for the likelihood-ratio test of rho = 0. Raises
     ``PerfectPredictionError`` when the iterations run away (separation).
-    ``gram(w)`` may supply ``X' diag(w) X`` faster than the dense product.
+    ``gram(w)`` may supply ``X' diag(w) X`` faster than the dense product, and
+    ``matvec(b)`` / ``rmatvec(w)`` the products ``X b`` and ``X' w``; then ``X``
+    is only asked for its number of columns (an int will do).
     """
     F = LINKS[link]
     q = 2.0 * y - 1.0
+    k = X if isinstance(X, (int, np.integer)) else X.shape[1]
     if gram is None:
         def gram(w):
             return (X * w[:, None]).T @ X
-    beta = np.zeros(X.shape[1])
+    if matvec is None:
+        def matvec(b):
+            return X @ b
+    if rmatvec is None:
+        def rmatvec(w):
+            return X.T @ w
+    beta = np.zeros(k)
     ll_old = -np.inf
     for _ in range(maxiter):
-        v = q * (X @ beta)
+        v = q * matvec(beta)
         lp = F.logcdf(v)
         ll = float(lp.sum())
         d1, d2 = F.derivs(v, lp)
-        g = X.T @ (q * d1)
+        g = rmatvec(q * d1)
         H = gram(d2)
         step = np.linalg.solve(-H, g)
         dec = float(g @ step)
@@ -202,12 +213,12 @@ def pooled_binary_fit(
         t = 1.0
         while True:
             trial = beta + t * step
-            ll_t = float(F.logcdf(q * (X @ trial)).sum())
+            ll_t = float(F.logcdf(q * matvec(trial)).sum())
             if ll_t >= ll - 1e-12 * abs(ll) or t < 1e-6:
                 break
             t *= 0.5
         beta, ll_old = trial, ll
-        if np.max(np.abs(X @ beta)) > 35:
+        if np.max(np.abs(matvec(beta))) > 35:
             break
     raise PerfectPredictionError(
         f"the pooled {link} did not converge (linear index beyond +/-35 or {maxiter} "
@@ -247,9 +258,17 @@ class RandomEffectsProbit:
         ``"raise"``. If every group has a single observation the variance is not
         identified and ``SingletonGroupsError`` is raised whatever the setting.
 
+    exog_names : column names when ``exog`` is an array (default x1, x2, ...)
+
     ``fit()`` returns a `RandomEffectsProbitResults`. The model checks its data
     when built and raises `CollinearityError`, `PerfectPredictionError` or
     `SingletonGroupsError` instead of fitting a model that has no answer.
+
+    Memory: a float64 array ``exog`` (C or Fortran order) whose rows are
+    already sorted by group is read in place, not copied. The model keeps the
+    design once, split into the columns constant within every group (one row
+    per group) and the time-varying ones (one row per observation, C order for
+    the likelihood's products); ``X`` rebuilds the full matrix on request.
     """
 
     def __init__(
@@ -259,6 +278,7 @@ class RandomEffectsProbit:
         groups,
         link: str = "probit",
         singletons: str = "keep",
+        exog_names: Sequence[str] | None = None,
     ):
         if link not in LINKS:
             raise ValueError(f"link must be one of {sorted(LINKS)}, got {link!r}")
@@ -275,6 +295,10 @@ class RandomEffectsProbit:
             if X.ndim == 1:
                 X = X[:, None]
             names = [f"x{j + 1}" for j in range(X.shape[1])]
+        if exog_names is not None:
+            names = [str(c) for c in exog_names]
+            if len(names) != X.shape[1]:
+                raise ValueError(f"{len(names)} exog_names for {X.shape[1]} exog columns")
         if len(set(names)) != len(names):
             raise ValueError("exog column names must be unique")
         if SIGMA_NAME in names:
@@ -288,8 +312,10 @@ class RandomEffectsProbit:
             )
         if n == 0:
             raise ValueError("no observations")
-        if not np.all(np.isfinite(X)):
-            bad = [nm for nm, ok in zip(names, np.isfinite(X).all(0)) if not ok]
+        # column by column: no (observations x columns) temporary
+        finite = [bool(np.isfinite(X[:, j]).all()) for j in range(X.shape[1])]
+        if not all(finite):
+            bad = [nm for nm, ok in zip(names, finite) if not ok]
             raise ValueError(f"exog has missing or infinite values in {bad}")
         if not np.all(np.isfinite(y)) or not np.all((y == 0) | (y == 1)):
             raise ValueError("endog must be 0/1 without missing values")
@@ -297,8 +323,12 @@ class RandomEffectsProbit:
             raise ValueError("groups has missing values")
 
         codes, uniques = pd.factorize(g, sort=False)
-        order = np.argsort(codes, kind="stable")
-        codes = codes[order]
+        if np.all(codes[1:] >= codes[:-1]):
+            # rows already sorted by group (codes follow first appearance)
+            order = np.arange(n)
+        else:
+            order = np.argsort(codes, kind="stable")
+            codes = codes[order]
         sizes = np.bincount(codes, minlength=len(uniques))
         if singletons != "keep" and np.any(sizes == 1):
             if singletons == "raise":
@@ -321,36 +351,41 @@ class RandomEffectsProbit:
         self.endog_name = getattr(endog, "name", None) or "y"
         self._order = order  # position in the caller's data of each sorted row
         self._n_input = n
-        self.y = y[order]
-        self.X = np.ascontiguousarray(X[order])
+        in_place = order.shape[0] == n and np.array_equal(order, np.arange(n))
+        self.y = y if in_place else y[order]
+        Xs = X if in_place else X[order]  # sorted rows: a temporary copy only if not sorted
+        del X
         self.gidx = codes.astype(np.intp)
         self.group_labels = np.asarray(uniques)
         self.sizes = sizes
         self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.intp)
         self.nobs = int(self.y.shape[0])
         self.ngroups = int(sizes.shape[0])
-        self.k_exog = X.shape[1]
+        self.k_exog = Xs.shape[1]
         self.n_singletons = int(np.sum(sizes == 1))
         self.q = 2.0 * self.y - 1.0
 
         self._pooled_cache = None
-        self._check_design()
-        self._prepare_structure()
+        self._check_design(Xs)
+        self._prepare_structure(Xs)
 
     # ------------------------------------------------------------------ checks
 
-    def _check_design(self) -> None:
-        y, X, names = self.y, self.X, self.exog_names
+    def _check_design(self, X: np.ndarray) -> None:
+        y, names = self.y, self.exog_names
         if y.min() == y.max():
             raise PerfectPredictionError(
                 f"the outcome is always {int(y[0])}: nothing to estimate"
             )
         lo, hi = X.min(axis=0), X.max(axis=0)
-        binary = np.flatnonzero((lo < hi) & np.all((X == lo) | (X == hi), axis=0))
-        if binary.size:
-            at_hi = X[:, binary] == hi[binary]
-            n_hi = at_hi.sum(axis=0)
-            y_hi = y @ at_hi
+        binary = [j for j in range(X.shape[1])
+                  if lo[j] < hi[j] and np.all((X[:, j] == lo[j]) | (X[:, j] == hi[j]))]
+        if binary:
+            n_hi = np.empty(len(binary))
+            y_hi = np.empty(len(binary))
+            for k, j in enumerate(binary):
+                at_hi = X[:, j] == hi[j]
+                n_hi[k], y_hi[k] = at_hi.sum(), y[at_hi].sum()
             n_lo, y_lo = y.size - n_hi, y.sum() - y_hi
             for k, j in enumerate(binary):
                 for n_l, y_l, level, label in (
@@ -376,30 +411,49 @@ class RandomEffectsProbit:
                 "diverges (rho -> 1)"
             )
 
-    def _prepare_structure(self) -> None:
+    def _prepare_structure(self, X: np.ndarray) -> None:
         """Split the columns into group-invariant and time-varying ones.
 
         Most columns of the dynamic model (constant, initial values, Mundlak
         means, dummies) are constant within a firm. Their products with
         observation-level weights reduce to group-level products, so the
         expensive observation-by-node work is confined to the few time-varying
-        columns.
+        columns. ``X``: the design with rows sorted by group; the model keeps
+        only the two parts (``_Xg``: one row per group, ``_Xv``: the varying
+        columns, C order), so the design is held once.
         """
-        X, starts = self.X, self.starts
-        cmax = np.maximum.reduceat(X, starts, axis=0)
-        cmin = np.minimum.reduceat(X, starts, axis=0)
-        invariant = np.all(cmax == cmin, axis=0)
+        starts = self.starts
+        invariant = np.empty(X.shape[1], dtype=bool)
+        for j in range(X.shape[1]):  # column by column: no (groups x columns) temporaries
+            col = X[:, j]
+            invariant[j] = np.array_equal(np.maximum.reduceat(col, starts), np.minimum.reduceat(col, starts))
         self._inv = np.flatnonzero(invariant)
         self._var = np.flatnonzero(~invariant)
         self._Xg = np.ascontiguousarray(X[starts][:, self._inv])  # (G, I)
         self._Xv = np.ascontiguousarray(X[:, self._var])  # (N, V)
-        self._Z_cache: dict[int, tuple[scipy.sparse.csr_matrix, np.ndarray]] = {}
+        # (G, N) pattern summing a group's observations (shared by every node)
+        self._gsum_indices = np.arange(self.nobs, dtype=np.int32 if self.nobs < 2**31 else np.int64)
+        self._gsum_indptr = np.append(starts, self.nobs).astype(self._gsum_indices.dtype)
+
+    @property
+    def X(self) -> np.ndarray:
+        """The design (rows sorted by group), rebuilt from its two parts: a new array."""
+        X = np.empty((self.nobs, self.k_exog), order="F")
+        for k, j in enumerate(self._inv):
+            X[:, j] = self._Xg[self.gidx, k]
+        for k, j in enumerate(self._var):
+            X[:, j] = self._Xv[:, k]
+        return X
 
     def _xb(self, beta: np.ndarray) -> np.ndarray:
         xb = (self._Xg @ beta[self._inv])[self.gidx]
         if self._var.size:
             xb += self._Xv @ beta[self._var]
         return xb
+
+    def _xt_w(self, w_obs: np.ndarray) -> np.ndarray:
+        """X' w."""
+        return self._xt_dot(w_obs, np.add.reduceat(w_obs, self.starts))
 
     def _xt_dot(self, w_obs: np.ndarray, w_grp: np.ndarray) -> np.ndarray:
         """X' w for observation weights w whose group sums are ``w_grp``."""
@@ -423,27 +477,24 @@ class RandomEffectsProbit:
             H[np.ix_(var, inv)] = cross.T
         return H
 
-    def _group_sum_matrix(self, K: int) -> tuple[scipy.sparse.csr_matrix, np.ndarray]:
-        """Sparse (G*K, N) matrix summing each node's column over a group's observations.
+    def _node_group_sums(self, d: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """(G, K, V) sums over each group's observations of ``d[:, k] * M``.
 
-        Row ``i*K + k`` holds the observations of group ``i``; its values are set
-        per evaluation (``data[:] = d1.ravel()[perm]``), so the structure is
-        built once per number of nodes.
+        One sparse (groups x observations) product per node, sharing the
+        row pattern kept in `_prepare_structure` (a few bytes per
+        observation), instead of a (groups*nodes x observations) matrix per
+        number of nodes.
         """
-        if K in self._Z_cache:
-            return self._Z_cache[K]
-        sizes, starts, N, G = self.sizes, self.starts, self.nobs, self.ngroups
-        row_len = np.repeat(sizes, K)
-        indptr = np.concatenate([[0], np.cumsum(row_len)]).astype(np.int64)
-        row_start = np.repeat(starts, K)
-        within = np.arange(indptr[-1]) - np.repeat(indptr[:-1], row_len)
-        indices = (np.repeat(row_start, row_len) + within).astype(np.int64)
-        k_of_row = np.tile(np.arange(K), G)
-        perm = indices * K + np.repeat(k_of_row, row_len)
-        Z = scipy.sparse.csr_matrix((np.zeros(indptr[-1]), indices, indptr), shape=(G * K, N))
-        Z.has_sorted_indices = True
-        self._Z_cache[K] = (Z, perm)
-        return Z, perm
+        G, N = self.ngroups, self.nobs
+        K = d.shape[1]
+        out = np.empty((K, G, M.shape[1]))
+        dT = np.ascontiguousarray(d.T)
+        for k in range(K):
+            Z = scipy.sparse.csr_matrix(
+                (dT[k], self._gsum_indices, self._gsum_indptr), shape=(G, N), copy=False
+            )
+            out[k] = Z @ M
+        return out.transpose(1, 0, 2)
 
     # -------------------------------------------------------------- likelihood
 
@@ -567,9 +618,7 @@ class RandomEffectsProbit:
         Hout[P, inv] = sig_inv
         Hout[P, P] = float(np.einsum("gk,gk->", pc, c))
         if var.size:
-            Z, perm = self._group_sum_matrix(K)
-            Z.data[:] = d1.ravel()[perm]
-            Sv = (Z @ self._Xv).reshape(G, K, var.size)
+            Sv = self._node_group_sums(d1, self._Xv)
             gs[:, var] = np.einsum("gk,gkv->gv", post, Sv)
             cross = Xg.T @ np.einsum("gk,gkv->gv", pD1, Sv)
             Hout[np.ix_(inv, var)] = cross
@@ -744,7 +793,10 @@ class RandomEffectsProbit:
     def _pooled(self) -> tuple[np.ndarray, float]:
         """Pooled coefficients and log-likelihood (cached: the LR test needs them too)."""
         if getattr(self, "_pooled_cache", None) is None:
-            beta, llp, _ = pooled_binary_fit(self.y, self.X, self.link, gram=self._gram)
+            beta, llp, _ = pooled_binary_fit(
+                self.y, self.k_exog, self.link, gram=self._gram,
+                matvec=self._xb, rmatvec=self._xt_w,
+            )
             self._pooled_cache = (beta, llp)
         return self._pooled_cache
 
@@ -759,7 +811,6 @@ class RandomEffectsProbit:
         new.link, new._F = self.link, self._F
         new.exog_names, new.param_names, new.endog_name = self.exog_names, self.param_names, self.endog_name
         new.y, new.q = self.y[rows], self.q[rows]
-        new.X = np.ascontiguousarray(self.X[rows])
         new.sizes = lens
         new.starts = np.concatenate([[0], np.cumsum(lens)[:-1]]).astype(np.intp)
         new.gidx = np.repeat(np.arange(idx.size), lens).astype(np.intp)
@@ -768,7 +819,10 @@ class RandomEffectsProbit:
         new.nobs, new.ngroups, new.k_exog = int(rows.size), int(idx.size), self.k_exog
         new.n_singletons = int(np.sum(lens == 1))
         new._pooled_cache = self._pooled_cache
-        new._prepare_structure()
+        X = np.empty((rows.size, self.k_exog), order="F")
+        X[:, self._inv] = self._Xg[idx][new.gidx]
+        X[:, self._var] = self._Xv[rows]
+        new._prepare_structure(X)
         return new
 
     def _grid_start(self, beta: np.ndarray, K: int, adaptive: bool) -> np.ndarray:
@@ -1256,8 +1310,6 @@ class RandomEffectsProbitResults:
             out[f"q{K}"] = params_K
             llfs[f"q{K}"] = llf_K
             rel[f"rel_change_q{K}"] = (params_K - base) / np.maximum(np.abs(base), 1e-12)
-            if K != self.quad_points:  # the refit's node matrices are not needed again
-                self.model._Z_cache.pop(K, None)
         table = pd.concat([pd.DataFrame(out), pd.DataFrame(rel)], axis=1)
         llf_row = dict(llfs)
         for K in points:

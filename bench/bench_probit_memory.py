@@ -1,0 +1,218 @@
+"""Peak memory of building the probit's estimation sample and fitting it, before vs after.
+
+For each size (``--firms``, default 17,338 and 173,380 firms; about 113,000 and
+1.13 million estimation observations) the parent simulates a firm-year panel
+once (offshoring.econometrics.simulate, the columns of ``panel.model_panel``
+that config/probit_table2.yaml uses) and writes it to a Parquet file. Then one
+child process per (size, code version) reads it as a polars frame, as the
+``outsourcing_probit`` asset does, and measures
+
+* ``build``: ``build_dynamic_sample(panel)`` (the panel is then dropped, as in
+  the asset);
+* ``fit``: ``sample.fit()`` with the spec's options (adaptive 12 points,
+  clustered errors).
+
+Peak resident memory of each phase is the kernel's high-water mark (``VmHWM``),
+reset before the phase (``/proc/self/clear_refs``), less the resident memory
+when the phase starts; also reported: the resident memory the sample holds
+after the build, and ``ru_maxrss`` of the child. Each child runs in a fresh
+interpreter, so the versions do not share allocator state.
+
+The "before" version is the code of ``--baseline`` (default bd73b83, the
+commit before the change) for offshoring/econometrics/dynamic.py and
+re_probit.py, loaded as a copy of the econometrics package in a temporary
+folder; "after" is the working tree. The estimates of the two are compared
+(largest absolute difference).
+
+    .venv/bin/python bench/bench_probit_memory.py [--firms 17338,173380] [--baseline bd73b83]
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+MIB = 2**20
+CHANGED = ("dynamic.py", "re_probit.py")
+
+
+def _status_kib(field: str) -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def _rss_mib() -> float:
+    return _status_kib("VmRSS") / 1024
+
+
+def _reset_peak() -> bool:
+    try:
+        with open("/proc/self/clear_refs", "w") as fh:
+            fh.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def _phase(fn):
+    """(result, peak MiB above the start, RSS MiB at the end, seconds) of fn()."""
+    gc.collect()
+    start = _rss_mib()
+    _reset_peak()
+    t0 = time.perf_counter()
+    out = fn()
+    seconds = time.perf_counter() - t0
+    peak = _status_kib("VmHWM") / 1024
+    return out, peak - start, _rss_mib(), seconds
+
+
+def child(args) -> None:
+    import numpy as np
+    import polars as pl
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
+    if args.version == "before":
+        sys.path.insert(0, args.package_root)
+        import oldecon as econ  # noqa: F401  (the copy made by the parent)
+        from oldecon.dynamic import build_dynamic_sample
+    else:
+        from offshoring.econometrics.dynamic import build_dynamic_sample
+    panel = pl.read_parquet(args.panel)
+    gc.collect()
+    base = _rss_mib()
+    holder = {"panel": panel}
+    del panel
+
+    def build():
+        sample = build_dynamic_sample(holder.pop("panel"))  # the asset drops the panel next
+        return sample
+
+    sample, build_peak, after_build, build_s = _phase(build)
+    res, fit_peak, after_fit, fit_s = _phase(lambda: sample.fit())
+    out = {
+        "version": args.version,
+        "nobs": int(res.nobs),
+        "groups": int(res.ngroups),
+        "params": [float(v) for v in res.params_array],
+        "llf": float(res.llf),
+        "bse": [float(v) for v in res.bse.to_numpy()],
+        "rss_with_panel_mib": round(base, 1),
+        "build_peak_above_start_mib": round(build_peak, 1),
+        "rss_after_build_mib": round(after_build, 1),
+        "sample_held_mib": round(after_build - base, 1),
+        "fit_peak_above_start_mib": round(fit_peak, 1),
+        "rss_after_fit_mib": round(after_fit, 1),
+        "build_s": round(build_s, 2),
+        "fit_s": round(fit_s, 2),
+        "ru_maxrss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    print(json.dumps(out))
+
+
+def make_old_package(rev: str, folder: Path) -> Path:
+    """A copy of offshoring/econometrics named ``oldecon`` with the files of ``rev``."""
+    pkg = folder / "oldecon"
+    shutil.copytree(ROOT / "offshoring" / "econometrics", pkg,
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in CHANGED:
+        text = subprocess.run(["git", "show", f"{rev}:offshoring/econometrics/{name}"], cwd=ROOT,
+                              check=True, capture_output=True, text=True).stdout
+        (pkg / name).write_text(text)
+    return folder
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--firms", default="17338,173380", help="comma-separated numbers of firms")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--baseline", default="bd73b83", help="git revision of the 'before' code")
+    ap.add_argument("--versions", default="before,after")
+    # child mode
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--panel", help=argparse.SUPPRESS)
+    ap.add_argument("--version", help=argparse.SUPPRESS)
+    ap.add_argument("--package-root", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child:
+        child(args)
+        return {}
+
+    import numpy as np
+
+    from offshoring.econometrics.dynamic import load_dynamic_spec
+    from offshoring.econometrics.simulate import simulate_firm_years
+
+    spec = load_dynamic_spec()
+    cols = sorted({spec.group, spec.time, spec.outcome, *spec.lagged, *spec.contemporaneous,
+                   *spec.counts, *spec.dummies})
+    versions = args.versions.split(",")
+    results: dict = {"baseline": args.baseline, "runs": []}
+    with tempfile.TemporaryDirectory(prefix="probit_mem_") as tmp:
+        tmp = Path(tmp)
+        pkg_root = make_old_package(args.baseline, tmp / "old") if "before" in versions else None
+        for firms in (int(f) for f in args.firms.split(",")):
+            panel, _ = simulate_firm_years(n_firms=firms, seed=args.seed)
+            path = tmp / f"panel_{firms}.parquet"
+            panel.select(cols).write_parquet(path)
+            del panel
+            by_version = {}
+            for version in versions:
+                cmd = [sys.executable, __file__, "--child", "--panel", str(path), "--version", version]
+                if pkg_root is not None:
+                    cmd += ["--package-root", str(pkg_root)]
+                proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT,
+                                      env={**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"})
+                if proc.returncode != 0:
+                    print(proc.stderr[-3000:], file=sys.stderr)
+                    raise SystemExit(f"child {version} at {firms} firms failed")
+                rec = json.loads(proc.stdout.strip().splitlines()[-1])
+                by_version[version] = rec
+            row = {"firms": firms, "nobs": next(iter(by_version.values()))["nobs"]}
+            for version, rec in by_version.items():
+                row[version] = {k: v for k, v in rec.items() if k not in ("params", "bse", "version")}
+            if {"before", "after"} <= set(by_version):
+                b, a = by_version["before"], by_version["after"]
+                row["max_abs_diff_params"] = float(np.max(np.abs(np.subtract(a["params"], b["params"]))))
+                row["max_abs_diff_bse"] = float(np.max(np.abs(np.subtract(a["bse"], b["bse"]))))
+                row["llf_diff"] = a["llf"] - b["llf"]
+            results["runs"].append(row)
+
+    keys = [("rss_with_panel_mib", "RSS with the panel loaded"),
+            ("build_peak_above_start_mib", "build: peak above start"),
+            ("sample_held_mib", "build: sample held after"),
+            ("fit_peak_above_start_mib", "fit: peak above start"),
+            ("ru_maxrss_mib", "process peak (ru_maxrss)"),
+            ("build_s", "build seconds"),
+            ("fit_s", "fit seconds")]
+    for row in results["runs"]:
+        print(f"\n{row['firms']:,} firms, {row['nobs']:,} observations (MiB unless seconds)")
+        print(f"{'':30s}" + "".join(f"{v:>12s}" for v in versions))
+        for key, label in keys:
+            print(f"{label:30s}" + "".join(f"{row[v][key]:12.1f}" for v in versions))
+        if "max_abs_diff_params" in row:
+            print(f"largest |after - before|: estimates {row['max_abs_diff_params']:.1e}, "
+                  f"std. errors {row['max_abs_diff_bse']:.1e}, llf {row['llf_diff']:.1e}")
+    print(json.dumps(results))
+    return results
+
+
+if __name__ == "__main__":
+    main()
