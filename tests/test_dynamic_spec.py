@@ -175,3 +175,53 @@ def test_simulated_panel_has_the_contract_columns():
     assert s.description["rows_dropped"] == {}
     assert s.endog.name == "outsourcing"
     assert np.isin(s.endog.unique(), [0, 1]).all()
+
+
+def test_the_design_is_held_once():
+    """One float64 array holds the design; the pandas frames are views of it and the
+    model reads it in place, keeping only its group-level and time-varying parts."""
+    panel, _ = simulate_firm_years(n_firms=400, seed=3)
+    s = build_dynamic_sample(panel)
+    assert s.X.dtype == np.float64 and s.X.flags.f_contiguous
+    assert s.X.shape == (len(s.y), len(s.exog_names))
+    assert np.shares_memory(s.exog.to_numpy(), s.X)
+    assert np.shares_memory(s.endog.to_numpy(), s.y)
+    assert list(s.exog.columns) == s.exog_names == EXPECTED_COLUMNS
+    model = s.model()
+    arrays = {k: v for k, v in vars(model).items() if isinstance(v, np.ndarray)}
+    assert not any(np.shares_memory(v, s.X) for v in arrays.values())
+    design_bytes = sum(v.nbytes for k, v in arrays.items() if k in ("_Xg", "_Xv"))
+    assert design_bytes < s.X.nbytes  # the constant-within-firm columns once per firm
+    assert not any(v.ndim == 2 and v.shape[0] == model.nobs and v.shape[1] == model.k_exog
+                   for v in arrays.values())
+    # the full matrix is rebuilt on request, equal to the sample's (rows sorted by firm)
+    np.testing.assert_array_equal(model.X, s.X)
+    # data: built on request, every constructed column with firm, year and outcome
+    d = s.data
+    assert list(d.columns) == ["firm_id", "year", *EXPECTED_COLUMNS, "outsourcing"]
+    assert not np.shares_memory(d["const"].to_numpy(), s.X)
+
+
+def test_dropped_columns_stay_in_data(tiny_panel):
+    s = build_dynamic_sample(tiny_panel)
+    assert "area_islands" not in s.exog_names and s.X.shape[1] == len(s.exog_names)
+    assert "area_islands" in s.data.columns and not s.data["area_islands"].any()
+
+
+def test_in_place_design_fits_as_a_shuffled_copy():
+    """The sorted sample read in place and the same rows given shuffled as pandas
+    frames (sorted by the model into its own copy) give the same fit."""
+    from offshoring.econometrics import RandomEffectsProbit
+
+    panel, _ = simulate_firm_years(n_firms=600, seed=5)
+    s = build_dynamic_sample(panel)
+    a = s.fit(cov_type="cluster")
+    perm = np.random.default_rng(0).permutation(len(s.y))
+    exog = s.exog.iloc[perm].reset_index(drop=True).copy()
+    b = RandomEffectsProbit(s.endog.iloc[perm].reset_index(drop=True), exog, s.groups[perm]).fit(
+        cov_type="cluster")
+    np.testing.assert_allclose(a.params_array, b.params_array, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(a.bse.to_numpy(), b.bse.to_numpy(), rtol=1e-7)
+    assert a.llf == pytest.approx(b.llf, rel=1e-12)
+    # predictions come back in the caller's row order
+    np.testing.assert_allclose(a.predict()[perm], b.predict(), rtol=1e-9)
