@@ -21,7 +21,7 @@ from offshoring.econometrics.dynamic import build_dynamic_sample
 from offshoring.econometrics.grouped_ph import fit_grouped_ph_table3, region_spell_risk_rows
 from offshoring.fitstore import write_fit
 from offshoring.truth import read_truth
-from offshoring.variants import inputs_fingerprint, stored_fingerprint
+from offshoring.variants import changed_parts, inputs_fingerprint, stored_fingerprint
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "models"
@@ -82,13 +82,26 @@ def fit_fingerprint(con, spec_json: str, table: str, folders: Folders, truth: di
     return inputs_fingerprint(con, spec_json, [table], origin=folders.origin, truth=truth)
 
 
-def fit_stamp(fp: str) -> dict:
-    return {"input_fingerprint": fp, "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+def fit_stamp(fp) -> dict:
+    """Stored with a fit: its fingerprint (and its parts' hashes, so a refit can say why) and
+    when it was made."""
+    return {"input_fingerprint": str(fp), "input_fingerprint_parts": json.dumps(getattr(fp, "parts", {})),
+            "fitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+
+
+def log_refit(context, con, model: str, fp) -> None:
+    """Say why a model is fitted again (which parts of its fingerprint changed)."""
+    if stored_fingerprint(con, model) is None:
+        context.log.info(f"{model}: no earlier fit; fitting")
+        return
+    context.log.info(f"{model}: fitting again; changed since the last fit: "
+                     f"{', '.join(changed_parts(con, model, fp)) or 'its fingerprint'}")
 
 
 def unchanged_fit(context, con, model: str, fp: str, label: str, labels: dict) -> dg.MaterializeResult | None:
     """The stored fit when it was made from exactly these inputs (no refit), else None."""
     if stored_fingerprint(con, model) != fp:
+        log_refit(context, con, model, fp)
         return None
     coef = con.execute("SELECT term, estimate, std_error, p_value, true_value, covered FROM "
                        "models.coefficients WHERE model = ? ORDER BY position", [model]).fetchdf()
@@ -99,7 +112,7 @@ def unchanged_fit(context, con, model: str, fp: str, label: str, labels: dict) -
     context.log.info(f"{model}: code, specification and inputs unchanged since its fit of "
                      f"{stats.get('fitted_at')}; not refitted")
     return dg.MaterializeResult(metadata={
-        "refit": False, "fitted_at": str(stats.get("fitted_at")), "input_fingerprint": fp,
+        "refit": False, "fitted_at": str(stats.get("fitted_at")), "input_fingerprint": str(fp),
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, label, labels)),
         "nobs": int(float(stats["nobs"])),
     })
@@ -152,7 +165,7 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
             _frame_table(con, "probit_partial_effects", ape)
             extra["partial_effects"] = frame_table(ape)
     return dg.MaterializeResult(metadata={
-        "refit": True, "input_fingerprint": fp,
+        "refit": True, "input_fingerprint": str(fp),
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, labels=spec.labels)),
         "nobs": res.nobs, "ngroups": res.ngroups, "llf": float(res.llf),
         "sigma_u": float(res.sigma_u), "rho": float(res.rho), "fit_seconds": round(fit_s, 2),
@@ -204,7 +217,7 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
         ph = res.ph_test().reset_index()
         _frame_table(con, "cox_ph_test", ph)
     return dg.MaterializeResult(metadata={
-        "refit": True, "input_fingerprint": fp,
+        "refit": True, "input_fingerprint": str(fp),
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio", study.spec.cox.labels)),
         "nobs": int(res.nobs), "n_events": int(res.n_events),
         **({"ngroups": int(ngroups)} if ngroups is not None else {}),
@@ -242,7 +255,7 @@ def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehou
         coef = write_fit(con, "backshoring_grouped_ph", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=res.ngroups, stats=stats, truth=truth)
     return dg.MaterializeResult(metadata={
-        "refit": True, "input_fingerprint": fp,
+        "refit": True, "input_fingerprint": str(fp),
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio", study.spec.cox.labels)),
         "nobs": int(res.nobs), **({"ngroups": int(res.ngroups)} if res.ngroups is not None else {}),
         "fit_seconds": round(fit_s, 2), "spec_sha256": spec_sha,

@@ -22,7 +22,7 @@ from typing import Any
 import dagster as dg
 
 from assets._common import frame_table
-from assets.models import _coef_markdown, fit_stamp
+from assets.models import _coef_markdown, fit_stamp, log_refit
 from assets.reports import (_build, _disclosure_check, _failed, _markdown, _metadata, _passed,
                             _provenance, _rules, _source, _violations)
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
@@ -86,8 +86,9 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
             fp = fingerprint(con, current, folders.raw, folders.origin)
             if stored_fingerprint(con, model) == fp:
                 context.log.info(f"{model}: code, specification and inputs unchanged; not refitted")
-                return dg.MaterializeResult(metadata={"refit": False, "input_fingerprint": fp,
+                return dg.MaterializeResult(metadata={"refit": False, "input_fingerprint": str(fp),
                                                       "variant_file": current.file})
+            log_refit(context, con, model, fp)
             try:
                 fit = fit_variant(con, current, folders.raw, study.spec.districts, _scratch_dir(warehouse))
             except (VariantNotFitted, EstimationError) as exc:
@@ -98,7 +99,7 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
                 _not_fitted(con, model, str(exc), fp)
                 context.log.warning(f"{model} not fitted: {exc}")
                 return dg.MaterializeResult(metadata={"refit": True, "fitted": False, "reason": str(exc),
-                                                      "input_fingerprint": fp, "variant_file": current.file})
+                                                      "input_fingerprint": str(fp), "variant_file": current.file})
             res = fit.results
             stats = {**fit.stats, "variant": name, "description": current.description,
                      "variant_file": current.file, "spec_sha256": study.spec.sha256, **fit_stamp(fp)}
@@ -106,7 +107,7 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
                              ngroups=None if res.ngroups is None else int(res.ngroups), stats=stats)
         labels = getattr(current.model_spec, "labels", {}) or {}
         meta: dict[str, Any] = {
-            "refit": True, "fitted": True, "input_fingerprint": fp, "variant_file": current.file,
+            "refit": True, "fitted": True, "input_fingerprint": str(fp), "variant_file": current.file,
             "description": current.description,
             "coefficients": dg.MetadataValue.md(_coef_markdown(coef, label, labels)),
             "nobs": int(res.nobs), "llf": float(fit.stats["llf"]),

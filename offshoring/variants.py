@@ -270,17 +270,41 @@ def source_fingerprint() -> str:
     return _SOURCE_FINGERPRINT
 
 
-def inputs_fingerprint(con: Any, spec_json: str, tables: list[str], **extra: Any) -> str:
+class Fingerprint(str):
+    """The SHA-256 of what a fit is made from; `parts` holds the hash of each part (code
+    version, sources, specification, each input table, ...), so a refit can say why."""
+
+    parts: dict[str, str]
+
+
+def _short(x: Any) -> str:
+    return hashlib.sha256(json.dumps(x, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def inputs_fingerprint(con: Any, spec_json: str, tables: list[str], **extra: Any) -> Fingerprint:
     """What a fit is made from, hashed: the code (version and sources), the effective
     specification, the content of its input tables and anything in `extra`."""
     from offshoring.version import code_version
 
     parts = {"code_version": code_version(), "sources": source_fingerprint(), "spec": spec_json,
-             "inputs": {t: table_hash(con, t) for t in tables}, **extra}
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+             **{f"table {t}": table_hash(con, t) for t in tables}, **extra}
+    fp = Fingerprint(hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest())
+    fp.parts = {k: _short(v) for k, v in parts.items()}
+    return fp
 
 
-def fingerprint(con: Any, variant: Variant, raw_dir: Path, origin: str) -> str:
+def changed_parts(con: Any, model: str, fp: Fingerprint) -> list[str]:
+    """The parts of `fp` that differ from the stored fit's (all of them when none is stored)."""
+    try:
+        row = con.execute("SELECT text FROM models.fit_stats WHERE model = ? AND stat = 'input_fingerprint_parts'",
+                          [model]).fetchall()
+    except Exception:  # noqa: BLE001 - nothing stored yet
+        row = []
+    old = json.loads(row[0][0]) if row and row[0][0] else {}
+    return sorted(k for k in set(fp.parts) | set(old) if fp.parts.get(k) != old.get(k))
+
+
+def fingerprint(con: Any, variant: Variant, raw_dir: Path, origin: str) -> Fingerprint:
     """What the variant's fit is made from, hashed: a new fit is needed when it changes."""
     return inputs_fingerprint(
         con, variant.spec_json(), variant_inputs(con, variant), origin=origin,

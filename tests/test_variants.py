@@ -1,0 +1,298 @@
+"""Robustness as assets: variant files, their fits, the robustness tables, through the CLI.
+
+* the variant files are checked like the study specification (file, key, nearest key);
+* a variant's own panel is built by the baseline's code in a scratch database: with the
+  baseline's settings it is the baseline's panel, and the warehouse is never written;
+* the default run writes both robustness tables and both specification curves, and the
+  baseline column equals Table 2 / Table 3 exactly;
+* a user's overlay file adds a column at the next `offshoring run` and refits nothing else.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from offshoring.spec import SpecError, load_study_spec
+from offshoring.variants import fit_variant, table_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [str(Path(sys.executable).parent / "offshoring")]
+
+
+def _user_variant(folder: Path, table: str, name: str, text: str) -> Path:
+    d = folder / "variants" / table
+    d.mkdir(parents=True, exist_ok=True)
+    path = d / f"{name}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# --------------------------------------------------------------------------- the files
+
+
+def test_shipped_variants_load_baseline_first():
+    spec = load_study_spec(None)
+    t2 = [v.name for v in spec.variants["table2"]]
+    t3 = [v.name for v in spec.variants["table3"]]
+    assert t2[0] == "baseline" and t3[0] == "baseline"
+    for name in ("ceiling_7_5m", "region_dummies", "logit", "quad_24", "oim_errors",
+                 "years_2007_2012", "district_list"):
+        assert name in t2
+    assert {"grouped_time", "firm_spells"} <= set(t3)
+    by = {v.name: v for v in spec.variants["table2"]}
+    assert by["baseline"].main_fit == "outsourcing_probit"
+    assert by["logit"].model_spec.link == "logit" and spec.probit.link == "probit"
+    assert by["quad_24"].model_spec.quad_points == 24
+    assert by["oim_errors"].model_spec.cov_type == "oim"
+    assert by["ceiling_7_5m"].rebuilds_panel and by["ceiling_7_5m"].thresholds.ceiling(2005) == 7_500_000
+    assert spec.thresholds.ceiling(2005) < 7_500_000  # the baseline's is untouched
+    assert "region" in by["region_dummies"].model_spec.dummies
+    t3v = {v.name: v for v in spec.variants["table3"]}
+    assert t3v["grouped_time"].main_fit == "backshoring_grouped_ph"
+    assert t3v["firm_spells"].model_spec.destinations == ("any",) or \
+        list(t3v["firm_spells"].model_spec.destinations) == ["any"]
+
+
+def test_unknown_key_is_refused_naming_file_and_nearest_key(tmp_path):
+    path = _user_variant(tmp_path, "table2", "mine", "descripton: x\n")
+    with pytest.raises(SpecError) as exc:
+        load_study_spec(tmp_path)
+    assert str(path) in str(exc.value) and "did you mean 'description'" in str(exc.value)
+
+
+def test_unknown_model_key_is_refused(tmp_path):
+    path = _user_variant(tmp_path, "table2", "mine", "description: x\nmodel:\n  lnik: logit\n")
+    with pytest.raises(SpecError) as exc:
+        load_study_spec(tmp_path)
+    assert str(path) in str(exc.value) and "model.lnik" in str(exc.value) and "'link'" in str(exc.value)
+
+
+def test_bad_values_are_refused(tmp_path):
+    _user_variant(tmp_path, "table2", "mine", "description: x\nestimator: cox\n")
+    with pytest.raises(SpecError, match="table2 is fitted with probit"):
+        load_study_spec(tmp_path)
+    shutil.rmtree(tmp_path / "variants")
+    _user_variant(tmp_path, "table2", "mine", "description: x\ndistrict_list: /etc/passwd\n")
+    with pytest.raises(SpecError, match="path inside the raw folder"):
+        load_study_spec(tmp_path)
+    shutil.rmtree(tmp_path / "variants")
+    _user_variant(tmp_path, "table2", "Bad-Name", "description: x\n")
+    with pytest.raises(SpecError, match="lower-case letters"):
+        load_study_spec(tmp_path)
+    shutil.rmtree(tmp_path / "variants")
+    _user_variant(tmp_path, "table2", "mine", "description: x\nthresholds:\n  turnover_ceiling:\n    default: -1\n")
+    with pytest.raises(SpecError, match="turnover_ceiling"):
+        load_study_spec(tmp_path)
+    shutil.rmtree(tmp_path / "variants")
+    (tmp_path / "variants" / "table9").mkdir(parents=True)
+    with pytest.raises(SpecError, match="not a table with variants"):
+        load_study_spec(tmp_path)
+
+
+def test_user_file_replaces_or_disables_a_shipped_variant(tmp_path):
+    _user_variant(tmp_path, "table2", "logit", "description: mine\nenabled: false\n")
+    _user_variant(tmp_path, "table2", "quad_24", "description: thirty points\nmodel:\n  quad_points: 30\n")
+    spec = load_study_spec(tmp_path)
+    by = {v.name: v for v in spec.variants["table2"]}
+    assert "logit" not in by
+    assert by["quad_24"].model_spec.quad_points == 30 and by["quad_24"].description == "thirty points"
+    assert spec.sha256 != load_study_spec(None).sha256  # the variants are part of the spec
+
+
+def test_two_baselines_are_refused(tmp_path):
+    _user_variant(tmp_path, "table2", "again", "description: the baseline again\n")
+    with pytest.raises(SpecError, match="more than one variant is the baseline"):
+        load_study_spec(tmp_path)
+
+
+# --------------------------------------------------------------------------- the fits
+
+
+@pytest.fixture()
+def warehouse_copy(pipeline_run, tmp_path):
+    assert pipeline_run.ok
+    db = tmp_path / "warehouse.duckdb"
+    shutil.copy(pipeline_run.db, db)
+    return db
+
+
+def test_scratch_panel_with_baseline_settings_is_the_baseline_panel(pipeline_run, warehouse_copy, tmp_path):
+    """The variant path builds the panel with the baseline's code: given the baseline's
+    thresholds it reproduces panel.model_panel row for row, and the fit equals the
+    baseline's; the warehouse's tables are not written and the scratch file is removed."""
+    (tmp_path / "cfg").mkdir()
+    _user_variant(tmp_path / "cfg", "table2", "same_panel",
+                  "description: the baseline's ceilings, restated\n"
+                  "thresholds:\n  turnover_ceiling:\n    default: 7500000\n")
+    spec = load_study_spec(tmp_path / "cfg")
+    variant = {v.name: v for v in spec.variants["table2"]}["same_panel"]
+    assert variant.rebuilds_panel and variant.main_fit is None
+    scratch = tmp_path / "scratch"
+    con = duckdb.connect(str(warehouse_copy))
+    try:
+        tables = ["panel.model_panel", "panel.firm_years", "geography.province_spillovers",
+                  "panel.aida_offshoring", "panel.spell_years"]
+        before = {t: table_hash(con, t) for t in tables}
+        from offshoring import variants as vmod
+
+        seen = {}
+        real_fit_on = vmod._fit_on
+
+        def spy(con_, v):
+            seen["model_panel"] = table_hash(con_, "panel.model_panel")
+            seen["catalog"] = con_.execute("SELECT current_database()").fetchall()[0][0]
+            return real_fit_on(con_, v)
+
+        vmod._fit_on = spy
+        try:
+            fit = fit_variant(con, variant, pipeline_run.raw, spec.districts, scratch)
+        finally:
+            vmod._fit_on = real_fit_on
+        assert seen["catalog"] != "warehouse"  # fitted inside the scratch database
+        assert seen["model_panel"] == before["panel.model_panel"]
+        assert {t: table_hash(con, t) for t in tables} == before
+        assert not list(scratch.glob("*.duckdb*"))
+        base = con.execute("SELECT term, estimate FROM models.coefficients WHERE model = 'outsourcing_probit'"
+                           ).fetchall()
+    finally:
+        con.close()
+    for term, estimate in base:
+        assert fit.results.params[term] == pytest.approx(estimate, rel=1e-9, abs=1e-12)
+
+
+def test_ceiling_variant_keeps_the_firms_between_the_ceilings(pipeline_run, warehouse_copy, tmp_path):
+    spec = load_study_spec(None)
+    variant = {v.name: v for v in spec.variants["table2"]}["ceiling_7_5m"]
+    con = duckdb.connect(str(warehouse_copy))
+    try:
+        between = con.execute(
+            "SELECT count(*) FROM panel.survey_rejects r JOIN raw.survey_returns s USING (source_file, source_row) "
+            "WHERE r.year <= 2006 AND r.reason = 'above_turnover_ceiling' AND s.turnover <= 7500000"
+        ).fetchall()[0][0]
+        base_n = con.execute("SELECT value FROM models.fit_stats WHERE model = 'outsourcing_probit' "
+                             "AND stat = 'nobs'").fetchall()[0][0]
+        fit = fit_variant(con, variant, pipeline_run.raw, spec.districts, tmp_path / "scratch")
+    finally:
+        con.close()
+    assert between > 0, "the test world has no firm between the two ceilings"
+    assert fit.results.nobs > base_n
+
+
+def test_district_list_variant_is_not_fitted_without_its_file(pipeline_run, warehouse_copy, tmp_path):
+    from offshoring.variants import VariantNotFitted
+
+    spec = load_study_spec(None)
+    variant = {v.name: v for v in spec.variants["table2"]}["district_list"]
+    con = duckdb.connect(str(warehouse_copy))
+    try:
+        with pytest.raises(VariantNotFitted, match="no district list at"):
+            fit_variant(con, variant, tmp_path / "raw_without_list", spec.districts, tmp_path / "s")
+        # with a list, the district flag comes from it
+        raw = tmp_path / "raw_with_list"
+        (raw / "reference").mkdir(parents=True)
+        codes = [r[0] for r in con.execute("SELECT DISTINCT llma_code FROM panel.model_panel "
+                                           "WHERE llma_code IS NOT NULL ORDER BY 1 LIMIT 40").fetchall()]
+        (raw / "reference" / "istat_districts.csv").write_text("llma_code\n" + "\n".join(codes) + "\n")
+        fit = fit_variant(con, variant, raw, spec.districts, tmp_path / "s")
+        base = con.execute("SELECT estimate FROM models.coefficients WHERE model = 'outsourcing_probit' "
+                           "AND term = 'district'").fetchall()[0][0]
+    finally:
+        con.close()
+    assert fit.results.params["district"] != pytest.approx(base, rel=1e-6)
+
+
+# --------------------------------------------------------------------------- the default run
+
+
+def _csv(path: Path) -> list[list[str]]:
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.reader(fh))
+
+
+def test_default_run_writes_robustness_tables_and_curves(pipeline_run):
+    assert pipeline_run.ok
+    rep = pipeline_run.reports
+    for table, main in (("table2", "table2"), ("table3", "table3")):
+        for suffix in (".md", ".tex", ".csv", ".provenance.json"):
+            assert (rep / f"{table}_robustness{suffix}").is_file()
+        for suffix in (".png", ".svg", "_data.csv"):
+            assert (rep / f"{table}_specification_curve{suffix}").is_file()
+        # column (1) is the standalone table's figures, exactly
+        single = {r[0]: r[1:] for r in _csv(rep / f"{main}.csv")[1:] if r and r[0]}
+        rob = _csv(rep / f"{table}_robustness.csv")
+        assert rob[0][1].startswith("(1)") and "baseline" in rob[0][1]
+        rows = rob[1:]
+        checked = 0
+        for i, r in enumerate(rows):
+            if r and r[0] in single and single[r[0]][0] not in ("", "Yes", "No"):
+                est, se = single[r[0]][:2]
+                assert r[1] == est, (table, r[0])
+                if r[0] in ("Observations", "Groups"):
+                    continue
+                assert rows[i + 1][0] == "" and rows[i + 1][1] == se, (table, r[0])
+                checked += 1
+        assert checked >= 5
+        md = (rep / f"{table}_robustness.md").read_text()
+        assert "synthetic data" in md
+    md2 = (rep / "table2_robustness.md").read_text()
+    for name in ("ceiling_7_5m", "logit", "quad_24", "oim_errors", "years_2007_2012"):
+        assert name in md2
+    assert "district_list" in md2 and "not fitted: no district list" in md2
+
+
+# --------------------------------------------------------------------------- through the CLI
+
+
+def _cli_env(root: Path, pipeline_run, config: Path) -> dict[str, str]:
+    raw = root / "raw"
+    shutil.copytree(pipeline_run.raw, raw)
+    shutil.copy(pipeline_run.db, root / "warehouse.duckdb")
+    (root / "dagster_home").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OFFSHORING_", "DAGSTER_"))}
+    env.update({"OFFSHORING_RAW_DIR": str(raw), "OFFSHORING_DB": str(root / "warehouse.duckdb"),
+                "OFFSHORING_REPORTS_DIR": str(root / "reports"), "DAGSTER_HOME": str(root / "dagster_home"),
+                "OFFSHORING_CONFIG_DIR": str(config)})
+    return env
+
+
+def _fitted_at(db: Path) -> dict[str, str]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return dict(con.execute("SELECT model, text FROM models.fit_stats WHERE stat = 'fitted_at'").fetchall())
+    finally:
+        con.close()
+
+
+def test_an_overlay_file_adds_a_column_and_refits_nothing_else(pipeline_run, tmp_path):
+    """The user's path: drop one YAML file in the config folder, run `offshoring run` again."""
+    config = tmp_path / "config"
+    config.mkdir()
+    env = _cli_env(tmp_path, pipeline_run, config)
+    before = _fitted_at(tmp_path / "warehouse.duckdb")
+    assert {"outsourcing_probit", "backshoring_cox", "table2_variant_logit"} <= set(before)
+    _user_variant(config, "table2", "no_supplier",
+                  "description: Without the supplier dummy.\norder: 90\nmodel:\n"
+                  "  lagged: [export_ratio, market_area_order, credit_access, va_per_employee_k]\n"
+                  "  mundlak: [export_ratio, market_area_order, credit_access, va_per_employee_k]\n")
+    done = subprocess.run(CLI + ["run", "--synthetic"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    after = _fitted_at(tmp_path / "warehouse.duckdb")
+    refitted = sorted(m for m in after if before.get(m) != after[m])
+    assert refitted == ["table2_variant_no_supplier"]
+    rob = _csv(tmp_path / "reports" / "table2_robustness.csv")
+    header = rob[0]
+    assert header[-1].endswith("no_supplier") and len(header) == len(_csv(pipeline_run.reports /
+                                                                          "table2_robustness.csv")[0]) + 1
+    supplier = next(r for r in rob if r[0] == "Supplier")
+    assert supplier[-1] == "–" and supplier[1] not in ("", "–")
+    md = (tmp_path / "reports" / "table2_robustness.md").read_text()
+    assert "Without the supplier dummy." in md
