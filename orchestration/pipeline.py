@@ -353,9 +353,9 @@ def run_everything(raw_dir: Path, instance: dg.DagsterInstance | None = None,
         result = _run(defs, instance, keys, block, accept_smaller, only_survey=not last)
         if not result.success:
             dt = time.perf_counter() - t0
-            if block and _survey_failed(result):
-                loaded = sorted(_loaded_partitions(result), key=int)
-                refused = next(y for y in sorted(block, key=int) if y not in loaded)
+            loaded = sorted(_loaded_partitions(result), key=int)
+            refused = next((y for y in sorted(block, key=int) if y not in loaded), None)
+            if refused is not None and _survey_failed(result):
                 before = f"; {_span(loaded)} before it loaded" if loaded else ""
                 print(f"Survey year {refused} was not loaded (run {result.run_id}){before}; nothing built "
                       f"from the survey ran.\n{failure_summary(result, debug)}", file=sys.stderr, flush=True)

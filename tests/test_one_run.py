@@ -209,3 +209,51 @@ def test_changed_specification_reloads_nothing(world):
     assert _partitions(mats) == []
     assert not (_assets(mats) & REFERENCE_LOADS)
     assert _assets(mats) == world.every_asset() - REFERENCE_LOADS - {"survey_returns"}
+
+
+def test_a_refused_year_stops_the_run_there(tmp_path, monkeypatch):
+    """In one run over several years, a year refused in the run (past any pre-flight check)
+    leaves the years before it loaded and recorded, each with its materialization and
+    load_log row, the years after it and everything built from the survey not run."""
+    import duckdb
+
+    from offshoring.synth import generate
+    from orchestration.definitions import build_definitions
+    from orchestration.pipeline import run_everything
+    from assets.resources import Folders, Study, Warehouse
+
+    raw = tmp_path / "raw"
+    generate(raw, firms=400, seed=7, years=range(2005, 2011))
+    path = raw / "survey" / "survey_2008.csv"
+    lines = path.read_bytes().decode("cp1252").splitlines(keepends=True)
+    lines[3] = lines[3][: len(lines[3]) // 2] + "\n"  # a row cut in the middle
+    path.write_bytes("".join(lines).encode("cp1252"))
+    defs = build_definitions({
+        "warehouse": Warehouse(database=str(tmp_path / "w.duckdb")),
+        # not synthetic: the generator's files, one changed, are run as real files with a key
+        "folders": Folders(raw_dir=str(raw), reports_dir=str(tmp_path / "reports"), synthetic=False),
+        "study": Study(config_dir=str(small_world_config(tmp_path / "config")))})
+    monkeypatch.setenv("OFFSHORING_PSEUDONYM_KEY", KEY)
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        assert not run_everything(raw, instance=instance, defs=defs)
+        runs = instance.get_runs()
+        assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.FAILURE
+        mats = [(r.dagster_event.event_specific_data.materialization.asset_key.to_user_string(),
+                 r.dagster_event.event_specific_data.materialization.partition)
+                for r in instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)]
+    assert _partitions(mats) == ["2005", "2006", "2007"]
+    assert not _assets(mats) & world_below_survey(defs)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
+    try:
+        years = [r[0] for r in con.execute("SELECT DISTINCT year FROM raw.survey_returns ORDER BY 1").fetchall()]
+        logged = [r[0] for r in con.execute("SELECT partition FROM raw.load_log WHERE table_name = "
+                                            "'survey_returns' AND status = 'loaded' ORDER BY 1").fetchall()]
+    finally:
+        con.close()
+    assert years == [2005, 2006, 2007] and logged == ["2005", "2006", "2007"]
+
+
+def world_below_survey(defs) -> set[str]:
+    keys = dg.AssetSelection.assets("survey_returns").downstream().resolve(defs.resolve_asset_graph())
+    return {k.to_user_string() for k in keys} - {"survey_returns"}
