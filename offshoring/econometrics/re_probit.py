@@ -163,6 +163,20 @@ class _Logit:
 
 LINKS = {"probit": _Probit, "logit": _Logit}
 
+# rows per block of the blockwise (observations x nodes) passes: no full-size temporaries
+BLOCK_ROWS = 16384
+
+
+def _derivs_inplace(F, v: np.ndarray, logcdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``F.derivs(v, logcdf)`` written over its inputs (d1 in logcdf, d2 in v),
+    block by block: the same numbers without two new (observations x nodes) arrays."""
+    for i in range(0, v.shape[0], BLOCK_ROWS):
+        blk = slice(i, i + BLOCK_ROWS)
+        d1, d2 = F.derivs(v[blk], logcdf[blk])
+        logcdf[blk] = d1
+        v[blk] = d2
+    return logcdf, v
+
 
 # ------------------------------------------------------------------ pooled model
 
@@ -477,6 +491,21 @@ class RandomEffectsProbit:
             H[np.ix_(var, inv)] = cross.T
         return H
 
+    def _posterior_means(self, post: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
+        """For each (observations x nodes) array, sum_k post[group(n), k] * array[n, k].
+
+        Block by block, so the posterior weights are never spread over every
+        observation at once.
+        """
+        N, gidx = self.nobs, self.gidx
+        out = [np.empty(N) for _ in arrays]
+        for i in range(0, N, BLOCK_ROWS):
+            blk = slice(i, i + BLOCK_ROWS)
+            p = post[gidx[blk]]
+            for o, arr in zip(out, arrays):
+                o[blk] = np.einsum("nk,nk->n", p, arr[blk])
+        return out
+
     def _node_group_sums(self, d: np.ndarray, M: np.ndarray) -> np.ndarray:
         """(G, K, V) sums over each group's observations of ``d[:, k] * M``.
 
@@ -561,11 +590,15 @@ class RandomEffectsProbit:
         if order == 0 or not np.isfinite(llf):
             return state
 
-        d1, d2 = F.derivs(v, lp)  # derivatives of log F with respect to v
+        # derivatives of log F with respect to v, in the buffers of lp and v
+        d1, d2 = _derivs_inplace(F, v, lp)
         del lp, v
         d1 *= q[:, None]  # now with respect to eta (d2 is unchanged: q^2 = 1)
-        pobs = post[gidx]
-        a_obs = np.einsum("nk,nk->n", pobs, d1)  # posterior mean of d l / d eta
+        # posterior means of d l / d eta and of the second derivative
+        if order == 1:
+            (a_obs,) = self._posterior_means(post, d1)
+        else:
+            a_obs, A = self._posterior_means(post, d1, d2)
         D1 = np.add.reduceat(d1, starts, axis=0)  # (G, K)
         pD1 = post * D1
         a_g = pD1.sum(axis=1)
@@ -591,8 +624,6 @@ class RandomEffectsProbit:
             return state
 
         # expected second-derivative part
-        A = np.einsum("nk,nk->n", pobs, d2)
-        del pobs
         D2 = np.add.reduceat(d2, starts, axis=0)
         H = np.empty((P + 1, P + 1))
         H[:P, :P] = self._gram(A, np.einsum("gk,gk->g", post, D2))
@@ -688,12 +719,11 @@ class RandomEffectsProbit:
         d1 *= q[:, None]
         grad = np.empty(P + 1)
         if effect_scale:
-            a_obs = np.einsum("nk,nk->n", post[gidx], d1)
             grad[P] = float(np.einsum("gk,gk->", post, 0.5 * (u * u - 1.0)))
         else:
             D1 = np.add.reduceat(d1, starts, axis=0)
             grad[P] = float(np.einsum("gk,gk->", post, 0.5 * a * D1))
-            a_obs = np.einsum("nk,nk->n", post[gidx], d1)
+        (a_obs,) = self._posterior_means(post, d1)
         grad[:P] = self._xt_dot(a_obs, np.add.reduceat(a_obs, starts))
         state.grad = grad
         if keep_d1:
