@@ -293,6 +293,7 @@ def test_an_overlay_file_adds_a_column_and_refits_nothing_else(pipeline_run, tmp
     assert header[-1].endswith("no_supplier") and len(header) == len(_csv(pipeline_run.reports /
                                                                           "table2_robustness.csv")[0]) + 1
     supplier = next(r for r in rob if r[0] == "Supplier")
-    assert supplier[-1] == "–" and supplier[1] not in ("", "–")
+    assert supplier[-1] == "" and supplier[1] not in ("", "–")  # CSV: empty where there is no estimate
     md = (tmp_path / "reports" / "table2_robustness.md").read_text()
+    assert next(line for line in md.splitlines() if line.startswith("| Supplier |")).endswith("| – |")
     assert "Without the supplier dummy." in md
