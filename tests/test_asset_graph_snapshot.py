@@ -47,4 +47,4 @@ def test_asset_graph_matches_snapshot():
 
 def test_every_layer_is_present():
     groups = {v["group"] for v in graph_snapshot().values()}
-    assert groups == {"raw", "geography", "panel", "models", "reports"}
+    assert groups == {"raw", "geography", "panel", "models", "robustness", "reports"}
