@@ -81,6 +81,10 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
               description=f"{table} variant '{name}': {variant.description} ({variant.file})")
     def _fit(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
         current = _current(study, table, name)
+        if current.main_fit is not None:
+            raise dg.Failure(description=(
+                f"The variant '{name}' of {table} ({current.file}) no longer differs from the pipeline's "
+                f"own fit {current.main_fit}; reload the definitions (restart `offshoring ui`, or run again)."))
         model = current.fit_key
         with warehouse.connect() as con:
             fp = fingerprint(con, current, folders.raw, folders.origin)

@@ -210,10 +210,12 @@ def load_variants(defaults: Path, user_dir: Path | None, *, model_layers: Mappin
                                     order=vf.order, estimator=estimator, model_spec=model_spec,
                                     thresholds=th, panel=pn, district_list=vf.district_list,
                                     overlay=overlay, file=str(path)))
-        baselines = [v for v in variants if v.is_baseline]
-        if len(baselines) > 1:
-            raise SpecError(f"{table}: more than one variant is the baseline ({', '.join(v.file for v in baselines)}); "
-                            f"keep one, or give the others a difference from it.")
+        for main in {v.main_fit for v in variants if v.main_fit}:
+            same = [v for v in variants if v.main_fit == main]
+            if len(same) > 1:
+                what = "the baseline" if same[0].is_baseline else f"the pipeline's own fit {main}"
+                raise SpecError(f"{table}: more than one variant is {what} ({', '.join(v.file for v in same)}); "
+                                f"keep one, or give the others a difference from it.")
         variants.sort(key=lambda v: (not v.is_baseline, v.order, v.name))
         out[table] = tuple(variants)
     return out
