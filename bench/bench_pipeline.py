@@ -5,12 +5,15 @@ For each size (default 17,000 and 170,000 firms, 2005-2012):
 1. a child process writes the synthetic raw folder (`offshoring.synth.generate`,
    seed 1): generation time and memory are reported apart from the pipeline's;
 2. a fresh child process runs the pipeline through Dagster exactly as
-   ``offshoring run`` does (`orchestration.pipeline.run_everything`: one run per
-   survey year, then ``refresh_outputs``) against a new DuckDB file, reports folder and
+   ``offshoring run`` does (`orchestration.pipeline.run_everything`: the survey years and
+   everything else in one run) against a new DuckDB file, reports folder and
    DAGSTER_HOME (the project's ``orchestration/instance/dagster.yaml``) in a
    temporary folder;
 3. the child reads STEP_START / STEP_SUCCESS events of every run from the instance,
-   and the parent samples the child's process tree RSS from /proc meanwhile.
+   and the parent samples the child's process tree RSS from /proc meanwhile;
+4. another fresh child does the same work without Dagster: every asset function called
+   directly, in the asset graph's order, on a new warehouse and reports folder (no run,
+   no instance, no event log); pipeline time over this time is Dagster's cost.
 
 Printed per size: pipeline wall time (and Dagster's share: run time outside steps),
 wall time per asset layer (asset groups raw, geography, panel, models, reports),
@@ -20,7 +23,7 @@ sizes, each asset's time ratio (largest / smallest) and whether it grows about
 linearly with firms. The last line printed is one JSON object with every figure.
 
 Targets (2 cores): the paper's size in under 60 s of pipeline time, ten times in under
-5 minutes, peak memory under 4 GiB.
+5 minutes, peak memory under 4 GiB; Dagster adds under 20% to the same work without it.
 
     .venv/bin/python bench/bench_pipeline.py                      # 17,000 and 170,000 firms
     .venv/bin/python bench/bench_pipeline.py --firms 17000        # the paper's size only
@@ -30,7 +33,9 @@ Targets (2 cores): the paper's size in under 60 s of pipeline time, ten times in
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
+import logging
 import os
 import shutil
 import sys
@@ -46,7 +51,7 @@ from _measure import last_json_line, machine_info, run_measured
 
 PAPER_FIRMS = 17000
 LAYERS = ["raw", "geography", "panel", "models", "reports"]
-TARGETS = {"paper_s": 60.0, "ten_times_s": 300.0, "peak_mib": 4096.0}
+TARGETS = {"paper_s": 60.0, "ten_times_s": 300.0, "peak_mib": 4096.0, "dagster_overhead": 0.20}
 YEARS = "2005-2012"
 
 
@@ -98,9 +103,9 @@ def child_pipeline(root: Path) -> None:
 
     instance = dg.DagsterInstance.get()
     wall0 = time.time()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     ok = run_everything(Path(env["OFFSHORING_RAW_DIR"]), instance=instance, defs=defs)
-    pipeline_s = time.perf_counter() - t0
+    pipeline_s, process_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     wall1 = time.time()
 
     kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
@@ -153,8 +158,89 @@ def child_pipeline(root: Path) -> None:
             if line.startswith("VmHWM:"):
                 vmhwm = int(line.split()[1]) / 1024
     print(json.dumps({"ok": ok, "import_s": round(import_s, 3), "pipeline_s": round(pipeline_s, 3),
+                      "process_cpu_s": round(process_cpu_s, 3),
                       "wall_start": wall0, "wall_end": wall1, "runs": runs, "steps": steps,
                       "models": model_meta, "counts": counts, "vmhwm_mib": vmhwm}, default=str))
+
+
+def child_direct(root: Path) -> None:
+    """The same library work without Dagster runs: every asset function called directly, in
+    the asset graph's order, on a new warehouse and reports folder (no run, no instance
+    storage, no event log, no step plan); one line of JSON with the wall time per asset."""
+    t_import = time.perf_counter()
+    import dagster as dg
+
+    from orchestration.definitions import build_definitions
+    from assets.resources import Folders, Study, Warehouse
+
+    env = _env(root)
+    for name in ("direct.duckdb", "direct.duckdb.wal"):
+        (root / name).unlink(missing_ok=True)
+    shutil.rmtree(root / "reports_direct", ignore_errors=True)
+    resources = {
+        "warehouse": Warehouse(database=str(root / "direct.duckdb")),
+        "folders": Folders(raw_dir=env["OFFSHORING_RAW_DIR"], reports_dir=str(root / "reports_direct"),
+                           synthetic=True),
+        "study": Study(),
+    }
+    defs = build_definitions(resources)
+    graph = defs.resolve_asset_graph()
+    from offshoring.readers.survey import discover_survey_files
+
+    years = [str(y) for y in sorted(discover_survey_files(Path(env["OFFSHORING_RAW_DIR"])))]
+    import_s = time.perf_counter() - t_import
+
+    class Context:
+        """What the asset functions use of their context, without a run behind it."""
+
+        def __init__(self, keys: list[str] | None):
+            self.partition_keys = keys or []
+            self.partition_key = keys[0] if keys else None
+            self.run_id = "direct"
+            self.log = logging.getLogger("bench.direct")
+            self.metadata: list = []
+            self.events: list = []
+
+        def add_asset_metadata(self, metadata, asset_key=None, partition_key=None):
+            self.metadata.append((partition_key, metadata))
+
+        def log_event(self, event):
+            self.events.append(event)
+
+    def call(assets_def, keys: list[str] | None) -> None:
+        fn = assets_def.op.compute_fn.decorated_fn
+        params = inspect.signature(fn).parameters
+        kwargs = {p: resources[p] for p in params if p in resources}
+        if "config" in params:
+            kwargs["config"] = params["config"].annotation()
+        if "context" in params:
+            kwargs["context"] = Context(keys)
+        out = fn(**kwargs)
+        if inspect.isgenerator(out):
+            for _ in out:
+                pass
+
+    steps = []
+    t0, c0 = time.perf_counter(), time.process_time()
+    for key in graph.toposorted_asset_keys:
+        node = graph.get(key)
+        if not node.is_materializable:
+            continue
+        assets_def = defs.resolve_assets_def(key)
+        if node.partitions_def is None:
+            calls = [None]
+        elif "partition_keys" in inspect.getsource(assets_def.op.compute_fn.decorated_fn):
+            calls = [years]  # the asset loads a range of years in one call
+        else:
+            calls = [[y] for y in years]
+        for keys in calls:
+            s0 = time.perf_counter()
+            call(assets_def, keys)
+            steps.append({"asset": key.to_user_string(), "partitions": keys,
+                          "seconds": round(time.perf_counter() - s0, 3)})
+    direct_s, direct_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    print(json.dumps({"import_s": round(import_s, 3), "direct_s": round(direct_s, 3),
+                      "process_cpu_s": round(direct_cpu_s, 3), "steps": steps}))
 
 
 # --------------------------------------------------------------------------- parent
@@ -275,12 +361,31 @@ def bench_size(firms: int, seed: int, workdir: Path, reuse: bool, repeat: int = 
             load_avg_after=[round(x, 2) for x in r.load_after],
         )
         res.update(summarise(child, r.samples))
+        # the same work without Dagster, in a fresh process of its own, right after
+        print(f"== {firms:,} firms: the same asset functions called directly (no Dagster run) ...",
+              flush=True)
+        d = run_measured([py, me, "_direct", str(root)], cwd=ROOT)
+        direct = last_json_line(d.stdout)
+        if d.returncode != 0 or direct is None:
+            raise SystemExit(f"direct child failed ({d.returncode}):\n{d.stderr[-5000:]}")
+        res.update(direct_s=direct["direct_s"], direct_import_s=direct["import_s"],
+                   direct_steps=direct["steps"],
+                   # CPU of the process over the same span (all its threads): what a shared
+                   # machine's load inflates least
+                   pipeline_process_cpu_s=child["process_cpu_s"],
+                   direct_process_cpu_s=direct["process_cpu_s"],
+                   dagster_cpu_ratio=round(child["process_cpu_s"] / direct["process_cpu_s"], 3),
+                   dagster_ratio=round(child["pipeline_s"] / direct["direct_s"], 3),
+                   dagster_overhead_share=round((child["pipeline_s"] - direct["direct_s"])
+                                                / direct["direct_s"], 3))
         attempts.append(res)
     # the fastest round is reported (on a shared machine the others waited for CPU);
     # memory is the largest of all rounds
     best = min(attempts, key=lambda a: a["pipeline_s"])
     best["rounds_pipeline_s"] = [a["pipeline_s"] for a in attempts]
     best["rounds_pipeline_cpu_s"] = [a["pipeline_cpu_s"] for a in attempts]
+    best["rounds_direct_s"] = [a["direct_s"] for a in attempts]
+    best["rounds_dagster_ratio"] = [a["dagster_ratio"] for a in attempts]
     best["maxrss_mib"] = max(a["maxrss_mib"] for a in attempts)
     best["tree_peak_mib"] = max(a["tree_peak_mib"] for a in attempts)
     return best
@@ -311,6 +416,13 @@ def print_size(res: dict) -> None:
     print(f"pipeline:   {res['pipeline_s']:.1f} s in {res['n_runs']} runs "
           f"(steps {res['steps_total_s']:.1f} s + Dagster run overhead {res['dagster_overhead_s']:.1f} s); "
           f"imports and definitions {res['import_s']:.1f} s before it")
+    print(f"without Dagster: {res['direct_s']:.1f} s (the same asset functions called directly, in the "
+          f"graph's order, on a new warehouse: no run, no event log); pipeline / without = "
+          f"{res['dagster_ratio']:.2f} (Dagster adds {100 * res['dagster_overhead_share']:.0f}% to the work); "
+          f"CPU of the process {res['pipeline_process_cpu_s']:.1f} s / {res['direct_process_cpu_s']:.1f} s = "
+          f"{res['dagster_cpu_ratio']:.2f}"
+          + (f"; rounds {', '.join(f'{x:.2f}' for x in res['rounds_dagster_ratio'])}"
+             if len(res.get("rounds_dagster_ratio", [])) > 1 else ""))
     print(f"CPU:        {res['pipeline_cpu_s']:.1f} s of CPU during the pipeline "
           f"({res['pipeline_cpu_s'] / res['pipeline_s']:.2f} cores busy on average; the child used "
           f"{res['child_cpu_s']:.1f} s of CPU in all)")
@@ -397,6 +509,9 @@ def verdicts(results: list[dict]) -> dict:
             v["time_target_s"] = target
             v["time_met"] = res["pipeline_s"] < target
         v["memory_met"] = v["peak_mib"] < TARGETS["peak_mib"]
+        if "dagster_ratio" in res:
+            v["dagster_ratio"] = res["dagster_ratio"]
+            v["overhead_met"] = res["dagster_overhead_share"] < TARGETS["dagster_overhead"]
         out[str(n)] = v
     return out
 
@@ -408,6 +523,9 @@ def main(argv: list[str] | None = None) -> dict:
         return {}
     if argv and argv[0] == "_pipeline":
         child_pipeline(Path(argv[1]))
+        return {}
+    if argv and argv[0] == "_direct":
+        child_direct(Path(argv[1]))
         return {}
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--firms", default=f"{PAPER_FIRMS},{10 * PAPER_FIRMS}",
@@ -450,7 +568,11 @@ def main(argv: list[str] | None = None) -> dict:
         t = (f"pipeline {v['pipeline_s']:.1f} s (target < {v['time_target_s']:.0f} s: "
              f"{'met' if v['time_met'] else 'MISSED'})" if "time_target_s" in v else f"pipeline {v['pipeline_s']:.1f} s")
         print(f"{int(n):,} firms: {t}; peak memory {v['peak_mib'] / 1024:.2f} GiB (target < 4 GiB: "
-              f"{'met' if v['memory_met'] else 'MISSED'})" + ("" if v["ok"] else "; PIPELINE FAILED"))
+              f"{'met' if v['memory_met'] else 'MISSED'})"
+              + (f"; pipeline / without Dagster {v['dagster_ratio']:.2f} (target < "
+                 f"{1 + TARGETS['dagster_overhead']:.2f}: {'met' if v['overhead_met'] else 'MISSED'})"
+                 if "dagster_ratio" in v else "")
+              + ("" if v["ok"] else "; PIPELINE FAILED"))
     summary = {"bench": "pipeline", "machine": info, "sizes": results, "growth": growth, "targets": verdict}
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2, default=str))
