@@ -76,21 +76,35 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: Thresholds):
 
 # ---------------------------------------------------------------- memory of the connection
 
-#: DuckDB's memory for a panel step (beyond it, sorts, joins and temp tables spill to the
-#: database's temp directory). DuckDB's own default is 80% of the machine: on a large world
+#: DuckDB's memory for a panel step: 1 GB, and 1 GB more per 3 million survey returns up
+#: to 4 GB (beyond it, sorts, joins and temp tables spill to the database's temp
+#: directory: at 1.7 million firms, 11.8 million returns, a 1 GB limit spilled 9 GB and
+#: doubled the panel's time). DuckDB's own default is 80% of the machine: on a large world
 #: the panel would take all of it. ``OFFSHORING_DUCKDB_MEMORY_LIMIT`` (a DuckDB size, e.g.
-#: "4GB") overrides it.
-MEMORY_LIMIT = "1GB"
+#: "2GB") overrides the rule.
+MEMORY_LIMIT_GB = (1, 4)
+ROWS_PER_GB = 3_000_000
 MEMORY_LIMIT_ENV = "OFFSHORING_DUCKDB_MEMORY_LIMIT"
+
+
+def memory_limit(con: duckdb.DuckDBPyConnection) -> str:
+    """The limit a panel step runs under (see `MEMORY_LIMIT_GB`), from the environment or
+    from the size of raw.survey_returns (DuckDB's estimate: no scan)."""
+    if os.environ.get(MEMORY_LIMIT_ENV):
+        return _size(os.environ[MEMORY_LIMIT_ENV])
+    rows = con.execute("SELECT coalesce(sum(estimated_size), 0) FROM duckdb_tables() "
+                       "WHERE schema_name = 'raw' AND table_name = 'survey_returns'").fetchall()[0][0]
+    lo, hi = MEMORY_LIMIT_GB
+    return f"{min(hi, lo + int(rows) // ROWS_PER_GB)}GB"
 
 
 @contextmanager
 def bounded_memory(con: duckdb.DuckDBPyConnection, limit: str | None = None) -> Iterator[None]:
-    """Run the block with DuckDB's memory limit set to ``limit`` (else the environment's,
-    else `MEMORY_LIMIT`); the connection's previous limit is restored after it."""
-    limit = limit or os.environ.get(MEMORY_LIMIT_ENV) or MEMORY_LIMIT
+    """Run the block with DuckDB's memory limit set to ``limit`` (else `memory_limit`);
+    the connection's previous limit is restored after it."""
+    limit = _size(limit) if limit else memory_limit(con)
     before = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
-    con.execute(f"SET memory_limit = '{_size(limit)}'")
+    con.execute(f"SET memory_limit = '{limit}'")
     try:
         yield
     finally:
