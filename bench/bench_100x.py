@@ -74,7 +74,60 @@ def _watchdog(cap_mib: float, interval: float = 0.2) -> None:
     threading.Thread(target=watch, daemon=True).start()
 
 
+def child_events(root: Path) -> None:
+    """After a pipeline child died: its runs and steps from the instance it left (the same
+    reading as bench_pipeline's child, which a dead child never reached); one JSON line."""
+    import dagster as dg
+
+    os.environ["DAGSTER_HOME"] = str(root / "dagster_home")
+    instance = dg.DagsterInstance.get()
+    kinds = {dg.DagsterEventType.STEP_START, dg.DagsterEventType.STEP_SUCCESS,
+             dg.DagsterEventType.STEP_FAILURE}
+    runs, steps = [], []
+    for run in instance.get_runs():
+        stats = instance.get_run_stats(run.run_id)
+        runs.append({"run_id": run.run_id, "job": run.job_name, "status": run.status.value,
+                     "start": stats.start_time, "end": stats.end_time})
+        open_steps: dict[str, float] = {}
+        for rec in instance.all_logs(run.run_id, of_type=kinds):
+            ev = rec.dagster_event
+            if ev.event_type == dg.DagsterEventType.STEP_START:
+                open_steps[ev.step_key] = rec.timestamp
+            elif ev.step_key in open_steps:
+                start = open_steps.pop(ev.step_key)
+                steps.append({"asset": ev.step_key, "start": start, "end": rec.timestamp,
+                              "ok": ev.event_type == dg.DagsterEventType.STEP_SUCCESS})
+        steps += [{"asset": k, "start": t, "end": None, "ok": False} for k, t in open_steps.items()]
+    print(json.dumps({"runs": runs, "steps": steps}, default=str))
+
+
+def broken_assets(root: Path, samples: list, cap_mib: float) -> list[dict]:
+    """Time and peak memory of every asset of a run that broke, the one running at the
+    break included (to the last sample)."""
+    r = run_measured([sys.executable, __file__, "_events", str(root), str(cap_mib)], cwd=ROOT)
+    got = last_json_line(r.stdout)
+    if not got:
+        return []
+    last = samples[-1][0] if samples else time.time()
+    rows: dict[str, dict] = {}
+    for s in got["steps"]:
+        end = s["end"] or last
+        start_mib, peak_mib, cpu = bp._window(samples, s["start"], end)
+        a = rows.setdefault(s["asset"], {"asset": s["asset"], "seconds": 0.0, "cpu_s": 0.0, "steps": 0,
+                                         "peak_mib": 0.0, "rise_mib": 0.0, "finished": True})
+        a["seconds"] = round(a["seconds"] + end - s["start"], 2)
+        a["cpu_s"] = round(a["cpu_s"] + cpu, 2)
+        a["steps"] += 1
+        a["peak_mib"] = round(max(a["peak_mib"], peak_mib), 1)
+        a["rise_mib"] = round(max(a["rise_mib"], peak_mib - start_mib), 1)
+        a["finished"] = a["finished"] and s["end"] is not None
+    return sorted(rows.values(), key=lambda a: -a["seconds"])
+
+
 def child(kind: str, args: list[str], cap_mib: float) -> None:
+    if kind == "_events":
+        child_events(Path(args[0]))
+        return
     _watchdog(cap_mib)
     if kind == "_generate":
         bp.child_generate(Path(args[0]), int(args[1]), int(args[2]))
@@ -167,10 +220,13 @@ def pipeline(root: Path, firms: int, seed: int, gen: dict, cap_mib: float, timeo
         return res
     what = ("memory cap" if r.returncode == CAPPED_EXIT else
             "time cap" if r.wall_s >= timeout_s else f"the child exited with {r.returncode}")
+    # the last samples may be of the exiting process: the largest RSS of the last 3 seconds
+    tail = [m for t, m, _ in r.samples if r.samples and t >= r.samples[-1][0] - 3]
     res.update(ok=False, pipeline_s=None,
                broke={"what": what, **progress(r.stdout), "at_s": round(r.wall_s, 1),
-                      "rss_at_break_mib": round(r.samples[-1][1], 1) if r.samples else None,
-                      "stderr_tail": r.stderr[-3000:]})
+                      "rss_at_break_mib": round(max(tail), 1) if tail else None,
+                      "stderr_tail": r.stderr[-3000:]},
+               assets_at_break=broken_assets(root, r.samples, cap_mib))
     return res
 
 
@@ -197,9 +253,15 @@ def print_report(res: dict) -> dict:
         b = res["broke"]
         print(f"pipeline BROKE: {b['what']} after {b['at_s']:.0f} s; running: {b['running']}; "
               f"peak {bp._mib(res['peak_mib'])}, RSS at the break {b['rss_at_break_mib']} MiB")
-        print("\n| asset finished before the break | wall s (progress lines) |\n|---|---:|")
-        for a, s in sorted(b["finished"].items(), key=lambda kv: -kv[1]):
-            print(f"| {a} | {s:.1f} |")
+        if res.get("assets_at_break"):
+            print("\n| asset | steps | wall s | CPU s | peak RSS MiB | rise MiB | |\n|---|---:|---:|---:|---:|---:|---|")
+            for a in res["assets_at_break"]:
+                print(f"| {a['asset']} | {a['steps']} | {a['seconds']:.1f} | {a['cpu_s']:.1f} | "
+                      f"{a['peak_mib']:,.0f} | {a['rise_mib']:,.0f} | {'' if a['finished'] else 'BROKE HERE'} |")
+        else:
+            print("\n| asset finished before the break | wall s (progress lines) |\n|---|---:|")
+            for a, s in sorted(b["finished"].items(), key=lambda kv: -kv[1]):
+                print(f"| {a} | {s:.1f} |")
         if b.get("stderr_tail"):
             print("\nlast lines of the error output:\n" + "\n".join(b["stderr_tail"].strip().splitlines()[-15:]))
     if res.get("broke") and "assets" in res:
@@ -225,7 +287,7 @@ def paired_ratio(res: dict, small: dict | None) -> dict | None:
 
 def main(argv: list[str] | None = None) -> dict:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("_generate", "_pipeline"):
+    if argv and argv[0] in ("_generate", "_pipeline", "_events"):
         child(argv[0], argv[1:-1], float(argv[-1]))
         return {}
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
