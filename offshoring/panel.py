@@ -69,7 +69,8 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: Thresholds):
             raise
         finally:
             # the temp tables hold a copy of every survey return: free them with the step
-            for t in ("_sme", "_geo", "_survey_ranked"):
+            con.execute("DROP VIEW IF EXISTS temp._sme")
+            for t in ("_geo", "_survey_ranked"):
                 con.execute(f"DROP TABLE IF EXISTS temp.{t}")
     return ceilings, validation
 

@@ -5,7 +5,7 @@
 -- keeps the province its first three digits denote (geo_resolution says which). A code
 -- that resolves to no province at all is refused by the panel schema (province is
 -- required), naming the delivery file and row: the one geography policy.
-CREATE OR REPLACE TEMP TABLE _sme AS
+CREATE OR REPLACE TEMP VIEW _sme AS
 SELECT *, layout_rank_of_year(year) AS layout_rank
 FROM _survey_ranked
 WHERE filing_rank = 1 AND sector IS NOT NULL
