@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import pytest
 
+from offshoring.spec import load_study_spec
 from offshoring.synth import generate
 from orchestration.definitions import build_definitions
 from orchestration.pipeline import run_everything, run_partition
@@ -27,6 +28,9 @@ DOWNSTREAM = {"firm_years", "aida_offshoring", "dedup_report", "province_spillov
               "outsourcing_spells", "spell_years", "outsourcing_probit", "backshoring_cox",
               "backshoring_grouped_ph", "table1", "table2", "table3", "table3_grouped", "figure1",
               "figure2", "report_index"}
+# the robustness assets: every variant with its own fit, and the two robustness tables
+DOWNSTREAM |= {"table2_robustness", "table3_robustness"} | {
+    v.asset_name for vs in load_study_spec(None).variants.values() for v in vs if v.main_fit is None}
 
 
 @pytest.fixture(scope="module")
