@@ -30,8 +30,10 @@ def test_wheel_installs_and_runs_the_demo_from_another_folder(tmp_path):
                                capture_output=True, text=True, check=True).stdout.strip())
     # dependencies from the test environment, after the fresh one's own packages
     (site / "zz_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    # without PYTHONPATH: a source tree on it (its egg-info) would make pip skip the install
+    clean = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     subprocess.run([str(py), "-m", "pip", "install", "--no-deps", "--no-index", "-q", str(wheel)],
-                   check=True, timeout=300)
+                   check=True, timeout=300, env=clean)
 
     work = tmp_path / "elsewhere"
     work.mkdir()
