@@ -209,6 +209,10 @@ def pipeline(root: Path, firms: int, seed: int, gen: dict, cap_mib: float, timeo
                  "returncode": r.returncode, "load_avg_before": [round(x, 2) for x in r.load_before],
                  "load_avg_after": [round(x, 2) for x in r.load_after]}
     child_out = last_json_line(r.stdout)
+    # kept before any printing: a report that fails must not lose a run of this length
+    (root / "pipeline_child.json").write_text(json.dumps(
+        {"returncode": r.returncode, "wall_s": r.wall_s, "maxrss_mib": r.maxrss_mib,
+         "tree_peak_mib": r.tree_peak_mib, "child": child_out, "samples": r.samples}, default=str))
     if r.returncode == 0 and child_out is not None:
         res.update(ok=child_out["ok"], import_s=child_out["import_s"], pipeline_s=child_out["pipeline_s"],
                    pipeline_cpu_s=round(bp._window(r.samples, child_out["wall_start"], child_out["wall_end"])[2], 2),
@@ -230,6 +234,29 @@ def pipeline(root: Path, firms: int, seed: int, gen: dict, cap_mib: float, timeo
     return res
 
 
+def print_assets(res: dict) -> None:
+    """The pipeline's figures (bench_pipeline's per-size report, without its other parts)."""
+    c = res.get("counts") or {}
+    print(f"\n### pipeline: {c.get('panel.firm_years', 0):,} firm-years in panel.firm_years, "
+          f"{c.get('raw.survey_returns', 0):,} survey returns; warehouse {c.get('db_mb', 0):,.0f} MB")
+    print(f"pipeline:   {res['pipeline_s']:.1f} s = {res['pipeline_s'] / 60:.1f} min in {res['n_runs']} run(s) "
+          f"(steps {res['steps_total_s']:.1f} s + Dagster {res['dagster_overhead_s']:.1f} s); imports and "
+          f"definitions {res['import_s']:.1f} s before it")
+    print(f"CPU:        {res['pipeline_cpu_s']:.1f} s during the pipeline ({res['pipeline_cpu_s'] / res['pipeline_s']:.2f} "
+          f"cores busy on average)")
+    print(f"peak memory: ru_maxrss {bp._mib(res['maxrss_mib'])}; sampled process tree {bp._mib(res['tree_peak_mib'])}")
+    print(f"load average before/after: {res['load_avg_before'][0]:.2f} / {res['load_avg_after'][0]:.2f}")
+    print("\n| layer | assets | steps | wall s | CPU s |\n|---|---:|---:|---:|---:|")
+    for g, layer in res["layers"].items():
+        print(f"| {g} | {layer['assets']} | {layer['steps']} | {layer['seconds']:.1f} | {layer['cpu_s']:.1f} |")
+    print("\n| asset | layer | steps | wall s | CPU s | peak RSS MiB | rise MiB |\n|---|---|---:|---:|---:|---:|---:|")
+    for a in res["assets"]:
+        print(f"| {a['asset']} | {a['group']} | {a['steps']} | {a['seconds']:.2f} | {a['cpu_s']:.2f} | "
+              f"{a['peak_mib']:,.0f} | {a['rise_mib']:,.0f} |")
+    if res.get("models"):
+        print("model fits: " + "; ".join(f"{k} {v}" for k, v in res["models"].items()))
+
+
 def print_report(res: dict) -> dict:
     gen = res["generate"]
     print(f"\n### {res['firms']:,} firms (x{res['firms'] / bp.PAPER_FIRMS:g} the paper), end to end")
@@ -248,7 +275,7 @@ def print_report(res: dict) -> dict:
     verdict["time_met"] = bool(res.get("ok")) and res["pipeline_s"] < TARGETS["pipeline_s"]
     verdict["memory_met"] = res["peak_mib"] < TARGETS["peak_mib"]
     if "assets" in res:
-        bp.print_size(res)
+        print_assets(res)
     else:
         b = res["broke"]
         print(f"pipeline BROKE: {b['what']} after {b['at_s']:.0f} s; running: {b['running']}; "
@@ -313,7 +340,7 @@ def main(argv: list[str] | None = None) -> dict:
         if not sgen.get("error"):
             small = pipeline(sroot, args.paired, args.seed, sgen, cap, timeout)
             if "assets" in small:
-                bp.print_size(small)
+                print_assets(small)
     root = args.workdir / f"firms_{args.firms}_seed_{args.seed}"
     if args.regenerate:
         shutil.rmtree(root, ignore_errors=True)
