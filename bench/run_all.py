@@ -10,7 +10,9 @@ headline figures against their targets, then each script's command and output.
     .venv/bin/python bench/run_all.py --quick    # skips the 170,000-firm end-to-end run
     .venv/bin/python bench/run_all.py --only pipeline,probit --out /tmp/RESULTS.md
 
-Benchmarks: synth (synthetic data at 17,000 firms, target < 60 s), raw_load (one survey
+Benchmarks: quadcheck (fit + quadrature check over the fit, paired in one process, target
+<= 1.5x), probit_memory (peak memory of the probit's sample and fit, before vs after the
+design was held once, same estimates), synth (synthetic data at 17,000 firms, target < 60 s), raw_load (one survey
 year of 100,000 rows vs bare DuckDB read_csv, target <= 2x), probit (dynamic RE probit
 vs statsmodels pooled Probit, target <= 10x, and vs panelbox), pipeline (end to end
 through Dagster at 17,000 and 170,000 firms, targets < 60 s and < 5 min, peak < 4 GiB).
@@ -145,6 +147,29 @@ def head_100x(d: dict) -> tuple[str, str, str]:
             "met" if v["time_met"] and v["memory_met"] else "MISSED")
 
 
+def head_quadcheck(d: dict) -> tuple[str, str, str]:
+    r = d.get("median_paired_ratio")
+    if r is None:
+        return ("no figures parsed", "fit + check <= 1.5x fit", "")
+    text = (f"{d.get('firms', 0):,} firms: fit + check {r:.2f}x the fit (CPU {d.get('median_paired_ratio_cpu', 0):.2f}x); "
+            f"former refits {d.get('median_old_ratio', float('nan')):.2f}x; "
+            f"max |diff| vs refits {d.get('max_abs_diff_vs_refit', float('nan')):.1e}")
+    return (text, "fit + check <= 1.5x fit", "met" if r <= 1.5 else "MISSED")
+
+
+def head_probit_memory(d: dict) -> tuple[str, str, str]:
+    runs = d.get("runs") or []
+    if not runs:
+        return ("no figures parsed", "", "")
+    parts = []
+    for run in runs:
+        b, a = run.get("before") or {}, run.get("after") or {}
+        parts.append(f"{run['firms']:,} firms: process peak {b.get('ru_maxrss_mib', 0):,.0f} -> "
+                     f"{a.get('ru_maxrss_mib', 0):,.0f} MiB, fit peak {b.get('fit_peak_above_start_mib', 0):,.0f} -> "
+                     f"{a.get('fit_peak_above_start_mib', 0):,.0f} MiB (max |diff| {run.get('max_abs_diff_params', 0):.0e})")
+    return ("; ".join(parts), "less memory, same estimates", "")
+
+
 BENCHES = [
     Bench("synth", "bench_synth.py", ["--firms", "17000"], parse_text=parse_synth, headline=head_synth,
           timeout_s=900),
@@ -158,6 +183,10 @@ BENCHES = [
     Bench("pipeline", "bench_pipeline.py", ["--firms", "17000,170000", "--repeat", "2"],
           quick_args=["--firms", "17000", "--repeat", "2"],
           json_flag=True, headline=head_pipeline, timeout_s=5400),
+    Bench("quadcheck", "bench_quadcheck.py", ["--repeat", "3"], quick_args=["--repeat", "1"],
+          headline=head_quadcheck, timeout_s=1800),
+    Bench("probit_memory", "bench_probit_memory.py", [], quick_args=["--firms", "17338"],
+          headline=head_probit_memory, timeout_s=2400),
     Bench("montecarlo", "montecarlo_probit.py", ["--reps", "20"], default=False, headline=head_montecarlo,
           timeout_s=3600),
     # 1.7 million firms: generation (once, kept in /tmp/bench_100x) and the pipeline take tens of
