@@ -1,9 +1,11 @@
 """What the last complete run was made from, so that an unchanged folder is a no-op.
 
 A complete run (every survey year loaded, everything else refreshed) records in the
-warehouse the SHA-256 of every input file, the specification's hash, the code version
-and the data's origin. The next run with the same state has nothing to do: its outputs
-would be the ones already there.
+warehouse the SHA-256 of every input file, the specification's hash (whole, and per part:
+`spec_parts`, see `StudySpec.part_sha256`), the code version and the data's origin. The
+next run with the same state has nothing to do: its outputs would be the ones already
+there; one whose specification differs in some parts refreshes what those parts affect.
+A state recorded before `spec_parts` existed stays readable: its parts count as all changed.
 """
 
 from __future__ import annotations
@@ -11,21 +13,63 @@ from __future__ import annotations
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from offshoring.readers.common import sha256_file
 from offshoring.truth import contract_files
 from offshoring.version import code_version
 
+if TYPE_CHECKING:
+    from offshoring.spec import StudySpec
 
-def inputs_state(raw_dir: str | Path, spec_sha256: str, origin: str) -> dict[str, Any]:
+
+def file_hashes(raw_dir: str | Path) -> dict[str, str]:
+    """SHA-256 of every input file of the raw folder, by path relative to it."""
     raw = Path(raw_dir)
-    return {
-        "files": {p.relative_to(raw).as_posix(): sha256_file(p) for p in contract_files(raw)},
+    return {p.relative_to(raw).as_posix(): sha256_file(p) for p in contract_files(raw)}
+
+
+def _configured_parts(spec_sha256: str) -> dict[str, str] | None:
+    """The part hashes of the specification in the configured folder, if it is the one of
+    `spec_sha256` (the caller read it from there); None when it cannot be told."""
+    from offshoring import settings
+    from offshoring.spec import SpecError, load_study_spec
+
+    try:
+        spec = load_study_spec(settings.config_dir())
+    except (SpecError, OSError, ValueError):
+        return None
+    return spec.part_sha256() if spec.sha256 == spec_sha256 else None
+
+
+def inputs_state(raw_dir: str | Path, spec: "StudySpec | str", origin: str) -> dict[str, Any]:
+    """The state a complete run records. `spec`: the study specification, or its SHA-256 (then
+    its parts are those of the configured folder's specification, when it has that hash)."""
+    if isinstance(spec, str):
+        spec_sha256, parts = spec, _configured_parts(spec)
+    else:
+        spec_sha256, parts = spec.sha256, spec.part_sha256()
+    state: dict[str, Any] = {
+        "files": file_hashes(raw_dir),
         "spec_sha256": spec_sha256,
         "code_version": code_version(),
         "origin": origin,
     }
+    if parts is not None:
+        state["spec_parts"] = parts
+    return state
+
+
+def changed_spec_parts(state: dict[str, Any], spec: "StudySpec") -> set[str] | None:
+    """The parts (and part keys, ``"thresholds.delivery_gate"``) of `spec` whose hash differs from
+    the one `state` recorded; None when `state` recorded no parts (an older state): all changed."""
+    before = state.get("spec_parts")
+    if not isinstance(before, dict):
+        return None
+    if state.get("spec_sha256") == spec.sha256:
+        return set()
+    now = spec.part_sha256()
+    return {name for name in set(before) | set(now) if before.get(name) != now.get(name)}
 
 
 def last_state(database: str | Path) -> dict[str, Any] | None:

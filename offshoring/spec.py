@@ -236,6 +236,21 @@ class StudySpec:
         text = json.dumps(self.as_dict(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def part_sha256(self) -> dict[str, str]:
+        """Hash of each part of `as_dict` (``"thresholds"``) and, for a part that is a mapping, of
+        each of its top-level keys (``"thresholds.delivery_gate"``): what a run records so that
+        the next one can tell which parts of the specification changed."""
+        def sha(value: Any) -> str:
+            text = json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+            return hashlib.sha256(text.encode()).hexdigest()
+
+        out: dict[str, str] = {}
+        for part, value in self.as_dict().items():
+            out[part] = sha(value)
+            if isinstance(value, Mapping):
+                out.update({f"{part}.{key}": sha(sub) for key, sub in value.items()})
+        return out
+
 
 def _jsonable(x: Any) -> Any:
     if isinstance(x, Mapping):

@@ -207,6 +207,64 @@ def _raw_assets(graph) -> tuple[set[dg.AssetKey], set[dg.AssetKey]]:
     return raw, keys - raw
 
 
+#: What reads each part of the study specification (`StudySpec.as_dict()`: a part, or one key
+#: of it, "thresholds.delivery_gate"), read off the assets (`study.spec.<part>` in assets/*.py):
+#: asset names, "group:<group>" for every asset of a group, "variants:<table>" for the variant
+#: fits of a table (their effective specification is the baseline's model part with their
+#: overlay). A changed part refreshes these assets and what is downstream of them; a key
+#: missing here falls back to its part's entry, and a part missing here to everything.
+#: Every fit and provenance record also stores the whole specification's hash: metadata only.
+SPEC_READERS: dict[str, tuple[str, ...]] = {
+    # turnover ceilings (the SME panel; AIDA firms above them), the ownership threshold
+    "thresholds": ("firm_years", "aida_offshoring"),
+    # the delivery gate and the plausibility checks act when a survey year loads (what loads
+    # is decided from raw.load_log, and a refused year loads once the gate lets it)
+    "thresholds.delivery_gate": (),
+    "thresholds.plausibility": (),
+    "panel": ("model_panel",),
+    # the district flags; a variant with its own panel reads them too, and is below
+    # llma_districts (firm_years -> model_panel) anyway
+    "districts": ("llma_districts",),
+    "models": ("outsourcing_probit", "backshoring_cox", "backshoring_grouped_ph"),  # a key not below
+    "models.probit": ("outsourcing_probit",),  # quadrature check, partial effects, the spec's file
+    "models.cox": ("backshoring_cox", "backshoring_grouped_ph"),  # the spec's file
+    "probit": ("outsourcing_probit", "variants:table2"),
+    "probit.labels": ("table2", "table2_robustness"),  # row labels: the tables only, not the fit
+    "cox": ("backshoring_cox", "backshoring_grouped_ph", "variants:table3"),
+    "cox.labels": ("table3", "table3_grouped", "table3_robustness"),
+    "reports": ("group:reports", "table2_robustness", "table3_robustness"),
+    "variants": ("group:robustness",),
+    "alerts": (),    # the alert sensors, at their next tick
+    "schedule": (),  # the schedule's cron, when the definitions load
+    "files": (),     # which files the parts were read from, not what they say
+}
+
+
+def spec_readers(graph, spec, names: set[str]) -> tuple[set[dg.AssetKey] | None, list[str]]:
+    """The assets reading the changed parts `names` of the specification (see `SPEC_READERS`),
+    and the names that decided it; (None, [name]) when a changed part is not in the map."""
+    keys: set[dg.AssetKey] = set()
+    decided: list[str] = []
+    all_keys = {k for k in graph.get_all_asset_keys() if graph.get(k).is_materializable}
+    for part in sorted({n.split(".", 1)[0] for n in names}):
+        subkeys = sorted(n for n in names if n.startswith(part + "."))
+        for name in subkeys or [part]:
+            readers = SPEC_READERS.get(name, SPEC_READERS.get(part))
+            if readers is None:
+                return None, [name]
+            decided.append(name)
+            for reader in readers:
+                if reader.startswith("group:"):
+                    keys |= {k for k in all_keys if graph.get(k).group_name == reader[len("group:"):]}
+                elif reader.startswith("variants:"):
+                    table = reader[len("variants:"):]
+                    variants = (getattr(spec, "variants", None) or {}).get(table, ())
+                    keys |= {dg.AssetKey(v.asset_name) for v in variants if v.main_fit is None}
+                else:
+                    keys.add(dg.AssetKey(reader))
+    return keys & all_keys, decided
+
+
 def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
                  accept_smaller: set[int] | frozenset[int] = frozenset()) -> RefreshPlan:
     """Decided from the hashes and code versions on record, not by running anything.
@@ -214,8 +272,9 @@ def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
     A survey year or reference file loads when the warehouse's latest load of it read another
     file (SHA-256) or ran another code version. What is built from the raw tables is refreshed
     where it is downstream of what changed since the last complete run (meta.run_state: same
-    specification, code version and origin); with no such run to compare with, or a change
-    it cannot place, all of it is.
+    code version and origin): the input files, and the parts of the specification (each part's
+    readers, `SPEC_READERS`). With no such run to compare with, a run that recorded no parts
+    of its specification, or a change it cannot place, all of it is.
     """
     from assets.raw import REFERENCE_FILES, reference_input
     from offshoring import runstate
@@ -231,21 +290,27 @@ def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
     db = _database(defs)
     state = runstate.last_state(db) if db is not None else None
     study, folders = defs.resources.get("study"), defs.resources.get("folders")
-    spec_sha = getattr(getattr(study, "spec", None), "sha256", None)
+    spec = getattr(study, "spec", None)
+    spec_sha = getattr(spec, "sha256", None)
     origin = getattr(folders, "origin", None)
     reports = Path(getattr(folders, "reports_dir", "") or "")
     changed: set[str] | None = None
+    spec_changed: set[str] = set()
     why = "no complete run on record to compare with"
     if state is not None and spec_sha is not None:
-        if (state.get("spec_sha256"), state.get("code_version"), state.get("origin")) != (
-                spec_sha, code_version(), origin):
-            why = "the specification, the code version or the origin differs from the last complete run"
+        parts = runstate.changed_spec_parts(state, spec)
+        if (state.get("code_version"), state.get("origin")) != (code_version(), origin):
+            why = "the code version or the origin differs from the last complete run"
+        elif parts is None and state.get("spec_sha256") != spec_sha:
+            why = ("the specification differs from the last complete run, which did not record "
+                   "its parts")
         elif not (reports / "index.html").exists():
             why = "the reports are missing"
         else:
-            now = runstate.inputs_state(raw_dir, spec_sha, origin)["files"]
+            now = runstate.file_hashes(raw_dir)
             before = state.get("files") or {}
             changed = {rel for rel in set(now) | set(before) if now.get(rel) != before.get(rel)}
+            spec_changed = parts or set()
 
     force_all = changed is not None and COLUMN_MAP in changed  # every reader takes the column map
     load = [y for y in years if force_all or y not in current or int(y) in accept_smaller]
@@ -267,14 +332,24 @@ def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
                 roots, why = None, f"{rel} changed, which no single asset is known to read"
                 break
             roots.add(dg.AssetKey(asset))
-        if roots is not None and not roots:
-            roots, why = None, "nothing changed in the raw folder, yet a refresh was asked for"
+    decided: list[str] = []
+    if roots is not None and spec_changed:
+        readers, decided = spec_readers(graph, spec, spec_changed)
+        if readers is None:
+            roots, why = None, f"the specification's part '{decided[0]}' changed, which no map says who reads"
+        else:
+            roots |= readers
     if roots is None:
         downstream = built
+    elif not roots:
+        downstream = set()
+        why = ("nothing that anything built from the raw tables reads changed since the last complete run"
+               + (f" (specification: {', '.join(decided)})" if decided else ""))
     else:
         below = dg.AssetSelection.assets(*roots).downstream().resolve(graph)
         downstream = below - raw_keys
-        why = "what is downstream of the inputs changed since the last complete run"
+        why = ("what is downstream of the inputs changed since the last complete run"
+               + (f" (specification: {', '.join(decided)})" if decided else ""))
     return RefreshPlan(years=years, load=load, references=references, skipped_references=skipped,
                        downstream=sorted(k.to_user_string() for k in downstream), why=why)
 
@@ -337,8 +412,10 @@ def run_everything(raw_dir: Path, instance: dg.DagsterInstance | None = None,
     blocks = contiguous_blocks(instance.get_dynamic_partitions(SURVEY_YEARS), plan.load)
     last_keys = [dg.AssetKey(a) for a in plan.references + plan.downstream]
     if not blocks and not last_keys:
-        print("Nothing to load or refresh: everything is up to date.", flush=True)
+        print(f"Nothing to load or refresh: everything is up to date ({plan.why}).", flush=True)
         return True
+    if plan.downstream:
+        print(f"Refreshing {len(plan.downstream)} assets: {plan.why}.", flush=True)
     n_runs = max(len(blocks), 1)
     for i in range(n_runs):
         block = blocks[i] if blocks else []

@@ -12,7 +12,10 @@ order, each on the state the previous one left):
 4. two re-delivered neighbouring years load in one run over a partition range; two that
    are not neighbours in one run each (the refresh goes with the second);
 5. a changed reference file reloads that file and what is built from it, not the survey;
-6. a changed specification reloads nothing and rebuilds what is built from the raw tables.
+6. a changed part of the specification reloads nothing and rebuilds what reads that part
+   and what is built from it: the panel setting the model panel and below; a report label
+   the tables showing it; a probit key the probit fits and the tables; an alert setting
+   nothing at all.
 """
 
 from __future__ import annotations
@@ -43,10 +46,11 @@ class World:
         self.raw = root / "raw"
         self.home = root / "home"
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSHORING_")}
+        self.config = small_world_config(root / "config")
         self.env.update({"OFFSHORING_RAW_DIR": str(self.raw), "OFFSHORING_DB": str(root / "w.duckdb"),
                          "OFFSHORING_REPORTS_DIR": str(root / "reports"), "DAGSTER_HOME": str(self.home),
                          "OFFSHORING_PSEUDONYM_KEY": KEY,
-                         "OFFSHORING_CONFIG_DIR": str(small_world_config(root / "config")),
+                         "OFFSHORING_CONFIG_DIR": str(self.config),
                          # the code version pinned (no git: the package version), so that a commit
                          # made in the checkout while the tests run is not a change they see
                          "GIT_DIR": str(root / "no_git")})
@@ -61,6 +65,9 @@ class World:
         """The assets built from `assets` (downstream, themselves excluded)."""
         keys = dg.AssetSelection.assets(*assets).downstream().resolve(self.graph)
         return {k.to_user_string() for k in keys} - set(assets)
+
+    def group(self, name: str) -> set[str]:
+        return {k.to_user_string() for k in self.graph.get_all_asset_keys() if self.graph.get(k).group_name == name}
 
     def every_asset(self) -> set[str]:
         return {k.to_user_string() for k in self.graph.get_all_asset_keys()
@@ -200,15 +207,98 @@ def test_changed_reference_file_reloads_it_and_what_is_built_from_it(world):
 
 
 def test_changed_specification_reloads_nothing(world):
-    cfg = small_world_config(world.root / "config2")
-    (cfg / "panel.yaml").write_text("leave_one_out: false\n")
-    world.run(env={**world.env, "OFFSHORING_CONFIG_DIR": str(cfg)})
+    (world.config / "panel.yaml").write_text("leave_one_out: false\n")
+    proc = world.run()
     runs = world.new_runs()
     assert len(runs) == 1
     mats = world.materialized(runs)
     assert _partitions(mats) == []
     assert not (_assets(mats) & REFERENCE_LOADS)
-    assert _assets(mats) == world.every_asset() - REFERENCE_LOADS - {"survey_returns"}
+    assert _assets(mats) == {"model_panel"} | world.below("model_panel")
+    assert "panel.leave_one_out" in proc.stdout  # the part named as the reason
+
+
+def _probit_file(world, **keys) -> None:
+    """The user's probit_table2.yaml: the default's labels (one changed) and `keys`."""
+    import yaml
+
+    default = yaml.safe_load((ROOT / "config" / "probit_table2.yaml").read_text())
+    labels = dict(default["labels"], district="Inside an industrial district (relabelled)")
+    (world.config / "probit_table2.yaml").write_text(yaml.safe_dump({"labels": labels, **keys}))
+
+
+def test_changed_report_label_rewrites_the_tables_only(world):
+    _probit_file(world)
+    world.run()
+    runs = world.new_runs()
+    assert len(runs) == 1
+    mats = world.materialized(runs)
+    assert _assets(mats) == {"table2", "table2_robustness", "report_index"}  # no panel, no fit
+    assert "Inside an industrial district (relabelled)" in (world.root / "reports" / "table2.md").read_text()
+
+
+def test_changed_probit_key_refits_the_probit_and_what_shows_it(world):
+    _probit_file(world, quad_points=10)
+    world.run()
+    runs = world.new_runs()
+    assert len(runs) == 1
+    mats = world.materialized(runs)
+    variants = {a for a in world.every_asset() if a.startswith("table2_variant_")}
+    assert variants
+    assert _assets(mats) == {"outsourcing_probit"} | variants | world.below("outsourcing_probit", *variants)
+    assert not _assets(mats) & world.group("panel")
+    assert not _assets(mats) & {"backshoring_cox", "table3", "table1"}
+
+
+def test_changed_alert_setting_runs_nothing(world):
+    (world.config / "alerts.yaml").write_text("ui_base_url: http://pipeline.example:3000\n")
+    proc = world.run()
+    assert "Nothing to load or refresh" in proc.stdout
+    assert world.new_runs() == []
+    proc = world.run()  # the new state was recorded
+    assert "Nothing changed since the last complete run" in proc.stdout
+    assert world.new_runs() == []
+
+
+def test_a_state_without_spec_parts_counts_them_all_changed(world, monkeypatch):
+    """A state recorded before the parts were: the same specification is still no change; another
+    one is a change of every part (planned in-process, not run)."""
+    from assets.resources import Folders, Study, Warehouse
+    from offshoring import runstate, version
+    from orchestration.definitions import build_definitions
+    from orchestration.pipeline import plan_refresh
+
+    state = runstate.last_state(world.root / "w.duckdb")
+    assert state is not None and "spec_parts" in state
+    monkeypatch.setattr(version, "code_version", lambda: state["code_version"])
+    defs = build_definitions({
+        "warehouse": Warehouse(database=str(world.root / "w.duckdb")),
+        "folders": Folders(raw_dir=str(world.raw), reports_dir=str(world.root / "reports"), synthetic=False),
+        "study": Study(config_dir=str(world.config))})
+    years = sorted(p.stem.split("_")[-1] for p in (world.raw / "survey").glob("survey_*.csv"))
+    built = world.every_asset() - REFERENCE_LOADS - {"survey_returns"}
+    assert plan_refresh(defs, world.raw, years).downstream == []
+    old = {k: v for k, v in state.items() if k != "spec_parts"}
+    monkeypatch.setattr(runstate, "last_state", lambda db: old)
+    assert plan_refresh(defs, world.raw, years).downstream == []
+    old["spec_sha256"] = "0" * 64
+    plan = plan_refresh(defs, world.raw, years)
+    assert plan.load == [] and set(plan.downstream) == built
+
+
+def test_every_part_of_the_specification_has_its_readers():
+    """`SPEC_READERS` names each part of the specification, and every part an asset reads
+    (`study.spec.<part>` in assets/*.py); a part it does not name would refresh everything."""
+    import re
+
+    from offshoring.spec import load_study_spec
+    from orchestration.pipeline import SPEC_READERS
+
+    parts = set(load_study_spec(None).as_dict())
+    assert parts <= set(SPEC_READERS)
+    read = {m for f in (ROOT / "assets").glob("*.py")
+            for m in re.findall(r"study\.spec\.(\w+)", f.read_text())} - {"sha256", "as_dict"}
+    assert read and read <= parts, read - parts
 
 
 def test_a_refused_year_stops_the_run_there(tmp_path, monkeypatch):
