@@ -7,7 +7,7 @@ import dagster as dg
 from orchestration.jobs import load_survey_year
 from assets.partitions import SURVEY_YEARS
 from assets.resources import Folders
-from orchestration.sensors import changed_deliveries, delivery_state
+from orchestration.sensors import changed_deliveries, delivery_run_requests, delivery_state
 
 
 def yearly_refresh_schedule(cron: str) -> dg.ScheduleDefinition:
@@ -16,21 +16,18 @@ def yearly_refresh_schedule(cron: str) -> dg.ScheduleDefinition:
     @dg.schedule(
         cron_schedule=cron, job=load_survey_year, default_status=dg.DefaultScheduleStatus.RUNNING,
         description="Every year (default 1 March, config/schedule.yaml): load new or changed "
-                    "survey deliveries; the eager automation then refreshes everything downstream.",
+                    "survey deliveries, one run per block of neighbouring years (as the delivery "
+                    "sensor); the refresh sensor then refreshes everything downstream in one run.",
     )
     def yearly_refresh(context: dg.ScheduleEvaluationContext, folders: Folders):
         state = delivery_state(folders.raw, {})
-        known = set(context.instance.get_dynamic_partitions(SURVEY_YEARS))
-        new_years = [y for y in state if y not in known]
+        known = list(context.instance.get_dynamic_partitions(SURVEY_YEARS))
+        new_years = [y for y in state if y not in set(known)]
         if new_years:
             context.instance.add_dynamic_partitions(SURVEY_YEARS, new_years)
         stamp = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
-        requests = [
-            dg.RunRequest(partition_key=y, run_key=f"yearly-{stamp}-{y}",
-                          tags={"offshoring/delivery": state[y]["name"],
-                                "offshoring/sha256": state[y]["sha256"]})
-            for y in changed_deliveries(context.instance, state, {})
-        ]
+        requests = delivery_run_requests(known + new_years, state,
+                                         changed_deliveries(context.instance, state, {}), f"yearly-{stamp}")
         if requests:
             return requests
         return dg.SkipReason("no new or changed survey delivery; outputs are up to date with the loaded years")
