@@ -5,7 +5,8 @@ port of 127.0.0.1, with a database and a user with a password. A DAGSTER_HOME ho
 deploy/dagster.yaml, unchanged, reaches it through the DAGSTER_PG_* variables. The whole
 pipeline runs on a small synthetic dataset, and its runs and events are read back from
 PostgreSQL with SQL and through Dagster. Last, `dagster-daemon run` takes a run requested
-by the delivery sensor through the queue, as on the server.
+by the delivery sensor through the queue, as on the server. The refresh (`run_everything`) is
+one run: every survey year as a partition range, and what is built from them.
 
 Missing PostgreSQL binaries fail the test (``.ci/run`` installs them), not skip it.
 """
@@ -29,6 +30,8 @@ from pathlib import Path
 
 import pytest
 from conftest import small_world_config
+
+from assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 
 pytestmark = pytest.mark.slow
 
@@ -210,14 +213,14 @@ def test_runs_and_events_are_in_postgres(postgres, deployed):
             by_job: dict[str, list[str]] = {}
             for run_id, job, _ in runs:
                 by_job.setdefault(job, []).append(run_id)
-            assert set(by_job) == {"load_survey_year", "refresh_outputs"}
-            assert len(by_job["load_survey_year"]) == len(years)
+            # one run: every survey year (a partition range) and everything built from them
+            assert set(by_job) == {"refresh_outputs"}
             assert len(by_job["refresh_outputs"]) == 1
             refresh_id = by_job["refresh_outputs"][0]
 
-            cur.execute("SELECT value FROM run_tags WHERE key = 'dagster/partition' "
-                        "AND run_id = ANY(%s) ORDER BY value", [by_job["load_survey_year"]])
-            assert [r[0] for r in cur.fetchall()] == years
+            cur.execute("SELECT key, value FROM run_tags WHERE run_id = %s AND key IN (%s, %s)",
+                        [refresh_id, RANGE_START_TAG, RANGE_END_TAG])
+            assert dict(cur.fetchall()) == {RANGE_START_TAG: years[0], RANGE_END_TAG: years[-1]}
 
             cur.execute("SELECT partition FROM dynamic_partitions "
                         "WHERE partitions_def_name = 'survey_year' ORDER BY partition")
@@ -230,10 +233,13 @@ def test_runs_and_events_are_in_postgres(postgres, deployed):
             assert [r[0] for r in probit] == [refresh_id]
             assert "outsourcing_probit" in probit[0][1]
 
-            cur.execute("SELECT count(DISTINCT partition) FROM event_logs "
-                        "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = %s",
-                        [json.dumps(["survey_returns"])])
-            assert cur.fetchone()[0] == len(years)
+            # one materialization per survey year, each its own partition, all in that run
+            cur.execute("SELECT partition, run_id FROM event_logs "
+                        "WHERE dagster_event_type = 'ASSET_MATERIALIZATION' AND asset_key = %s "
+                        "ORDER BY partition", [json.dumps(["survey_returns"])])
+            loads = cur.fetchall()
+            assert [r[0] for r in loads] == years
+            assert {r[1] for r in loads} == {refresh_id}
 
             cur.execute("SELECT count(*) FROM event_logs "
                         "WHERE dagster_event_type = 'ASSET_CHECK_EVALUATION' AND run_id = %s",
@@ -276,9 +282,10 @@ def test_dagster_reads_the_runs_back(postgres, deployed, monkeypatch):
 
         runs = instance.get_runs()
         assert {r.status for r in runs} == {dg.DagsterRunStatus.SUCCESS}
-        assert sorted(r.tags["dagster/partition"] for r in runs
-                      if r.job_name == "load_survey_year") == years
-        (refresh,) = [r for r in runs if r.job_name == "refresh_outputs"]
+        (refresh,) = runs
+        assert refresh.job_name == "refresh_outputs"
+        assert (refresh.tags[RANGE_START_TAG], refresh.tags[RANGE_END_TAG]) == (years[0], years[-1])
+        assert sorted(instance.get_materialized_partitions(dg.AssetKey("survey_returns"))) == years
         rec = instance.get_latest_materialization_event(dg.AssetKey("outsourcing_probit"))
         assert rec is not None and rec.run_id == refresh.run_id
         assert instance.get_dynamic_partitions("survey_year") == years
