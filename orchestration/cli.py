@@ -121,10 +121,10 @@ def _prepare_demo(raw: Path, args: argparse.Namespace) -> None:
           f"true parameters in {raw / 'truth.json'}).", flush=True)
 
 
-def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]) -> str:
+def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]):
     """Refusals that need no run: the settings, the key, synthetic files in real mode, the
     warehouse's identity, and every changed delivery read and validated (with the delivery
-    gate) before any is loaded. Returns the specification's hash."""
+    gate) before any is loaded. Returns the study specification (read once)."""
     from offshoring.identity import Identity, check_database_file, key_fingerprint
     from offshoring.pseudonym import resolve_key
     from offshoring.spec import load_study_spec
@@ -147,7 +147,7 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
     checked = check_changed_inputs(raw, None if rekey else settings.db_path(), key=key, gate=gate)
     if checked:
         print(f"Checked {len(checked)} new or changed input file(s) before loading any.", flush=True)
-    return spec.sha256
+    return spec
 
 
 def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
@@ -156,11 +156,11 @@ def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
     if rekey and synthetic:
         raise Refusal("--rekey rebuilds a real warehouse under a new key; the demo has one fixed key.")
     accept = set(getattr(args, "accept_smaller", None) or ())
-    spec_sha = _preflight(raw, synthetic, rekey, accept)
+    spec = _preflight(raw, synthetic, rekey, accept)
     db = settings.db_path()
     from offshoring import runstate
 
-    state = runstate.inputs_state(raw, spec_sha, "synthetic" if synthetic else "real")
+    state = runstate.inputs_state(raw, spec, "synthetic" if synthetic else "real")
     accepting = bool(getattr(args, "accept_smaller", None))
     if (not rekey and not accepting and runstate.last_state(db) == state
             and (settings.reports_dir() / "index.html").exists()):
