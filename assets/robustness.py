@@ -27,7 +27,7 @@ from assets.reports import (_build, _disclosure_check, _failed, _markdown, _meta
                             _provenance, _rules, _source, _violations)
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 from offshoring.econometrics.errors import EstimationError
-from offshoring.fitstore import read_fit, write_fit
+from offshoring.fitstore import COEF_DDL, STATS_DDL, read_fit, write_fit
 from offshoring.reports import figures, render, robustness, tables
 from offshoring.variants import (TABLES, Variant, VariantNotFitted, fingerprint, fit_variant,
                                  stored_fingerprint)
@@ -54,11 +54,8 @@ def _scratch_dir(warehouse: Warehouse) -> Path:
 def _not_fitted(con, model: str, reason: str, fp: str) -> None:
     """No coefficients, and a row saying why (read by the robustness table)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS models")
-    con.execute("CREATE TABLE IF NOT EXISTS models.coefficients (model VARCHAR, term VARCHAR, "
-                "position INTEGER, estimate DOUBLE, std_error DOUBLE, z DOUBLE, p_value DOUBLE, "
-                "ci_low DOUBLE, ci_high DOUBLE, true_value DOUBLE, covered BOOLEAN)")
-    con.execute("CREATE TABLE IF NOT EXISTS models.fit_stats (model VARCHAR, stat VARCHAR, value DOUBLE, "
-                "text VARCHAR)")
+    con.execute(COEF_DDL)
+    con.execute(STATS_DDL)
     con.execute("BEGIN TRANSACTION")
     try:
         con.execute("DELETE FROM models.coefficients WHERE model = ?", [model])

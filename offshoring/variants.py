@@ -42,7 +42,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
+
+from offshoring.spec import _jsonable
 
 #: the tables with variants: table -> (model part of the spec, estimators, baseline's main fits)
 TABLES = {
@@ -125,16 +127,6 @@ class Variant:
             "panel": self.panel.model_dump(mode="json"),
             "district_list": self.district_list,
         }, sort_keys=True, default=str)
-
-
-def _jsonable(x: Any) -> Any:
-    if isinstance(x, Mapping):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple, set, frozenset)):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, Path):
-        return str(x)
-    return x
 
 
 # --------------------------------------------------------------------------- loading

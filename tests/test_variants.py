@@ -297,3 +297,21 @@ def test_an_overlay_file_adds_a_column_and_refits_nothing_else(pipeline_run, tmp
     md = (tmp_path / "reports" / "table2_robustness.md").read_text()
     assert next(line for line in md.splitlines() if line.startswith("| Supplier |")).endswith("| – |")
     assert "Without the supplier dummy." in md
+
+
+def test_a_bad_variant_file_stops_the_run_before_anything_changes(pipeline_run, tmp_path):
+    """The user's path: a misspelt key in a variant file is refused by `offshoring run` with a
+    plain sentence naming the file and the nearest key; the warehouse and reports stay."""
+    config = tmp_path / "config"
+    config.mkdir()
+    env = _cli_env(tmp_path, pipeline_run, config)
+    path = _user_variant(config, "table2", "mine", "descripton: typo\n")
+    db = tmp_path / "warehouse.duckdb"
+    before = db.read_bytes()
+    done = subprocess.run(CLI + ["run", "--synthetic"], env=env, cwd=ROOT, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode != 0
+    out = done.stdout + done.stderr
+    assert str(path) in out and "did you mean 'description'" in out and "Traceback" not in out
+    assert db.read_bytes() == before
+    assert not (tmp_path / "reports").exists()
