@@ -20,6 +20,7 @@ order, each on the state the previous one left):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -45,7 +46,9 @@ class World:
         self.root = root
         self.raw = root / "raw"
         self.home = root / "home"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSHORING_")}
+        # the BLAS thread variables left out too: the CLI chooses them (one thread unless set)
+        self.env = {k: v for k, v in os.environ.items()
+                    if not k.startswith("OFFSHORING_") and k not in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
         self.config = small_world_config(root / "config")
         self.env.update({"OFFSHORING_RAW_DIR": str(self.raw), "OFFSHORING_DB": str(root / "w.duckdb"),
                          "OFFSHORING_REPORTS_DIR": str(root / "reports"), "DAGSTER_HOME": str(self.home),
@@ -73,9 +76,10 @@ class World:
         return {k.to_user_string() for k in self.graph.get_all_asset_keys()
                 if self.graph.get(k).is_materializable}
 
-    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-        proc = subprocess.run(CLI + ["run", *args], env=env or self.env, cwd=ROOT, capture_output=True,
-                              text=True, timeout=900)
+    def run(self, *args: str, env: dict[str, str] | None = None,
+            python_flags: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
+        proc = subprocess.run([CLI[0], *python_flags, *CLI[1:], "run", *args], env=env or self.env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=900)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         return proc
 
@@ -145,11 +149,32 @@ def test_first_run_is_one_run(world):
         from offshoring.readers.common import sha256_file
 
         assert loaded_sha256(instance) == {y: sha256_file(world.survey(y)) for y in YEARS}
+    # the run's BLAS ran on one thread (not set by the caller), and the provenance says so
+    prov = json.loads((world.root / "reports" / "table2.provenance.json").read_text())["provenance"]
+    assert prov["blas"]["threads"] == 1 and prov["blas"]["libraries"], prov["blas"]
+    assert prov["blas"]["env"]["OPENBLAS_NUM_THREADS"] == "1"
 
 
 def test_unchanged_folder_materializes_nothing(world):
     proc = world.run()
     assert "Nothing changed since the last complete run" in proc.stdout
+    assert world.new_runs() == []
+
+
+#: what the no-op must not import: the estimators', the readers' (pandera) and Dagster's libraries
+HEAVY_LIBRARIES = {"scipy", "statsmodels", "pandas", "pandera", "dagster"}
+
+
+def test_unchanged_folder_imports_no_heavy_library(world):
+    """The no-op decides (every pre-flight check included) without importing what only a run
+    needs: the modules `python -X importtime` lists for the command, not its time."""
+    proc = world.run(python_flags=("-X", "importtime"))
+    assert "Nothing changed since the last complete run" in proc.stdout
+    imported = {line.rsplit("|", 1)[1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert {"offshoring.spec", "offshoring.pseudonym", "offshoring.runstate"} <= imported  # the command's list
+    heavy = sorted(m for m in imported if m.split(".")[0] in HEAVY_LIBRARIES)
+    assert not heavy, heavy[:20]
     assert world.new_runs() == []
 
 

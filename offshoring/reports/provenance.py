@@ -12,6 +12,7 @@ with the reason instead of failing the run.
 from __future__ import annotations
 
 import json
+import os
 import platform
 import sys
 from datetime import datetime, timezone
@@ -86,6 +87,21 @@ def package_versions(packages: Iterable[str] = KEY_PACKAGES) -> dict[str, str | 
     return out
 
 
+def blas_threads() -> dict[str, Any]:
+    """The BLAS libraries loaded in this process and their thread counts (the last digits
+    of a matrix product can depend on them; the package sets one thread unless the user
+    chose otherwise, see ``offshoring/__init__.py``)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pinned in requirements.lock; only a bare install lacks it
+        return {"threads": None, "libraries": [], "error": "threadpoolctl not installed"}
+    libs = [{"library": i.get("internal_api"), "version": i.get("version"),
+             "threads": i.get("num_threads")} for i in threadpool_info() if i.get("user_api") == "blas"]
+    counts = {lib["threads"] for lib in libs}
+    return {"threads": counts.pop() if len(counts) == 1 else sorted(counts), "libraries": libs,
+            "env": {v: os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}}
+
+
 def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
@@ -144,6 +160,7 @@ def collect(
         "packages": package_versions(),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
+        "blas": blas_threads(),
         "spec_sha256": spec_sha256,
         "spec_files": _jsonable(dict(spec_files or {})),
         "spec": redact(_jsonable(spec)),
