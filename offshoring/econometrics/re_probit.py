@@ -11,8 +11,14 @@ the posterior mean and standard deviation of ``a_i`` computed with the
 quadrature itself and iterated to their fixed point at the current
 parameters. The variance enters as ``lnsig2u = ln s2u``, as in Stata.
 
-Everything is vectorised over the observations (sorted by firm; group sums by
-``np.add.reduceat``) and kept in log space. Newton's method uses the analytic
+Everything is vectorised over the observations (sorted by firm) and kept in
+log space. The passes over (observations x nodes) run by contiguous blocks of
+whole firms (`BLOCK_ROWS` observations at most; group sums by sparse products
+with each block's firm pattern), optionally in threads, and every quantity --
+log-likelihood, gradient, Hessian (Louis' identity), firm scores -- is a sum
+over firms of the blocks' shares, added in block order: memory does not grow
+with observations x nodes, and the numbers do not depend on the block size
+(beyond rounding) or on the threads (not at all). Newton's method uses the analytic
 gradient and the analytic Hessian of the quadrature approximation with the
 nodes held fixed -- for the adaptive rule, ``mu_i`` and ``tau_i`` are constants
 on the random effect's scale, so ``lnsig2u`` enters only through the normal
@@ -47,6 +53,7 @@ import contextlib
 import time
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,19 +170,31 @@ class _Logit:
 
 LINKS = {"probit": _Probit, "logit": _Logit}
 
-# rows per block of the blockwise (observations x nodes) passes: no full-size temporaries
+# The likelihood passes work through contiguous blocks of whole groups (rows
+# are sorted by group) of at most this many observations (a block holds at
+# least one group): every (observations x nodes) array of a pass exists for one
+# block at a time, a few MB at 12 nodes, so the memory of a pass does not grow
+# with the sample and its arrays stay in the processor's cache. Only the
+# (groups x nodes) posterior weights and nodes and the (groups x parameters)
+# scores are kept whole. ``RandomEffectsProbit.block_rows`` overrides it.
 BLOCK_ROWS = 16384
+# worker threads of the block passes (``RandomEffectsProbit.threads``
+# overrides it). Block results are combined in block order, so the numbers do
+# not depend on the number of threads or on their timing.
+THREADS = 1
+# `_score(..., keep_d1=True)` keeps the blocks' (observations x nodes) d log F
+# / d eta for `_moments_after_step` while they take at most this many bytes;
+# beyond, `_moments_after_step` computes them again block by block (the same
+# numbers, one more pass over the data instead of the memory).
+KEEP_D1_BYTES = 256 * 2**20
 
 
-def _derivs_inplace(F, v: np.ndarray, logcdf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``F.derivs(v, logcdf)`` written over its inputs (d1 in logcdf, d2 in v),
-    block by block: the same numbers without two new (observations x nodes) arrays."""
-    for i in range(0, v.shape[0], BLOCK_ROWS):
-        blk = slice(i, i + BLOCK_ROWS)
-        d1, d2 = F.derivs(v[blk], logcdf[blk])
-        logcdf[blk] = d1
-        v[blk] = d2
-    return logcdf, v
+def _ordered_sum(parts):
+    """Sum of per-block results in block order (deterministic)."""
+    total = None
+    for x in parts:
+        total = x if total is None else total + x
+    return total
 
 
 # ------------------------------------------------------------------ pooled model
@@ -255,7 +274,35 @@ class _State:
     grad: np.ndarray | None = None
     hess: np.ndarray | None = None
     group_scores: np.ndarray | None = None  # (G, P+1)
-    d1: np.ndarray | None = None  # (N, K) d log F / d eta, kept by `_score` on request
+    params: np.ndarray | None = None  # where it was evaluated
+    # `_score(..., keep_d1=True)`: d log F / d eta of each block's (observations
+    # x nodes) by block, if they fit in KEEP_D1_BYTES (else None: recomputed
+    # when needed)
+    d1_blocks: dict | None = None
+
+
+@dataclass
+class _Blocks:
+    """Index tuples of the invariant (i) and varying (v) columns' blocks of a matrix."""
+
+    ii: tuple
+    vv: tuple
+    iv: tuple
+    vi: tuple
+
+
+@dataclass
+class _Pass:
+    """What the blocks of one likelihood pass share."""
+
+    params: np.ndarray
+    lnsig2u: float
+    sigma: float
+    sx: np.ndarray  # sqrt(2) x_k
+    logw_k: np.ndarray
+    xbg: np.ndarray  # (G,) x'b of the group-invariant columns
+    bvar: np.ndarray  # coefficients of the time-varying columns
+    effect_scale: bool
 
 
 class RandomEffectsProbit:
@@ -283,7 +330,14 @@ class RandomEffectsProbit:
     design once, split into the columns constant within every group (one row
     per group) and the time-varying ones (one row per observation, C order for
     the likelihood's products); ``X`` rebuilds the full matrix on request.
+    The likelihood is evaluated by blocks of whole groups of at most
+    ``block_rows`` observations (default `BLOCK_ROWS`), in ``threads`` threads
+    (default `THREADS`); set either on the model to override it. Neither changes
+    the numbers beyond rounding.
     """
+
+    block_rows: int | None = None
+    threads: int | None = None
 
     def __init__(
         self,
@@ -445,9 +499,11 @@ class RandomEffectsProbit:
         self._var = np.flatnonzero(~invariant)
         self._Xg = np.ascontiguousarray(X[starts][:, self._inv])  # (G, I)
         self._Xv = np.ascontiguousarray(X[:, self._var])  # (N, V)
-        # (G, N) pattern summing a group's observations (shared by every node)
-        self._gsum_indices = np.arange(self.nobs, dtype=np.int32 if self.nobs < 2**31 else np.int64)
-        self._gsum_indptr = np.append(starts, self.nobs).astype(self._gsum_indices.dtype)
+        self._ix = _Blocks(
+            ii=np.ix_(self._inv, self._inv), vv=np.ix_(self._var, self._var),
+            iv=np.ix_(self._inv, self._var), vi=np.ix_(self._var, self._inv),
+        )
+        self._block_cache = None
 
     @property
     def X(self) -> np.ndarray:
@@ -477,53 +533,100 @@ class RandomEffectsProbit:
         return out
 
     def _gram(self, w: np.ndarray, w_grp: np.ndarray | None = None) -> np.ndarray:
-        """X' diag(w) X using the invariant/varying split (``w_grp``: group sums of w)."""
-        inv, var, Xg, Xv = self._inv, self._var, self._Xg, self._Xv
-        if w_grp is None:
-            w_grp = np.add.reduceat(w, self.starts)
+        """X' diag(w) X using the invariant/varying split (``w_grp``: group sums of w), by blocks."""
+
+        def block(g0, g1, r0, r1):
+            S = self._summer(g0, g1, r0, r1)
+            wg = S @ w[r0:r1] if w_grp is None else w_grp[g0:g1]
+            return self._gram_block(g0, g1, r0, r1, S, w[r0:r1], wg)
+
+        return _ordered_sum(self._map_blocks(block))
+
+    def _gram_block(self, g0, g1, r0, r1, S, w: np.ndarray, w_grp: np.ndarray) -> np.ndarray:
+        """One block's share of X' diag(w) X (``w``: the block's rows, ``w_grp`` its groups' sums)."""
+        var, ix = self._var, self._ix
+        Xg = self._Xg[g0:g1]
         H = np.empty((self.k_exog, self.k_exog))
-        H[np.ix_(inv, inv)] = (Xg * w_grp[:, None]).T @ Xg
+        H[ix.ii] = (Xg * w_grp[:, None]).T @ Xg
         if var.size:
+            Xv = self._Xv[r0:r1]
             Wv = Xv * w[:, None]
-            H[np.ix_(var, var)] = Wv.T @ Xv
-            cross = Xg.T @ np.add.reduceat(Wv, self.starts, axis=0)
-            H[np.ix_(inv, var)] = cross
-            H[np.ix_(var, inv)] = cross.T
+            H[ix.vv] = Wv.T @ Xv
+            cross = Xg.T @ (S @ Wv)
+            H[ix.iv] = cross
+            H[ix.vi] = cross.T
         return H
 
-    def _posterior_means(self, post: np.ndarray, *arrays: np.ndarray) -> list[np.ndarray]:
-        """For each (observations x nodes) array, sum_k post[group(n), k] * array[n, k].
+    # ---------------------------------------------------------------- blocks
 
-        Block by block, so the posterior weights are never spread over every
-        observation at once.
+    def _blocks(self) -> list[tuple[int, int, int, int]]:
+        """Contiguous blocks of whole groups: (first group, end group, first row, end row).
+
+        Each holds at most ``block_rows`` (default `BLOCK_ROWS`) rows, and at
+        least one group whatever its size.
         """
-        N, gidx = self.nobs, self.gidx
-        out = [np.empty(N) for _ in arrays]
-        for i in range(0, N, BLOCK_ROWS):
-            blk = slice(i, i + BLOCK_ROWS)
-            p = post[gidx[blk]]
-            for o, arr in zip(out, arrays):
-                o[blk] = np.einsum("nk,nk->n", p, arr[blk])
-        return out
+        budget = max(1, int(self.block_rows or BLOCK_ROWS))
+        cached = getattr(self, "_block_cache", None)
+        if cached is not None and cached[0] == budget:
+            return cached[1]
+        ends = self.starts + self.sizes
+        blocks = []
+        g0, G = 0, self.ngroups
+        while g0 < G:
+            r0 = int(self.starts[g0])
+            g1 = max(int(np.searchsorted(ends, r0 + budget, side="right")), g0 + 1)
+            blocks.append((g0, g1, r0, int(ends[g1 - 1])))
+            g0 = g1
+        longest = max(r1 - r0 for _, _, r0, r1 in blocks)
+        itype = np.int32 if self.nobs < 2**31 else np.int64
+        # the sparse pattern summing a block's rows by group: local row numbers,
+        # group pointers (shifted by the block's first row), unit weights
+        self._block_rows_idx = np.arange(longest, dtype=itype)
+        self._block_ptr = np.append(self.starts, self.nobs).astype(itype)
+        self._block_ones = np.ones(longest)
+        self._block_cache = (budget, blocks)
+        return blocks
 
-    def _node_group_sums(self, d: np.ndarray, M: np.ndarray) -> np.ndarray:
-        """(G, K, V) sums over each group's observations of ``d[:, k] * M``.
+    def _summer(self, g0, g1, r0, r1):
+        """(groups x rows) sparse matrix of a block: ``S @ M`` sums the rows of
+        each group of M (the block's rows)."""
+        n = r1 - r0
+        ptr = self._block_ptr[g0:g1 + 1] - self._block_ptr.dtype.type(r0)
+        return scipy.sparse.csr_matrix(
+            (self._block_ones[:n], self._block_rows_idx[:n], ptr), shape=(g1 - g0, n), copy=False
+        )
 
-        One sparse (groups x observations) product per node, sharing the
-        row pattern kept in `_prepare_structure` (a few bytes per
-        observation), instead of a (groups*nodes x observations) matrix per
-        number of nodes.
+    def _map_blocks(self, fn) -> list:
+        """[fn(g0, g1, r0, r1) for each block], in block order; in ``threads`` threads.
+
+        Numpy's and scipy's array operations release the GIL, so the blocks of
+        a pass run in parallel; each block writes only its own groups' rows of
+        the whole (groups x ...) outputs, and its other results are returned and
+        combined by the caller in block order (so they do not depend on the
+        threads' timing).
         """
-        G, N = self.ngroups, self.nobs
+        blocks = self._blocks()
+        n = min(int(self.threads or THREADS), len(blocks))
+        if n <= 1:
+            return [fn(*b) for b in blocks]
+        with ThreadPoolExecutor(max_workers=n) as pool:
+            return list(pool.map(lambda b: fn(*b), blocks))
+
+    @staticmethod
+    def _node_group_sums(S, d: np.ndarray, M: np.ndarray) -> np.ndarray:
+        """(K, groups, V) sums over each group's rows of ``d[:, k] * M``, for a block.
+
+        One sparse (groups x rows) product per node with the block's pattern
+        (``S``, its `_summer`), ``d`` and ``M`` holding the block's rows.
+        """
         K = d.shape[1]
-        out = np.empty((K, G, M.shape[1]))
+        out = np.empty((K, S.shape[0], M.shape[1]))
         dT = np.ascontiguousarray(d.T)
+        Z = scipy.sparse.csr_matrix((dT[0], S.indices, S.indptr), shape=S.shape, copy=False)
         for k in range(K):
-            Z = scipy.sparse.csr_matrix(
-                (dT[k], self._gsum_indices, self._gsum_indptr), shape=(G, N), copy=False
-            )
+            Z.data = dT[k]  # the same pattern, node k's weights
             out[k] = Z @ M
-        return out.transpose(1, 0, 2)
+        return out
 
     # -------------------------------------------------------------- likelihood
 
@@ -534,6 +637,63 @@ class RandomEffectsProbit:
         # firm and the parameters (log s, log phi(a / sigma_u) / sigma_u)
         logw = np.log(np.sqrt(2.0)) + np.log(w) + x * x
         return np.sqrt(2.0) * x, logw
+
+    def _pass(self, params: np.ndarray, K: int, effect_scale: bool) -> _Pass:
+        """What every block of a pass at ``params`` with K nodes shares."""
+        P = self.k_exog
+        beta, lnsig2u = params[:P], float(params[P])
+        sx, logw_k = self._rule(K)
+        return _Pass(
+            params=params,
+            lnsig2u=lnsig2u,
+            sigma=np.exp(0.5 * lnsig2u),
+            sx=sx,
+            logw_k=logw_k,
+            xbg=self._Xg @ beta[self._inv],
+            bvar=beta[self._var],
+            effect_scale=effect_scale,
+        )
+
+    def _block_nodes(self, ps: _Pass, m, s, g0, g1):
+        """Nodes of a block's groups: (a, u, log weight), each (groups x K)."""
+        nodes = m[g0:g1, None] + s[g0:g1, None] * ps.sx[None, :]
+        if ps.effect_scale:
+            a = nodes
+            u = a / ps.sigma  # standardised value of the node
+            logw = (np.log(s[g0:g1]) - 0.5 * ps.lnsig2u - LOG_SQRT_2PI)[:, None] + ps.logw_k[None, :] - 0.5 * u * u
+        else:
+            u = nodes
+            a = ps.sigma * u
+            logw = (np.log(s[g0:g1]) - LOG_SQRT_2PI)[:, None] + ps.logw_k[None, :] - 0.5 * u * u
+        return a, u, logw
+
+    def _block_logcdf(self, ps: _Pass, a: np.ndarray, g0, g1, r0, r1):
+        """(v, log F(v)) for a block's rows: v = q * eta, eta = x'b + a (rows x K)."""
+        sizes = self.sizes[g0:g1]
+        xb = np.repeat(ps.xbg[g0:g1], sizes)
+        if self._var.size:
+            xb += self._Xv[r0:r1] @ ps.bvar
+        v = np.repeat(a, sizes, axis=0)
+        v += xb[:, None]
+        v *= self.q[r0:r1, None]  # v = q * eta
+        return v, self._F.logcdf(v)
+
+    def _block_d1(self, v: np.ndarray, lp: np.ndarray, r0, r1) -> np.ndarray:
+        """d log F / d eta of a block (written over v)."""
+        d1 = self._F.deriv1(v, lp)
+        d1 *= self.q[r0:r1, None]
+        return d1
+
+    @staticmethod
+    def _block_posterior(logf: np.ndarray) -> tuple[np.ndarray, float]:
+        """Posterior weights of the nodes (in place of the log joint) and the
+        block's log-likelihood."""
+        mx = logf.max(axis=1, keepdims=True)
+        post = np.subtract(logf, mx, out=logf)
+        np.exp(post, out=post)
+        tot = post.sum(axis=1, keepdims=True)
+        post /= tot
+        return post, float(mx.sum() + np.log(tot).sum())
 
     def _evaluate(
         self,
@@ -558,113 +718,116 @@ class RandomEffectsProbit:
         eta_itk = x_it'b + a_ik. With p_ik the posterior weight of node k and
         S_ik the node's score, the gradient is sum_ik p_ik S_ik and the Hessian
         sum_i [E_p(d2 terms) + Var_p(S_ik)] (Louis' identity at fixed nodes).
+        Every term is a sum over groups, so the pass runs by blocks of groups
+        (`_blocks`); each block returns its shares of the log-likelihood,
+        gradient and Hessian, summed in block order, and writes its groups'
+        posterior weights, nodes and scores.
         """
-        F, q, gidx, starts = self._F, self.q, self.gidx, self.starts
-        P = self.k_exog
-        inv, var = self._inv, self._var
-        beta, lnsig2u = params[:P], params[P]
-        sigma = np.exp(0.5 * lnsig2u)
-        sx, logw_k = self._rule(K)
-        nodes = m[:, None] + s[:, None] * sx[None, :]  # (G, K)
-        if effect_scale:
-            a = nodes
-            u = a / sigma  # standardised value of the node
-            logw = (np.log(s) - 0.5 * lnsig2u - LOG_SQRT_2PI)[:, None] + logw_k[None, :] - 0.5 * u * u
-        else:
-            u = nodes
-            a = sigma * u
-            logw = (np.log(s) - LOG_SQRT_2PI)[:, None] + logw_k[None, :] - 0.5 * u * u
-        v = a[gidx]
-        v += self._xb(beta)[:, None]
-        v *= q[:, None]  # v = q * eta
-        lp = F.logcdf(v)
-        logf = np.add.reduceat(lp, starts, axis=0)
-        logf += logw
-        mx = logf.max(axis=1, keepdims=True)
-        post = logf - mx
-        np.exp(post, out=post)
-        tot = post.sum(axis=1, keepdims=True)
-        post /= tot
-        llf = float(mx.sum() + np.log(tot).sum())
-        state = _State(llf=llf, post=post, a=a, s2u=sigma * sigma)
+        F, P, G = self._F, self.k_exog, self.ngroups
+        inv, var, ix = self._inv, self._var, self._ix
+        ps = self._pass(params, K, effect_scale)
+        post_all = np.empty((G, K))
+        a_all = np.empty((G, K))
+        gs = np.empty((G, P + 1)) if order >= 1 else None
+
+        def block(g0, g1, r0, r1):
+            a, u, logw = self._block_nodes(ps, m, s, g0, g1)
+            a_all[g0:g1] = a
+            v, lp = self._block_logcdf(ps, a, g0, g1, r0, r1)
+            S = self._summer(g0, g1, r0, r1)
+            logf = S @ lp
+            logf += logw
+            post, llf = self._block_posterior(logf)
+            post_all[g0:g1] = post
+            if order == 0 or not np.isfinite(llf):
+                return llf, None, None
+
+            sizes = self.sizes[g0:g1]
+            q = self.q[r0:r1, None]
+            if order == 1:
+                d1 = self._block_d1(v, lp, r0, r1)
+            else:
+                d1, d2 = F.derivs(v, lp)
+                d1 *= q  # now with respect to eta (d2 is unchanged: q^2 = 1)
+            del lp, v
+            # posterior means of d l / d eta and of the second derivative
+            p_obs = np.repeat(post, sizes, axis=0)
+            a_obs = np.einsum("nk,nk->n", p_obs, d1)
+            if order == 2:
+                A = np.einsum("nk,nk->n", p_obs, d2)
+            del p_obs
+            Xg = self._Xg[g0:g1]
+            Xv = self._Xv[r0:r1]
+            D1 = S @ d1  # (groups, K)
+            pD1 = post * D1
+            a_g = pD1.sum(axis=1)
+            # score of node k for lnsig2u
+            if effect_scale:
+                c = 0.5 * (u * u - 1.0)  # d log weight / d lnsig2u
+            else:
+                deta = 0.5 * a  # d eta / d lnsig2u
+                c = deta * D1
+            grad = np.empty(P + 1)
+            grad[inv] = Xg.T @ a_g
+            grad[var] = Xv.T @ a_obs
+            gs_sig = np.einsum("gk,gk->g", post, c)
+            grad[P] = gs_sig.sum()
+            gsb = gs[g0:g1]
+            gsb[:, inv] = Xg * a_g[:, None]
+            gsb[:, P] = gs_sig
+            if order == 1:
+                if var.size:
+                    gsb[:, var] = S @ (Xv * a_obs[:, None])
+                return llf, grad, None
+
+            # expected second-derivative part
+            D2 = S @ d2
+            H = np.zeros((P + 1, P + 1))
+            H[:P, :P] = self._gram_block(g0, g1, r0, r1, S, A, np.einsum("gk,gk->g", post, D2))
+            if effect_scale:
+                # eta does not depend on lnsig2u; d2 log weight / d lnsig2u^2 = -u^2 / 2
+                H[P, P] = -0.5 * np.einsum("gk,gk->", post, u * u)
+            else:
+                pdeta = post * deta
+                H[inv, P] = Xg.T @ np.einsum("gk,gk->g", pdeta, D2)
+                if var.size:
+                    H[var, P] = Xv.T @ np.einsum("nk,nk->n", np.repeat(pdeta, sizes, axis=0), d2)
+                H[P, P] = np.einsum("gk,gk->", pdeta * deta, D2) + 0.5 * gs_sig.sum()
+                H[P, :P] = H[:P, P]
+            del d2
+
+            # variance of the node scores S_ik = (x D1 | Sv | c) under the posterior
+            pc = post * c
+            H[ix.ii] += (Xg * (pD1 * D1).sum(axis=1)[:, None]).T @ Xg
+            sig_inv = Xg.T @ np.einsum("gk,gk->g", pc, D1)
+            H[inv, P] += sig_inv
+            H[P, inv] += sig_inv
+            H[P, P] += np.einsum("gk,gk->", pc, c)
+            if var.size:
+                Sv = self._node_group_sums(S, d1, Xv)  # (K, groups, V)
+                gsb[:, var] = np.einsum("gk,kgv->gv", post, Sv)
+                cross = Xg.T @ np.einsum("gk,kgv->gv", pD1, Sv)
+                H[ix.iv] += cross
+                H[ix.vi] += cross.T
+                sig_var = np.einsum("gk,kgv->v", pc, Sv)
+                H[var, P] += sig_var
+                H[P, var] += sig_var
+                Sv *= np.sqrt(post.T)[:, :, None]
+                Sw = Sv.reshape(-1, var.size)
+                H[ix.vv] += Sw.T @ Sw
+            H -= gsb.T @ gsb
+            return llf, grad, H
+
+        parts = self._map_blocks(block)
+        llf = _ordered_sum(p[0] for p in parts)
+        state = _State(llf=llf, post=post_all, a=a_all, s2u=ps.sigma**2, params=params)
         if order == 0 or not np.isfinite(llf):
             return state
-
-        # derivatives of log F with respect to v, in the buffers of lp and v
-        d1, d2 = _derivs_inplace(F, v, lp)
-        del lp, v
-        d1 *= q[:, None]  # now with respect to eta (d2 is unchanged: q^2 = 1)
-        # posterior means of d l / d eta and of the second derivative
-        if order == 1:
-            (a_obs,) = self._posterior_means(post, d1)
-        else:
-            a_obs, A = self._posterior_means(post, d1, d2)
-        D1 = np.add.reduceat(d1, starts, axis=0)  # (G, K)
-        pD1 = post * D1
-        a_g = pD1.sum(axis=1)
-        # score of node k for lnsig2u
-        if effect_scale:
-            c = 0.5 * (u * u - 1.0)  # d log weight / d lnsig2u
-        else:
-            deta = 0.5 * a  # d eta / d lnsig2u
-            c = deta * D1
-        grad = np.empty(P + 1)
-        grad[:P] = self._xt_dot(a_obs, a_g)
-        gs_sig = np.einsum("gk,gk->g", post, c)
-        grad[P] = float(gs_sig.sum())
-        state.grad = grad
-        G = self.ngroups
-        gs = np.empty((G, P + 1))
-        gs[:, inv] = self._Xg * a_g[:, None]
-        gs[:, P] = gs_sig
-        if order == 1:
-            if var.size:
-                gs[:, var] = np.add.reduceat(self._Xv * a_obs[:, None], starts, axis=0)
-            state.group_scores = gs
-            return state
-
-        # expected second-derivative part
-        D2 = np.add.reduceat(d2, starts, axis=0)
-        H = np.empty((P + 1, P + 1))
-        H[:P, :P] = self._gram(A, np.einsum("gk,gk->g", post, D2))
-        if effect_scale:
-            # eta does not depend on lnsig2u; d2 log weight / d lnsig2u^2 = -u^2 / 2
-            H[:P, P] = 0.0
-            H[P, P] = float(-0.5 * np.einsum("gk,gk->", post, u * u))
-        else:
-            pdeta = post * deta
-            H[self._inv, P] = self._Xg.T @ np.einsum("gk,gk->g", pdeta, D2)
-            if var.size:
-                H[var, P] = self._Xv.T @ np.einsum("nk,nk->n", pdeta[gidx], d2)
-            H[P, P] = float(np.einsum("gk,gk->", pdeta * deta, D2) + 0.5 * gs_sig.sum())
-        del d2
-
-        # variance of the node scores S_ik = (x D1 | Sv | c) under the posterior
-        Hout = np.empty((P + 1, P + 1))
-        Xg = self._Xg
-        pc = post * c
-        Hout[np.ix_(inv, inv)] = (Xg * (pD1 * D1).sum(axis=1)[:, None]).T @ Xg
-        sig_inv = Xg.T @ np.einsum("gk,gk->g", pc, D1)
-        Hout[inv, P] = sig_inv
-        Hout[P, inv] = sig_inv
-        Hout[P, P] = float(np.einsum("gk,gk->", pc, c))
-        if var.size:
-            Sv = self._node_group_sums(d1, self._Xv)
-            gs[:, var] = np.einsum("gk,gkv->gv", post, Sv)
-            cross = Xg.T @ np.einsum("gk,gkv->gv", pD1, Sv)
-            Hout[np.ix_(inv, var)] = cross
-            Hout[np.ix_(var, inv)] = cross.T
-            sig_var = np.einsum("gk,gkv->v", pc, Sv)
-            Hout[var, P] = sig_var
-            Hout[P, var] = sig_var
-            Sw = Sv * np.sqrt(post)[:, :, None]
-            Sw = Sw.reshape(G * K, var.size)
-            Hout[np.ix_(var, var)] = Sw.T @ Sw
-        H[P, :P] = H[:P, P]
-        H += Hout
-        H -= gs.T @ gs
-        state.hess = 0.5 * (H + H.T)
+        state.grad = _ordered_sum(p[1] for p in parts)
         state.group_scores = gs
+        if order == 2:
+            H = _ordered_sum(p[2] for p in parts)
+            state.hess = 0.5 * (H + H.T)
         return state
 
     def _score(
@@ -683,66 +846,81 @@ class RandomEffectsProbit:
         quasi-Newton refit from nearby estimates needs (`quadrature_check`).
         The gradient's group sums come from the observation-level posterior
         means (``a_g = sum_t a_obs``), so no (groups x nodes) sum of the
-        derivatives is formed on the effect scale.
+        derivatives is formed on the effect scale. ``keep_d1``: keep the blocks'
+        d log F / d eta for `_moments_after_step` if they fit in `KEEP_D1_BYTES`.
         """
-        F, q, gidx, starts = self._F, self.q, self.gidx, self.starts
-        P = self.k_exog
-        beta, lnsig2u = params[:P], params[P]
-        sigma = np.exp(0.5 * lnsig2u)
-        sx, logw_k = self._rule(K)
-        nodes = m[:, None] + s[:, None] * sx[None, :]
-        if effect_scale:
-            a = nodes
-            u = a / sigma
-            logw = (np.log(s) - 0.5 * lnsig2u - LOG_SQRT_2PI)[:, None] + logw_k[None, :] - 0.5 * u * u
-        else:
-            u = nodes
-            a = sigma * u
-            logw = (np.log(s) - LOG_SQRT_2PI)[:, None] + logw_k[None, :] - 0.5 * u * u
-        v = a[gidx]
-        v += self._xb(beta)[:, None]
-        v *= q[:, None]
-        lp = F.logcdf(v)
-        logf = np.add.reduceat(lp, starts, axis=0)
-        logf += logw
-        mx = logf.max(axis=1, keepdims=True)
-        post = logf - mx
-        np.exp(post, out=post)
-        tot = post.sum(axis=1, keepdims=True)
-        post /= tot
-        llf = float(mx.sum() + np.log(tot).sum())
-        state = _State(llf=llf, post=post, a=a, s2u=sigma * sigma)
+        P, G = self.k_exog, self.ngroups
+        inv, var = self._inv, self._var
+        ps = self._pass(params, K, effect_scale)
+        post_all = np.empty((G, K))
+        a_all = np.empty((G, K))
+        keep = keep_d1 and self.nobs * K * 8 <= KEEP_D1_BYTES
+
+        def block(g0, g1, r0, r1):
+            a, u, logw = self._block_nodes(ps, m, s, g0, g1)
+            a_all[g0:g1] = a
+            v, lp = self._block_logcdf(ps, a, g0, g1, r0, r1)
+            S = self._summer(g0, g1, r0, r1)
+            logf = S @ lp
+            logf += logw
+            post, llf = self._block_posterior(logf)
+            post_all[g0:g1] = post
+            if not np.isfinite(llf):
+                return llf, None, None
+            d1 = self._block_d1(v, lp, r0, r1)
+            del lp, v
+            grad = np.empty(P + 1)
+            if effect_scale:
+                grad[P] = np.einsum("gk,gk->", post, 0.5 * (u * u - 1.0))
+            else:
+                grad[P] = np.einsum("gk,gk->", post, 0.5 * a * (S @ d1))
+            a_obs = np.einsum("nk,nk->n", np.repeat(post, self.sizes[g0:g1], axis=0), d1)
+            grad[inv] = self._Xg[g0:g1].T @ (S @ a_obs)
+            grad[var] = self._Xv[r0:r1].T @ a_obs
+            return llf, grad, ((g0, g1, r0, r1), d1) if keep else None
+
+        parts = self._map_blocks(block)
+        llf = _ordered_sum(p[0] for p in parts)
+        state = _State(llf=llf, post=post_all, a=a_all, s2u=ps.sigma**2, params=params)
         if not np.isfinite(llf):
             return state
-        d1 = F.deriv1(v, lp)  # overwrites v
-        del lp, v
-        d1 *= q[:, None]
-        grad = np.empty(P + 1)
-        if effect_scale:
-            grad[P] = float(np.einsum("gk,gk->", post, 0.5 * (u * u - 1.0)))
-        else:
-            D1 = np.add.reduceat(d1, starts, axis=0)
-            grad[P] = float(np.einsum("gk,gk->", post, 0.5 * a * D1))
-        (a_obs,) = self._posterior_means(post, d1)
-        grad[:P] = self._xt_dot(a_obs, np.add.reduceat(a_obs, starts))
-        state.grad = grad
-        if keep_d1:
-            state.d1 = d1
+        state.grad = _ordered_sum(p[1] for p in parts)
+        if keep:
+            state.d1_blocks = dict(p[2] for p in parts)
         return state
 
     def _moments_after_step(self, state: _State, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior moments of the random effect at ``params + step``, to first order.
 
-        ``state``: a `_score` evaluation (with ``keep_d1``) at ``params`` on
-        effect-scale nodes. At fixed nodes the posterior weights move with the
-        node scores h_ik = sum_t d1_itk x_it'step_b + c_ik step_lnsig2u, so the
-        posterior mean moves by Cov_p(a, h) and the variance by
-        Cov_p((a - m)^2, h). Used to move the nodes with the estimates in the
-        warm refits of `quadrature_check`.
+        ``state``: a `_score` evaluation at ``params`` on effect-scale nodes.
+        At fixed nodes the posterior weights move with the node scores
+        h_ik = sum_t d1_itk x_it'step_b + c_ik step_lnsig2u, so the posterior
+        mean moves by Cov_p(a, h) and the variance by Cov_p((a - m)^2, h). Used
+        to move the nodes with the estimates in the warm refits of
+        `quadrature_check`. The d1_itk are the state's (``keep_d1``) or, when it
+        did not keep them, computed again block by block (the same numbers).
         """
         P = self.k_exog
         post, a = state.post, state.a
-        h = np.add.reduceat(state.d1 * self._xb(step[:P])[:, None], self.starts, axis=0)
+        h = np.empty_like(post)
+        xs_g = self._Xg @ step[:P][self._inv]
+        s_var = step[:P][self._var]
+        kept = state.d1_blocks or {}
+        ps = self._pass(state.params, a.shape[1], True)
+
+        def block(g0, g1, r0, r1):
+            d1 = kept.get((g0, g1, r0, r1))
+            if d1 is None:
+                v, lp = self._block_logcdf(ps, a[g0:g1], g0, g1, r0, r1)
+                d1 = self._block_d1(v, lp, r0, r1)
+                del v, lp
+            xs = np.repeat(xs_g[g0:g1], self.sizes[g0:g1])
+            if self._var.size:
+                xs += self._Xv[r0:r1] @ s_var
+            d1 = d1 * xs[:, None]
+            h[g0:g1] = self._summer(g0, g1, r0, r1) @ d1
+
+        self._map_blocks(block)
         u2 = a * a / state.s2u
         h += (0.5 * step[P]) * (u2 - 1.0)
         h -= np.einsum("gk,gk->g", post, h)[:, None]
@@ -830,7 +1008,7 @@ class RandomEffectsProbit:
             self._pooled_cache = (beta, llp)
         return self._pooled_cache
 
-    def _subset(self, group_idx: np.ndarray) -> "RandomEffectsProbit":
+    def _subset(self, group_idx: np.ndarray) -> RandomEffectsProbit:
         """The same model on some of the groups, without the data checks (start values)."""
         idx = np.sort(np.asarray(group_idx))
         lens = self.sizes[idx]
@@ -849,6 +1027,7 @@ class RandomEffectsProbit:
         new.nobs, new.ngroups, new.k_exog = int(rows.size), int(idx.size), self.k_exog
         new.n_singletons = int(np.sum(lens == 1))
         new._pooled_cache = self._pooled_cache
+        new.block_rows, new.threads = self.block_rows, self.threads
         X = np.empty((rows.size, self.k_exog), order="F")
         X[:, self._inv] = self._Xg[idx][new.gidx]
         X[:, self._var] = self._Xv[rows]
@@ -1000,7 +1179,7 @@ class RandomEffectsProbit:
         tol: float = 1e-10,
         disp: bool = False,
         blas_threads: int | None = 1,
-    ) -> "RandomEffectsProbitResults":
+    ) -> RandomEffectsProbitResults:
         """Maximise the likelihood by Newton's method.
 
         Parameters
@@ -1267,12 +1446,13 @@ class RandomEffectsProbitResults:
         from .partial_effects import marginal_probability
 
         if exog is None:
-            # the caller's row order; rows the model dropped (singletons="drop") are NaN
-            X = np.full((self.model._n_input, self.model.k_exog), np.nan)
-            X[self.model._order] = self.model.X
+            # the caller's row order; rows the model dropped (singletons="drop") are
+            # NaN. From the model's two parts of the design (no copy of it).
+            xb = np.full(self.model._n_input, np.nan)
+            xb[self.model._order] = self.model._xb(self.params_array[:-1])
         else:
             X = exog[self.model.exog_names].to_numpy(float) if isinstance(exog, pd.DataFrame) else np.asarray(exog, float)
-        xb = X @ self.params_array[:-1]
+            xb = X @ self.params_array[:-1]
         if which == "linear":
             return xb
         return marginal_probability(xb, self.sigma_u, self.link)
