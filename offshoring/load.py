@@ -20,7 +20,7 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +29,8 @@ from typing import Any
 import polars as pl
 
 from offshoring.identity import Identity, ensure_identity
+# the delivery gate's settings and the check of a whole folder before any load, light; re-exported
+from offshoring.inputs import DeliveryGate, _loaded_hashes, check_changed_inputs  # noqa: F401
 from offshoring.version import code_version
 from offshoring.pseudonym import PseudonymKeyError, hmac_sql, tax_code_fields
 from offshoring.readers import aida as aida_reader
@@ -129,34 +131,6 @@ class Prepared:
     delete_where: tuple[str, list[Any]] = ("", [])
     key: bytes | None = field(default=None, repr=False)
     gate: DeliveryGate | None = None  # survey years only
-
-
-@dataclass(frozen=True)
-class DeliveryGate:
-    """How much a survey delivery may differ in size from what it replaces, before it replaces it.
-
-    A re-delivered year may lose at most `max_shrink_share` of the rows it replaces; a new
-    year must hold at least `min_share_of_neighbours` of the mean of the nearest loaded
-    years before and after it. A year in `accept_smaller` passes (the acceptance is
-    recorded in ``raw.load_log``). A delivery with no returns never passes unaccepted.
-    """
-
-    max_shrink_share: float = 0.10
-    min_share_of_neighbours: float = 0.5
-    accept_smaller: frozenset[int] = frozenset()
-
-    @classmethod
-    def from_spec(cls, spec: Any, accept_years: Iterable[int] = ()) -> "DeliveryGate":
-        """From the study specification's `delivery_gate` (thresholds), plus years accepted
-        for this run (``--accept-smaller``)."""
-        return cls(max_shrink_share=spec.max_shrink_share, min_share_of_neighbours=spec.min_share_of_neighbours,
-                   accept_smaller=frozenset(int(y) for y in [*spec.accept_smaller, *accept_years]))
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.max_shrink_share < 1:
-            raise ValueError("delivery_gate.max_shrink_share must be in [0, 1)")
-        if not 0 <= self.min_share_of_neighbours <= 1:
-            raise ValueError("delivery_gate.min_share_of_neighbours must be in [0, 1]")
 
 
 _ACCEPT_HINT = ("If the year is genuinely smaller, accept it for this year: `offshoring run --accept-smaller "
@@ -590,78 +564,3 @@ def load_census_employment(con: Any, path: str | Path, *, column_map: Any = None
                  lambda: prepare_census_employment(path, column_map=column_map),
                  code_version=code_version, log_rejections=log_rejections,
                  identity=identity, database=database)
-
-
-# ---------------------------------------------------------------------------
-# Checking a whole folder before any load
-# ---------------------------------------------------------------------------
-
-
-def _loaded_hashes(database: str | Path | None) -> dict[tuple[str, str | None], str]:
-    """SHA-256 of the file behind what each raw table (and survey year) holds now."""
-    import duckdb
-
-    if database is None or not Path(database).is_file():
-        return {}
-    try:
-        con = duckdb.connect(str(database), read_only=True)
-    except duckdb.Error:
-        return {}
-    try:
-        rows = con.execute(f"SELECT table_name, partition, arg_max(sha256, loaded_at) FROM {RAW_SCHEMA}.load_log "
-                           "WHERE status = 'loaded' GROUP BY ALL").fetchall()
-    except duckdb.Error:
-        return {}
-    finally:
-        con.close()
-    return {(t, p): sha for t, p, sha in rows}
-
-
-def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, key: bytes,
-                         gate: DeliveryGate | None = None) -> list[Path]:
-    """Read and validate every input of `raw_dir` whose file differs from what the warehouse
-    holds, and pass each changed survey year through the delivery gate; write nothing.
-
-    Run before any load, so that a folder with one bad delivery among several changed ones
-    is refused whole (raises `ContractError` naming the file) instead of being half loaded.
-    Returns the files checked (unchanged ones are skipped: the warehouse holds them already).
-    """
-    import duckdb
-
-    from offshoring.readers.reference import discover_raw_files
-
-    files = discover_raw_files(raw_dir)
-    loaded = _loaded_hashes(database)
-    gate = gate if gate is not None else DeliveryGate()
-    checked: list[Path] = []
-
-    def changed(table: str, partition: str | None, path: Path | None) -> bool:
-        return path is not None and loaded.get((table, partition)) != sha256_file(path)
-
-    con = None
-    if database is not None and Path(database).is_file():
-        try:
-            con = duckdb.connect(str(database), read_only=True)
-        except duckdb.Error:
-            con = None
-    try:
-        for year, path in sorted(files.survey.items()):
-            if not changed("survey_returns", str(year), path):
-                continue
-            n = prepare_survey_year(path, year, key=key, gate=gate).frame.height
-            if con is not None and loaded:
-                _gate_survey_year(con, year, n, gate, path)
-            checked.append(path)
-    finally:
-        if con is not None:
-            con.close()
-    others = (("aida_firm_years", files.aida_firms, lambda p: prepare_aida_firms(p, key=key)),
-              ("aida_subsidiaries", files.aida_subsidiaries, lambda p: prepare_aida_subsidiaries(p, key=key)),
-              ("llma", files.llma, prepare_llma),
-              ("census_employment", files.census_employment, prepare_census_employment),
-              ("municipalities", files.municipalities, prepare_municipalities))
-    for table, path, prepare in others:
-        if changed(table, None, path):
-            prepare(path)
-            checked.append(path)
-    return checked

@@ -15,7 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from offshoring.readers.common import sha256_file
+from offshoring.readers.layout import sha256_file
 from offshoring.truth import contract_files
 from offshoring.version import code_version
 

@@ -206,8 +206,8 @@ class StudySpec:
     panel: PanelSpec
     districts: Any  # offshoring.districts.DistrictSettings
     models: ModelsSpec
-    probit: Any  # offshoring.econometrics.dynamic.DynamicSpec
-    cox: Any  # offshoring.econometrics.cox.CoxSpec
+    probit: Any  # offshoring.econometrics.model_specs.DynamicSpec
+    cox: Any  # offshoring.econometrics.model_specs.CoxSpec
     reports: ReportsSpec
     alerts: AlertsSpec
     schedule: ScheduleSpec
@@ -369,8 +369,7 @@ def _library(parse, data: Mapping[str, Any], files: list[Path]):
 def load_study_spec(config_dir: str | Path | None = None) -> StudySpec:
     """Read, merge and check every part. `config_dir`: the user's folder (None: defaults only)."""
     from offshoring.districts import DistrictSettings
-    from offshoring.econometrics.cox import COX_KEYS, load_cox_spec
-    from offshoring.econometrics.dynamic import DYNAMIC_KEYS, load_dynamic_spec
+    from offshoring.econometrics.model_specs import COX_KEYS, DYNAMIC_KEYS, load_cox_spec, load_dynamic_spec
 
     user = Path(config_dir) if config_dir is not None else None
     if user is not None and not user.is_dir():

@@ -44,7 +44,7 @@ def contract_files(raw_dir: str | Path) -> list[Path]:
 
 def generated_folder_problem(raw_dir: str | Path) -> str | None:
     """None when `raw_dir` holds only files the generator wrote, unchanged; else why not."""
-    from offshoring.readers.common import sha256_file
+    from offshoring.readers.layout import sha256_file
 
     raw = Path(raw_dir)
     truth, warning = read_truth(raw)

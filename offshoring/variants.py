@@ -161,8 +161,7 @@ def load_variants(defaults: Path, user_dir: Path | None, *, model_layers: Mappin
     """Every enabled variant of every table, checked and resolved (baseline first, then by
     ``order`` and name). `model_layers`: the baseline model specifications as merged
     mappings (``probit``, ``cox``), which a variant's ``model`` keys replace key by key."""
-    from offshoring.econometrics.cox import COX_KEYS, load_cox_spec
-    from offshoring.econometrics.dynamic import DYNAMIC_KEYS, load_dynamic_spec
+    from offshoring.econometrics.model_specs import COX_KEYS, DYNAMIC_KEYS, load_cox_spec, load_dynamic_spec
     from offshoring.spec import PanelSpec, SpecError, Thresholds, _check_keys, _library, _merge, \
         _read_yaml, _validate
 

@@ -51,7 +51,7 @@ def _has_contract_files(raw: Path) -> bool:
 
 def _check_raw_folder(raw: Path) -> dict[int, Path]:
     """The survey deliveries of a real raw folder, or a refusal saying what is missing."""
-    from offshoring.readers.survey import discover_survey_files
+    from offshoring.readers.layout import discover_survey_files
 
     env = settings.ENV_RAW_DIR
     hint = ("Put the survey, aida and reference files there (README, 'Running on real files'), "
@@ -141,7 +141,7 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
         problem = check_database_file(settings.db_path(), wanted)
         if problem:
             raise Refusal(problem)
-    from offshoring.load import DeliveryGate, check_changed_inputs
+    from offshoring.inputs import DeliveryGate, check_changed_inputs
 
     gate = DeliveryGate.from_spec(spec.thresholds.delivery_gate, accept_smaller)
     checked = check_changed_inputs(raw, None if rekey else settings.db_path(), key=key, gate=gate)

@@ -13,20 +13,60 @@ object with ``params``, ``bse``, ``llf`` and ``summary()``, as in statsmodels.
   spell-years, one intercept per spell-year), exact for annual data, with
   firm-clustered errors; `fit_grouped_ph_table3` fits the Table 3 spec in that form
   and `region_spell_risk_rows` keeps the spell-years the region-spell hazard decides.
+
+The model specifications (`DynamicSpec`, `CoxSpec` and their readers) are plain data in
+`model_specs`. The names below are imported on first use, so that reading a specification
+(``offshoring.econometrics.model_specs``) does not import numpy, pandas or scipy.
 """
 
-from .cox import CoxPH, CoxResults, CoxSpec, build_cox_sample, fit_cox_table3, load_cox_spec
-from .dynamic import DynamicSample, DynamicSpec, build_dynamic_sample, fit_dynamic_probit, load_dynamic_spec
-from .errors import (
-    CollinearityError,
-    ConvergenceError,
-    EstimationError,
-    PerfectPredictionError,
-    SingletonGroupsError,
-)
-from .grouped_ph import GroupedPH, GroupedPHResults, fit_grouped_ph_table3, region_spell_risk_rows
-from .partial_effects import average_partial_effects, marginal_probability
-from .re_probit import RandomEffectsProbit, RandomEffectsProbitResults, pooled_binary_fit
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .cox import CoxPH, CoxResults, build_cox_sample, fit_cox_table3
+    from .dynamic import DynamicSample, build_dynamic_sample, fit_dynamic_probit
+    from .errors import (
+        CollinearityError,
+        ConvergenceError,
+        EstimationError,
+        PerfectPredictionError,
+        SingletonGroupsError,
+    )
+    from .grouped_ph import GroupedPH, GroupedPHResults, fit_grouped_ph_table3, region_spell_risk_rows
+    from .model_specs import CoxSpec, DynamicSpec, load_cox_spec, load_dynamic_spec
+    from .partial_effects import average_partial_effects, marginal_probability
+    from .re_probit import RandomEffectsProbit, RandomEffectsProbitResults, pooled_binary_fit
+
+#: exported name -> the submodule defining it
+_EXPORTS = {
+    "CollinearityError": "errors",
+    "ConvergenceError": "errors",
+    "CoxPH": "cox",
+    "CoxResults": "cox",
+    "CoxSpec": "model_specs",
+    "DynamicSample": "dynamic",
+    "DynamicSpec": "model_specs",
+    "EstimationError": "errors",
+    "GroupedPH": "grouped_ph",
+    "GroupedPHResults": "grouped_ph",
+    "PerfectPredictionError": "errors",
+    "RandomEffectsProbit": "re_probit",
+    "RandomEffectsProbitResults": "re_probit",
+    "SingletonGroupsError": "errors",
+    "average_partial_effects": "partial_effects",
+    "build_cox_sample": "cox",
+    "build_dynamic_sample": "dynamic",
+    "fit_cox_table3": "cox",
+    "fit_dynamic_probit": "dynamic",
+    "fit_grouped_ph_table3": "grouped_ph",
+    "load_cox_spec": "model_specs",
+    "load_dynamic_spec": "model_specs",
+    "marginal_probability": "partial_effects",
+    "pooled_binary_fit": "re_probit",
+    "region_spell_risk_rows": "grouped_ph",
+}
 
 __all__ = [
     "CollinearityError",
@@ -54,4 +94,17 @@ __all__ = [
     "marginal_probability",
     "pooled_binary_fit",
     "region_spell_risk_rows",
-]
+]  # the names of _EXPORTS
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

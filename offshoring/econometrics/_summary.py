@@ -116,30 +116,6 @@ def wald_conf_int(params: pd.Series, bse: pd.Series, alpha: float = 0.05) -> pd.
     return pd.DataFrame({0: lo, 1: hi})
 
 
-def read_spec_mapping(spec, default_file: str, allowed: set[str], what: str) -> dict:
-    """A model spec as a dict: from a YAML path, a mapping, or the default config file.
-
-    Unknown keys are an error, so a typo does not silently fall back to a default.
-    """
-    import yaml
-    from pathlib import Path
-
-    if spec is None:
-        # the shipped default (never the user's folder: that reaches the library as an argument)
-        from offshoring.settings import defaults_config_dir
-
-        spec = defaults_config_dir() / default_file
-    if isinstance(spec, (str, Path)):
-        with open(spec, encoding="utf-8") as fh:
-            raw = yaml.safe_load(fh) or {}
-    else:
-        raw = dict(spec)
-    unknown = set(raw) - set(allowed)
-    if unknown:
-        raise ValueError(f"unknown keys in the {what}: {sorted(unknown)}")
-    return raw
-
-
 class WaldResultsMixin:
     """The statsmodels-style accessors of a fit with a covariance matrix: `params`, `bse`
     (of the chosen covariance), `bse_oim`, `bse_cluster`, `cov_params()`, `tvalues`,

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +42,10 @@ import polars as pl
 from scipy import stats
 
 from ._linalg import dependent_columns
-from ._summary import ResultsSummary, WaldResultsMixin, coefficient_table, read_spec_mapping
+from ._summary import ResultsSummary, WaldResultsMixin, coefficient_table
 from .errors import CollinearityError, ConvergenceError, PerfectPredictionError
+# the Table 3 spec is plain data, read without numpy or scipy; re-exported here
+from .model_specs import COX_KEYS, DEFAULT_COX_SPEC_FILE, CoxSpec, load_cox_spec  # noqa: F401
 
 
 @dataclass
@@ -615,83 +617,6 @@ def _time_transform(model: CoxPH, times: np.ndarray, transform: str) -> np.ndarr
 
 
 # --------------------------------------------------------------------- Table 3 spec
-
-DEFAULT_COX_SPEC_FILE = "cox_table3.yaml"
-COX_KEYS = {
-    "start", "stop", "event", "cluster", "destinations", "destination_column",
-    "exclude_left_censored", "ties", "cov_type", "cluster_correction", "strata",
-    "covariates", "dummies", "ph_test_transform", "description", "firm_exit",
-}
-
-
-@dataclass(frozen=True)
-class CoxSpec:
-    """The model of Table 3 as data (see ``config/cox_table3.yaml``)."""
-
-    covariates: tuple[str, ...] = (
-        "share_destination", "supplier", "profit", "export_share_pre", "wage_per_employee_k",
-        "roi", "employees", "n_outsourcing_prov_pre", "n_migrant_prov_lag",
-    )
-    labels: Mapping[str, str] = field(default_factory=dict)
-    dummies: Mapping[str, tuple[str, Mapping[str, str]]] = field(
-        default_factory=lambda: {
-            "sector": ("clothing", {"footwear": "footwear"}),
-            "macro_area": (
-                "North-West",
-                {"North-East": "area_north_east", "Centre": "area_centre",
-                 "South": "area_south", "Islands": "area_islands"},
-            ),
-        }
-    )
-    start: str = "start"
-    stop: str = "stop"
-    event: str = "event"
-    cluster: str = "firm_id"
-    destination_column: str = "destination"
-    destinations: tuple[str, ...] | None = ("europe", "north_africa", "east_asia", "other")
-    exclude_left_censored: bool = True
-    ties: str = "efron"
-    cov_type: str = "cluster"
-    cluster_correction: bool = False
-    strata: tuple[str, ...] = ()
-    ph_test_transform: str = "km"
-    # a firm's complete stop of foreign subcontracting: a competing end that censors its
-    # region spells ("censor"), or backshoring from each region ("event"); see
-    # offshoring.econometrics.grouped_ph.region_spell_risk_rows
-    firm_exit: str = "censor"
-
-    def __post_init__(self):
-        if self.firm_exit not in ("censor", "event"):
-            raise ValueError("firm_exit must be 'censor' or 'event'")
-
-
-def load_cox_spec(spec: str | Path | Mapping | CoxSpec | None = None) -> CoxSpec:
-    if isinstance(spec, CoxSpec):
-        return spec
-    raw = read_spec_mapping(spec, DEFAULT_COX_SPEC_FILE, COX_KEYS, "Cox spec")
-    kw: dict[str, Any] = {}
-    for key in ("start", "stop", "event", "cluster", "destination_column", "exclude_left_censored",
-                "ties", "cov_type", "cluster_correction", "ph_test_transform", "firm_exit"):
-        if key in raw:
-            kw[key] = raw[key]
-    if "destinations" in raw:
-        kw["destinations"] = None if raw["destinations"] is None else tuple(raw["destinations"])
-    if "strata" in raw:
-        kw["strata"] = tuple(raw["strata"] or ())
-    if "covariates" in raw:
-        covs, labels = [], {}
-        for item in raw["covariates"]:
-            if isinstance(item, str):
-                covs.append(item)
-            else:
-                covs.append(item["name"])
-                if "label" in item:
-                    labels[item["name"]] = item["label"]
-        kw["covariates"] = tuple(covs)
-        kw["labels"] = labels
-    if "dummies" in raw:
-        kw["dummies"] = {src: (d["base"], dict(d["levels"])) for src, d in (raw["dummies"] or {}).items()}
-    return CoxSpec(**kw)
 
 
 @dataclass

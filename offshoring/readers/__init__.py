@@ -3,12 +3,32 @@
 Each reader maps the delivery's headers to canonical names (`column_map`),
 parses cells in the Italian or plain conventions (`common`), and validates with
 the pandera schemas of `offshoring.validation`, raising `ContractError` before
-anything is written.
+anything is written. Finding the files (`layout`) needs neither polars nor pandera.
+
+The names below are imported on first use, so that importing one light submodule
+(``offshoring.readers.layout``) does not import every reader.
 """
 
-from offshoring.readers.column_map import ColumnMap, load_column_map
-from offshoring.readers.reference import RawFiles, discover_raw_files, municipality_list_path
-from offshoring.readers.survey import discover_survey_files, read_survey
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from offshoring.readers.column_map import ColumnMap, load_column_map
+    from offshoring.readers.reference import RawFiles, discover_raw_files, municipality_list_path
+    from offshoring.readers.survey import discover_survey_files, read_survey
+
+#: exported name -> the submodule defining it
+_EXPORTS = {
+    "ColumnMap": "column_map",
+    "RawFiles": "reference",
+    "discover_raw_files": "reference",
+    "discover_survey_files": "survey",
+    "load_column_map": "column_map",
+    "municipality_list_path": "reference",
+    "read_survey": "survey",
+}
 
 __all__ = [
     "ColumnMap",
@@ -18,4 +38,17 @@ __all__ = [
     "load_column_map",
     "municipality_list_path",
     "read_survey",
-]
+]  # the names of _EXPORTS
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

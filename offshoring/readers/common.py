@@ -44,6 +44,8 @@ import numpy as np
 import polars as pl
 
 from offshoring.readers.column_map import SourceMap, rename_columns
+# in the light module (no polars, no pandera); re-exported here
+from offshoring.readers.layout import inside_folder, sha256_file  # noqa: F401
 from offshoring.validation import ContractError, Failure, RuleSchema
 
 Kind = Literal["text", "tax_code", "municipality", "ateco", "number", "integer", "flag", "date",
@@ -86,40 +88,9 @@ class RawFrame:
 # ---------------------------------------------------------------------------
 
 
-def inside_folder(path: str | Path, folder: str | Path) -> Path:
-    """`path` itself, once checked to lie inside `folder` with every link followed.
-
-    Raw files are read only from inside the raw folder: a delivery that is a
-    link to somewhere else (another project's data, a system file) is refused,
-    not followed, so that what a load reads is what the raw folder holds. Links
-    that stay inside the folder are fine. Raises `ContractError` naming the file.
-    """
-    p = Path(path)
-    root = Path(folder)
-    try:
-        target = p.resolve()
-        inside = target.is_relative_to(root.resolve())
-    except (OSError, RuntimeError):  # a loop of links
-        inside = False
-    if not inside:
-        raise ContractError(p, [Failure(
-            "outside_raw_folder", None,
-            detail=f"{p.name} leads outside {root}; links pointing outside the raw folder are not followed",
-        )])
-    return p
-
-
 # ---------------------------------------------------------------------------
 # Bytes, hashes, encodings, separators
 # ---------------------------------------------------------------------------
-
-
-def sha256_file(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_file_bytes(path: Path) -> tuple[bytes, str]:

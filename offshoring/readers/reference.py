@@ -9,14 +9,16 @@ the raw folder overrides it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 
 from offshoring import geo
+from offshoring.readers import layout
 from offshoring.readers.column_map import ColumnMap
-from offshoring.readers.common import Kind, RawFrame, coerce, inside_folder, read_any, schema_failures
+from offshoring.readers.common import Kind, RawFrame, coerce, read_any, schema_failures
+# finding the files is `layout`'s (no polars, no pandera); re-exported here
+from offshoring.readers.layout import MUNICIPALITY_OVERRIDES, RawFiles, _one, municipality_list_path  # noqa: F401
 from offshoring.validation import (
     ContractError,
     Failure,
@@ -25,7 +27,6 @@ from offshoring.validation import (
     municipalities_schema,
 )
 
-MUNICIPALITY_OVERRIDES = ("municipalities.csv", "Elenco-comuni-italiani.csv")
 MUNICIPALITY_COLUMNS = [
     "municipality_code", "municipality_name", "province", "province_code", "province_name",
     "region_code", "region", "macro_area", "code_110", "code_107", "code_103", "cadastral_code",
@@ -34,58 +35,11 @@ LLMA_COLUMNS = ["municipality_code", "llma_code", "llma_name"]
 CENSUS_COLUMNS = ["llma_code", "ateco_division", "size_class", "local_units", "employees"]
 
 
-@dataclass(frozen=True)
-class RawFiles:
-    """Where each contract input of a raw folder is (None when absent)."""
-
-    raw_dir: Path
-    survey: dict[int, Path]
-    aida_firms: Path | None
-    aida_subsidiaries: Path | None
-    llma: Path | None
-    census_employment: Path | None
-    municipalities: Path  # the user's override or the bundled list
-    column_map: Path | None
-
-
-def _one(folder: Path, names: tuple[str, ...], raw_dir: Path | None = None) -> Path | None:
-    """The one file of `names` in `folder`, if any; two are an error, and so is a link leading
-    outside `raw_dir` (files are read only inside the raw folder)."""
-    if raw_dir is not None:
-        for n in names:
-            if (folder / n).exists() or (folder / n).is_symlink():
-                inside_folder(folder / n, raw_dir)
-    hits = [folder / n for n in names if (folder / n).is_file()]
-    if len(hits) > 1:
-        raise ContractError(folder, [Failure("duplicate_delivery", None,
-                                             detail=f"both {hits[0].name} and {hits[1].name} are there; keep one")])
-    return hits[0] if hits else None
-
-
-def municipality_list_path(raw_dir: str | Path | None = None) -> Path:
-    """The user's ISTAT list in ``<raw>/reference/`` if there is one, else the bundled one."""
-    if raw_dir is not None:
-        hit = _one(Path(raw_dir) / "reference", MUNICIPALITY_OVERRIDES, Path(raw_dir))
-        if hit is not None:
-            return hit
-    return geo.bundled_list_path()
-
-
 def discover_raw_files(raw_dir: str | Path) -> RawFiles:
-    from offshoring.readers.survey import discover_survey_files
+    """Every input of the raw folder (`layout.discover_raw_files`), as of the survey's `current_year()`."""
+    from offshoring.readers.survey import current_year
 
-    raw = Path(raw_dir)
-    cmap = raw / "column_map.yaml"
-    return RawFiles(
-        raw_dir=raw,
-        survey=discover_survey_files(raw),
-        aida_firms=_one(raw / "aida", ("aida_firms.xlsx", "aida_firms.csv", "aida_firms.csv.gz"), raw),
-        aida_subsidiaries=_one(raw / "aida", ("aida_subsidiaries.csv", "aida_subsidiaries.csv.gz"), raw),
-        llma=_one(raw / "reference", ("llma.csv", "llma.csv.gz"), raw),
-        census_employment=_one(raw / "reference", ("census_employment.csv", "census_employment.csv.gz"), raw),
-        municipalities=municipality_list_path(raw),
-        column_map=cmap if cmap.is_file() else None,
-    )
+    return layout.discover_raw_files(raw_dir, current_year())
 
 
 # --- municipalities -----------------------------------------------------------------------

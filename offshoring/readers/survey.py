@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from pathlib import Path
 
 import polars as pl
 
+from offshoring.readers import layout
 from offshoring.readers.column_map import ColumnMap
-from offshoring.readers.common import Kind, RawFrame, coerce, inside_folder, read_any, schema_failures
+from offshoring.readers.common import Kind, RawFrame, coerce, read_any, schema_failures
+# finding the deliveries is `layout`'s (no polars, no pandera); re-exported here
+from offshoring.readers.layout import current_year, survey_folder, year_of_file  # noqa: F401
 from offshoring.validation import (
     SURVEY_AMOUNTS,
     SURVEY_FLAGS,
@@ -39,63 +40,9 @@ MARKET_AREA_SYNONYMS = {
     "nazionale": "national", "internazionale": "international", "estero": "international",
 }
 
-_FILE_RE = re.compile(r"^survey_(\d{4})\.(csv|csv\.gz|parquet)$", re.IGNORECASE)
-
-
-def survey_folder(raw_dir: str | Path) -> Path:
-    raw = Path(raw_dir)
-    return raw / "survey" if (raw / "survey").is_dir() else raw
-
-
-def current_year() -> int:
-    """This calendar year (a function, for tests to move the clock)."""
-    return dt.date.today().year
-
-
 def discover_survey_files(raw_dir: str | Path) -> dict[int, Path]:
-    """Year -> delivery file, from the names ``survey_<YYYY>.(csv|csv.gz|parquet)``.
-
-    `raw_dir` is the raw folder (its ``survey/`` subfolder is searched) or the
-    survey folder itself. Refused with a `ContractError` naming the file: two
-    files for one year (which one counts would be a guess), a year after this
-    one (a fiscal year cannot be in the future: a typo in the name), and a file
-    that is a link leading outside `raw_dir` (files are read only inside the raw
-    folder).
-    """
-    folder = survey_folder(raw_dir)
-    found: dict[int, list[Path]] = {}
-    if folder.is_dir():
-        for p in sorted(folder.iterdir()):
-            m = _FILE_RE.match(p.name)
-            if not m:
-                continue
-            inside_folder(p, raw_dir)
-            if p.is_file():
-                found.setdefault(int(m.group(1)), []).append(p)
-    this_year = current_year()
-    for y, ps in sorted(found.items()):
-        if y > this_year:
-            raise ContractError(ps[0], [Failure(
-                "future_year", None,
-                detail=f"the file name says {y}, and this is {this_year}: a fiscal year cannot be in the future; "
-                       f"check the year in the name",
-            )])
-    clashes = {y: ps for y, ps in found.items() if len(ps) > 1}
-    if clashes:
-        raise ContractError(folder, [Failure("duplicate_delivery", None, detail=(
-            f"{_names(ps)} are all deliveries for fiscal year {y}; keep one of them" if len(ps) > 2 else
-            f"{ps[0].name} and {ps[1].name} are both deliveries for fiscal year {y}; keep one of them"))
-            for y, ps in sorted(clashes.items())])
-    return {y: ps[0] for y, ps in sorted(found.items())}
-
-
-def _names(paths: list[Path]) -> str:
-    return ", ".join(p.name for p in paths[:-1]) + f" and {paths[-1].name}"
-
-
-def year_of_file(path: str | Path) -> int | None:
-    m = _FILE_RE.match(Path(path).name)
-    return int(m.group(1)) if m else None
+    """Year -> delivery file (`layout.discover_survey_files`), as of `current_year()`."""
+    return layout.discover_survey_files(raw_dir, current_year())
 
 
 def read_survey_raw(path: str | Path, column_map: ColumnMap | None = None) -> RawFrame:

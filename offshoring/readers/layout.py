@@ -1,0 +1,170 @@
+"""Where the contract's files are in a raw folder, and their hashes, without reading them.
+
+Finding the deliveries (``survey/survey_<YYYY>.csv | .csv.gz | .parquet``, one per year; the
+AIDA and reference files), refusing a folder by name (two deliveries for one input, a year
+after this one, a link leading outside the raw folder) and hashing files: no polars, no
+pandera, so the command line's pre-flight and its no-op check import this module alone.
+Reading and validating the files is the other reader modules' work; `survey`, `reference`
+and `common` re-export what is here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from offshoring.contract import ContractError, Failure
+
+SURVEY_FILE_RE = re.compile(r"^survey_(\d{4})\.(csv|csv\.gz|parquet)$", re.IGNORECASE)
+MUNICIPALITY_OVERRIDES = ("municipalities.csv", "Elenco-comuni-italiani.csv")
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def inside_folder(path: str | Path, folder: str | Path) -> Path:
+    """`path` itself, once checked to lie inside `folder` with every link followed.
+
+    Raw files are read only from inside the raw folder: a delivery that is a
+    link to somewhere else (another project's data, a system file) is refused,
+    not followed, so that what a load reads is what the raw folder holds. Links
+    that stay inside the folder are fine. Raises `ContractError` naming the file.
+    """
+    p = Path(path)
+    root = Path(folder)
+    try:
+        target = p.resolve()
+        inside = target.is_relative_to(root.resolve())
+    except (OSError, RuntimeError):  # a loop of links
+        inside = False
+    if not inside:
+        raise ContractError(p, [Failure(
+            "outside_raw_folder", None,
+            detail=f"{p.name} leads outside {root}; links pointing outside the raw folder are not followed",
+        )])
+    return p
+
+
+# --- survey deliveries ----------------------------------------------------------------------
+
+
+def survey_folder(raw_dir: str | Path) -> Path:
+    raw = Path(raw_dir)
+    return raw / "survey" if (raw / "survey").is_dir() else raw
+
+
+def current_year() -> int:
+    """This calendar year (a function, for tests to move the clock)."""
+    return dt.date.today().year
+
+
+def discover_survey_files(raw_dir: str | Path, this_year: int | None = None) -> dict[int, Path]:
+    """Year -> delivery file, from the names ``survey_<YYYY>.(csv|csv.gz|parquet)``.
+
+    `raw_dir` is the raw folder (its ``survey/`` subfolder is searched) or the
+    survey folder itself. Refused with a `ContractError` naming the file: two
+    files for one year (which one counts would be a guess), a year after this
+    one (a fiscal year cannot be in the future: a typo in the name), and a file
+    that is a link leading outside `raw_dir` (files are read only inside the raw
+    folder). `this_year`: the current year (default: `current_year()`).
+    """
+    folder = survey_folder(raw_dir)
+    found: dict[int, list[Path]] = {}
+    if folder.is_dir():
+        for p in sorted(folder.iterdir()):
+            m = SURVEY_FILE_RE.match(p.name)
+            if not m:
+                continue
+            inside_folder(p, raw_dir)
+            if p.is_file():
+                found.setdefault(int(m.group(1)), []).append(p)
+    this_year = current_year() if this_year is None else this_year
+    for y, ps in sorted(found.items()):
+        if y > this_year:
+            raise ContractError(ps[0], [Failure(
+                "future_year", None,
+                detail=f"the file name says {y}, and this is {this_year}: a fiscal year cannot be in the future; "
+                       f"check the year in the name",
+            )])
+    clashes = {y: ps for y, ps in found.items() if len(ps) > 1}
+    if clashes:
+        raise ContractError(folder, [Failure("duplicate_delivery", None, detail=(
+            f"{_names(ps)} are all deliveries for fiscal year {y}; keep one of them" if len(ps) > 2 else
+            f"{ps[0].name} and {ps[1].name} are both deliveries for fiscal year {y}; keep one of them"))
+            for y, ps in sorted(clashes.items())])
+    return {y: ps[0] for y, ps in sorted(found.items())}
+
+
+def _names(paths: list[Path]) -> str:
+    return ", ".join(p.name for p in paths[:-1]) + f" and {paths[-1].name}"
+
+
+def year_of_file(path: str | Path) -> int | None:
+    m = SURVEY_FILE_RE.match(Path(path).name)
+    return int(m.group(1)) if m else None
+
+
+# --- every input ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RawFiles:
+    """Where each contract input of a raw folder is (None when absent)."""
+
+    raw_dir: Path
+    survey: dict[int, Path]
+    aida_firms: Path | None
+    aida_subsidiaries: Path | None
+    llma: Path | None
+    census_employment: Path | None
+    municipalities: Path  # the user's override or the bundled list
+    column_map: Path | None
+
+
+def _one(folder: Path, names: tuple[str, ...], raw_dir: Path | None = None) -> Path | None:
+    """The one file of `names` in `folder`, if any; two are an error, and so is a link leading
+    outside `raw_dir` (files are read only inside the raw folder)."""
+    if raw_dir is not None:
+        for n in names:
+            if (folder / n).exists() or (folder / n).is_symlink():
+                inside_folder(folder / n, raw_dir)
+    hits = [folder / n for n in names if (folder / n).is_file()]
+    if len(hits) > 1:
+        raise ContractError(folder, [Failure("duplicate_delivery", None,
+                                             detail=f"both {hits[0].name} and {hits[1].name} are there; keep one")])
+    return hits[0] if hits else None
+
+
+def municipality_list_path(raw_dir: str | Path | None = None) -> Path:
+    """The user's ISTAT list in ``<raw>/reference/`` if there is one, else the bundled one."""
+    if raw_dir is not None:
+        hit = _one(Path(raw_dir) / "reference", MUNICIPALITY_OVERRIDES, Path(raw_dir))
+        if hit is not None:
+            return hit
+    from offshoring import geo
+
+    return geo.bundled_list_path()
+
+
+def discover_raw_files(raw_dir: str | Path, this_year: int | None = None) -> RawFiles:
+    """Every input of the raw folder (`this_year`: as for `discover_survey_files`)."""
+    raw = Path(raw_dir)
+    cmap = raw / "column_map.yaml"
+    return RawFiles(
+        raw_dir=raw,
+        survey=discover_survey_files(raw, this_year),
+        aida_firms=_one(raw / "aida", ("aida_firms.xlsx", "aida_firms.csv", "aida_firms.csv.gz"), raw),
+        aida_subsidiaries=_one(raw / "aida", ("aida_subsidiaries.csv", "aida_subsidiaries.csv.gz"), raw),
+        llma=_one(raw / "reference", ("llma.csv", "llma.csv.gz"), raw),
+        census_employment=_one(raw / "reference", ("census_employment.csv", "census_employment.csv.gz"), raw),
+        municipalities=municipality_list_path(raw),
+        column_map=cmap if cmap.is_file() else None,
+    )
