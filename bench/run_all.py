@@ -15,7 +15,8 @@ Benchmarks: quadcheck (fit + quadrature check over the fit, paired in one proces
 design was held once, same estimates), synth (synthetic data at 17,000 firms, target < 60 s), raw_load (one survey
 year of 100,000 rows vs bare DuckDB read_csv, target <= 2x), probit (dynamic RE probit
 vs statsmodels pooled Probit, target <= 10x, and vs panelbox), pipeline (end to end
-through Dagster at 17,000 and 170,000 firms, targets < 60 s and < 5 min, peak < 4 GiB).
+through Dagster at 17,000 and 170,000 firms, targets < 60 s and < 5 min, peak < 4 GiB),
+noop (`offshoring run` with nothing changed at 17,000 firms, with its import share, target < 3 s).
 ``montecarlo`` (bias and coverage, not speed) and ``bench_100x`` (1.7 million firms end to
 end, tens of minutes) run only when named in --only. With --only, the benchmarks run are
 merged into the existing summary (their table rows and ``## name`` sections replaced or
@@ -129,6 +130,16 @@ def head_pipeline(d: dict) -> tuple[str, str, str]:
     return ("; ".join(parts), "17k < 60 s, 170k < 300 s, peak < 4 GiB", "met" if ok else "MISSED")
 
 
+def head_noop(d: dict) -> tuple[str, str, str]:
+    s = d.get("median_s")
+    if s is None:
+        return ("no figures parsed", "< 3 s", "")
+    text = (f"{d.get('firms', 0):,} firms: {s:.2f} s (median of {d.get('repeat')}), imports "
+            f"{d.get('median_imports_s', 0):.2f} s ({d.get('import_share', 0):.0%}); heavy libraries imported: "
+            f"{', '.join(d.get('heavy_imported') or []) or 'none'}")
+    return (text, "< 3 s", "met" if s < 3 else "MISSED")
+
+
 def head_montecarlo(d: dict) -> tuple[str, str, str]:
     return ("see output", "", "")
 
@@ -183,6 +194,9 @@ BENCHES = [
     Bench("pipeline", "bench_pipeline.py", ["--firms", "17000,170000", "--repeat", "2"],
           quick_args=["--firms", "17000", "--repeat", "2"],
           json_flag=True, headline=head_pipeline, timeout_s=5400),
+    # `offshoring run` with nothing changed (sets up its own world with `offshoring demo`, ~1.5 min)
+    Bench("noop", "bench_noop.py", ["--firms", "17000", "--repeat", "5"], json_flag=True, headline=head_noop,
+          timeout_s=1200),
     Bench("quadcheck", "bench_quadcheck.py", ["--repeat", "3"], quick_args=["--repeat", "1"],
           headline=head_quadcheck, timeout_s=1800),
     Bench("probit_memory", "bench_probit_memory.py", [], quick_args=["--firms", "17338"],
