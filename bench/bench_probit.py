@@ -18,7 +18,14 @@ BLAS threads are pinned (``--threads``, default 1) for every contender: on a
 shared two-core machine OpenBLAS threads that spin against other processes can
 slow a matrix product twenty-fold and drown the comparison.
 
+Timed comparisons alternate their rounds (A B A B ...: ``--repeat`` rounds),
+so a burst of load on the shared machine hits both sides, and print the paired
+ratio of each round besides best / best and median / median.
+``--probit-threads 1,2`` also compares our fit with one and two worker threads
+of the likelihood passes (`RandomEffectsProbit.threads`), alternating.
+
     .venv/bin/python bench/bench_probit.py [--firms 17338] [--repeat 3] [--json out.json]
+        [--probit-threads 1,2]
 """
 
 from __future__ import annotations
@@ -35,8 +42,8 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from offshoring.econometrics import RandomEffectsProbit, build_dynamic_sample  # noqa: E402
-from offshoring.econometrics.simulate import simulate_firm_years  # noqa: E402
+from offshoring.econometrics import RandomEffectsProbit, build_dynamic_sample
+from offshoring.econometrics.simulate import simulate_firm_years
 
 
 def best_of(fn, repeat):
@@ -46,6 +53,26 @@ def best_of(fn, repeat):
         out = fn()
         times.append(time.perf_counter() - t0)
     return min(times), float(np.median(times)), out
+
+
+def alternate(fns: dict, repeat: int) -> dict:
+    """Time each of ``fns`` once per round, in the same order every round (A B A B ...).
+
+    Returns, per name, the list of times and the last result.
+    """
+    times = {name: [] for name in fns}
+    outs = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            outs[name] = fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: (times[name], outs[name]) for name in fns}
+
+
+def paired(a: list[float], b: list[float]) -> list[float]:
+    """Round-by-round ratios a / b of two alternated timings."""
+    return [x / y for x, y in zip(a, b)]
 
 
 def main(argv=None):
@@ -62,6 +89,8 @@ def main(argv=None):
     )
     ap.add_argument("--skip-panelbox", action="store_true")
     ap.add_argument("--json", type=Path, help="also write the numbers to this file")
+    ap.add_argument("--probit-threads", default="",
+                    help="two thread counts of our fit to compare, alternating (e.g. 1,2)")
     args = ap.parse_args(argv)
 
     limiter = None
@@ -80,17 +109,12 @@ def main(argv=None):
     print(f"sample: {len(y):,} observations, {out['groups']:,} firms, {X.shape[1]} regressors + lnsig2u "
           f"(simulation and spec builder {out['build_sample_s']:.2f} s)")
 
-    def ours():
+    def ours(threads=None):
         model = RandomEffectsProbit(y, X, g)
+        model.threads = threads
         res = model.fit(quad_points=12, adaptive=True, cov_type="cluster")
         res.bse  # noqa: B018  (standard errors are part of the timing)
         return res
-
-    best, med, res = best_of(ours, args.repeat)
-    out.update(ours_s=round(best, 3), ours_median_s=round(med, 3), iterations=res.iterations,
-               ours_fit_only_s=round(res.fit_time, 3))
-    print(f"RE probit (adaptive 12 points, clustered SEs): best {best:.2f} s, median {med:.2f} s, "
-          f"{res.iterations} Newton iterations; llf {res.llf:.3f}, rho {res.rho:.3f}")
 
     import statsmodels.api as sm
 
@@ -99,12 +123,41 @@ def main(argv=None):
         r.bse  # noqa: B018
         return r
 
-    sbest, smed, _ = best_of(pooled, args.repeat)
+    timed = alternate({"ours": ours, "pooled": pooled}, args.repeat)
+    (t_ours, res), (t_pool, _) = timed["ours"], timed["pooled"]
+    best, med, sbest, smed = min(t_ours), float(np.median(t_ours)), min(t_pool), float(np.median(t_pool))
+    ratios = paired(t_ours, t_pool)
+    out.update(ours_s=round(best, 3), ours_median_s=round(med, 3), iterations=res.iterations,
+               ours_fit_only_s=round(res.fit_time, 3), ours_rounds_s=[round(t, 3) for t in t_ours])
+    print(f"RE probit (adaptive 12 points, clustered SEs): best {best:.2f} s, median {med:.2f} s, "
+          f"{res.iterations} Newton iterations; llf {res.llf:.3f}, rho {res.rho:.3f}")
     out.update(statsmodels_probit_s=round(sbest, 3), statsmodels_probit_median_s=round(smed, 3),
-               ratio_to_pooled=round(best / sbest, 2), ratio_to_pooled_median=round(med / smed, 2))
+               ratio_to_pooled=round(best / sbest, 2), ratio_to_pooled_median=round(med / smed, 2),
+               ratio_to_pooled_paired=[round(r, 2) for r in ratios],
+               ratio_to_pooled_paired_median=round(float(np.median(ratios)), 2))
     verdict = "OK" if best / sbest <= 10 else "ABOVE TARGET"
-    print(f"statsmodels pooled Probit (fit + bse): best {sbest:.2f} s, median {smed:.2f} s")
-    print(f"ratio RE / pooled: {best / sbest:.1f} (median {med / smed:.1f}); target <= 10: {verdict}")
+    print(f"statsmodels pooled Probit (fit + bse): best {sbest:.2f} s, median {smed:.2f} s "
+          f"(rounds alternated with ours)")
+    print(f"ratio RE / pooled: {best / sbest:.1f} (median {med / smed:.1f}); paired by round: "
+          + " ".join(f"{r:.1f}" for r in ratios)
+          + f" (median {np.median(ratios):.1f}); target <= 10: {verdict}")
+
+    if args.probit_threads:
+        ta, tb = (int(t) for t in args.probit_threads.split(","))
+        timed = alternate({ta: lambda: ours(ta), tb: lambda: ours(tb)}, args.repeat)
+        (t_a, r_a), (t_b, r_b) = timed[ta], timed[tb]
+        ratios = paired(t_b, t_a)
+        same = bool(np.array_equal(r_a.params_array, r_b.params_array)
+                    and np.array_equal(r_a.bse.to_numpy(), r_b.bse.to_numpy()))
+        out.update(threads_compared=[ta, tb], threads_rounds_s={ta: [round(t, 3) for t in t_a],
+                                                                 tb: [round(t, 3) for t in t_b]},
+                   threads_paired_ratio=[round(r, 3) for r in ratios],
+                   threads_paired_ratio_median=round(float(np.median(ratios)), 3),
+                   threads_same_bits=same)
+        print(f"our fit, {ta} vs {tb} worker threads (alternated): median {np.median(t_a):.2f} vs "
+              f"{np.median(t_b):.2f} s; paired {tb} / {ta} by round: "
+              + " ".join(f"{r:.2f}" for r in ratios)
+              + f" (median {np.median(ratios):.2f}); estimates and s.e. bit for bit equal: {same}")
 
     z = (res.params - pd.Series(truth)[res.params.index]) / res.bse
     out["max_abs_z_vs_truth"] = round(float(np.abs(z).max()), 2)
@@ -157,8 +210,8 @@ def panelbox(sample, args) -> dict:
           f"ours adaptive: {t_ad:.3f} s")
     print(f"largest difference between the two sets of estimates: {diff:.2e}")
     return {
-        "panelbox_obs": int(len(y)),
-        "panelbox_firms": int(len(firms)),
+        "panelbox_obs": len(y),
+        "panelbox_firms": len(firms),
         "panelbox_s": round(t_pb, 2),
         "panelbox_converged": bool(getattr(pb_res, "converged", False)),
         "ours_same_likelihood_s": round(t_gh, 4),

@@ -285,7 +285,8 @@ def test_blocks_hold_whole_groups_and_cover_the_sample(dynamic_sample, budget):
 
 def test_pass_memory_does_not_grow_with_the_sample(dynamic_sample):
     model = RandomEffectsProbit(dynamic_sample.y, dynamic_sample.X, dynamic_sample.groups)
-    model.block_rows = 512
+    # one block at a time (each thread has a block in flight)
+    model.block_rows, model.threads = 256, 1
     K = 24
     p = np.r_[np.zeros(model.k_exog), 0.0]
     m, s = model._nodes(p, K, True)
