@@ -50,6 +50,7 @@ against an independent implementation of Stata's algorithm.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import time
 import warnings
@@ -182,10 +183,11 @@ BLOCK_ROWS = 16384
 # worker threads of the block passes (``RandomEffectsProbit.threads``
 # overrides it): two, or one on a single-CPU machine. Block results are
 # combined in block order, so the numbers do not depend on the number of
-# threads or on their timing (bit for bit). On the shared 2-core machine, with
-# the other core busy, two threads took a fit and its quadrature check at
-# 173,380 firms from 24.7 to 22.4 s (paired ratio 0.86-0.91, four alternating
-# rounds) for 4% more CPU; on an idle machine the gain is larger.
+# threads or on their timing (bit for bit). On the shared 2-core machine two
+# threads took a fit and its quadrature check at 173,380 firms from 24.3 to
+# 13.4 s at load 1.3-1.8 (paired ratios 0.53-0.64, four alternating rounds; the
+# same CPU seconds), and from 24.7 to 22.4 s with the other core busy (load
+# 2.5-2.9: ratios 0.86-0.91).
 THREADS = min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 # groups per chunk of the (groups x nodes) arithmetic outside the passes
 GROUP_CHUNK = 65536
@@ -607,17 +609,34 @@ class RandomEffectsProbit:
         """[fn(g0, g1, r0, r1) for each block], in block order; in ``threads`` threads.
 
         Numpy's and scipy's array operations release the GIL, so the blocks of
-        a pass run in parallel; each block writes only its own groups' rows of
-        the whole (groups x ...) outputs, and its other results are returned and
-        combined by the caller in block order (so they do not depend on the
-        threads' timing).
+        a pass run in parallel: the calling thread and ``threads - 1`` workers
+        take the next block in turn. Each block writes only its own groups'
+        rows of the whole (groups x ...) outputs, and its other results are
+        returned in block order for the caller to combine in that order, so
+        nothing depends on which thread took which block. (The calling thread
+        works too: one worker fewer, one allocator arena and BLAS buffer fewer.)
         """
         blocks = self._blocks()
         n = min(int(self.threads or THREADS), len(blocks))
         if n <= 1:
             return [fn(*b) for b in blocks]
-        with ThreadPoolExecutor(max_workers=n) as pool:
-            return list(pool.map(lambda b: fn(*b), blocks))
+        out = [None] * len(blocks)
+        turn = itertools.count()  # next() on it is atomic under the GIL
+        err = np.geterr()  # the caller's floating-point error handling, for the workers too
+
+        def work():
+            with np.errstate(**err):
+                for i in iter(turn.__next__, None):
+                    if i >= len(blocks):
+                        return
+                    out[i] = fn(*blocks[i])
+
+        with ThreadPoolExecutor(max_workers=n - 1) as pool:
+            workers = [pool.submit(work) for _ in range(n - 1)]
+            work()
+            for w in workers:
+                w.result()  # a worker's exception is raised here
+        return out
 
     @staticmethod
     def _node_group_sums(S, d: np.ndarray, M: np.ndarray) -> np.ndarray:
