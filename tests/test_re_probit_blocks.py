@@ -309,3 +309,19 @@ def test_pass_memory_does_not_grow_with_the_sample(dynamic_sample):
     finally:
         tracemalloc.stop()
     assert peak < 2 * full  # the kept derivatives: at most KEEP_D1_BYTES (one such array here)
+
+
+def test_an_error_in_any_block_is_raised(dynamic_sample):
+    model = RandomEffectsProbit(dynamic_sample.y, dynamic_sample.X, dynamic_sample.groups)
+    model.block_rows, model.threads = 50, 2
+    blocks = model._blocks()
+    for bad in (blocks[1], blocks[-1]):  # whichever thread takes it
+
+        def fn(g0, g1, r0, r1, bad=bad):
+            if (g0, g1, r0, r1) == bad:
+                raise ValueError(f"block at group {g0}")
+            return g0
+
+        with pytest.raises(ValueError, match=f"block at group {bad[0]}"):
+            model._map_blocks(fn)
+    assert model._map_blocks(lambda g0, g1, r0, r1: g0) == [b[0] for b in blocks]

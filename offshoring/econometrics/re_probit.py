@@ -291,7 +291,7 @@ class _State:
 
 
 @dataclass
-class _Blocks:
+class _ColumnBlocks:
     """Index tuples of the invariant (i) and varying (v) columns' blocks of a matrix."""
 
     ii: tuple
@@ -341,8 +341,8 @@ class RandomEffectsProbit:
     the likelihood's products); ``X`` rebuilds the full matrix on request.
     The likelihood is evaluated by blocks of whole groups of at most
     ``block_rows`` observations (default `BLOCK_ROWS`), in ``threads`` threads
-    (default `THREADS`); set either on the model to override it. Neither changes
-    the numbers beyond rounding.
+    (default `THREADS`); set either on the model to override it. The block size
+    changes the numbers by rounding only, the threads not at all.
     """
 
     block_rows: int | None = None
@@ -508,7 +508,7 @@ class RandomEffectsProbit:
         self._var = np.flatnonzero(~invariant)
         self._Xg = np.ascontiguousarray(X[starts][:, self._inv])  # (G, I)
         self._Xv = np.ascontiguousarray(X[:, self._var])  # (N, V)
-        self._ix = _Blocks(
+        self._ix = _ColumnBlocks(
             ii=np.ix_(self._inv, self._inv), vv=np.ix_(self._var, self._var),
             iv=np.ix_(self._inv, self._var), vi=np.ix_(self._var, self._inv),
         )
