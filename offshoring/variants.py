@@ -428,9 +428,8 @@ def _fit_on(con: Any, variant: Variant) -> VariantFit:
         sp = variant.model_spec
         cols = sorted({sp.group, sp.time, sp.outcome, *sp.lagged, *sp.contemporaneous,
                        *sp.counts, *sp.dummies})
-        panel = con.sql(f"SELECT {', '.join(cols)} FROM panel.model_panel").pl()
-        sample, res, dropped = _fit_dropping_perfect_dummies(panel, sp)
-        del panel
+        query = f"SELECT {', '.join(cols)} FROM panel.model_panel"
+        sample, res, dropped = _fit_dropping_perfect_dummies(lambda: con.sql(query).pl(), sp)
         years = sample.description["estimation_years"]
         stats = {"llf": float(res.llf), "sigma_u": float(res.sigma_u), "rho": float(res.rho),
                  "sample_first_year": int(min(years)), "sample_last_year": int(max(years)),
@@ -458,12 +457,15 @@ def _fit_on(con: Any, variant: Variant) -> VariantFit:
 _PERFECT = re.compile(r"^(\S+) != 0 predicts (success|failure) perfectly \((\d+) observations\)")
 
 
-def _fit_dropping_perfect_dummies(panel: Any, spec: Any) -> tuple[Any, Any, list[str]]:
+def _fit_dropping_perfect_dummies(read_panel: Any, spec: Any) -> tuple[Any, Any, list[str]]:
     """Fit; a dummy level that predicts the outcome perfectly is dropped with its
     observations and the fit repeated, as Stata's probit does ("note: x != 0 predicts
     failure perfectly; x dropped and n obs not used"). Only the specification's dummy
     levels are dropped this way: any other separation is refused as before. Returns
-    (sample, results, what was dropped)."""
+    (sample, results, what was dropped).
+
+    ``read_panel()`` reads the panel afresh for each attempt, so no copy of it is held
+    while the model is fitted (the estimation sample is all the fit needs)."""
     import dataclasses
 
     import polars as pl
@@ -473,8 +475,13 @@ def _fit_dropping_perfect_dummies(panel: Any, spec: Any) -> tuple[Any, Any, list
 
     levels = {name: (src, level) for src, (_base, lv) in spec.dummies.items() for level, name in lv.items()}
     dropped: list[str] = []
+    removed: list[tuple[str, Any]] = []  # (column, level) whose observations are dropped
     for _ in range(len(levels) + 1):
+        panel = read_panel()
+        for src, level in removed:
+            panel = panel.filter(pl.col(src) != level)
         sample = build_dynamic_sample(panel, spec)
+        del panel
         try:
             return sample, sample.fit(), dropped
         except PerfectPredictionError as exc:
@@ -482,7 +489,7 @@ def _fit_dropping_perfect_dummies(panel: Any, spec: Any) -> tuple[Any, Any, list
             if not m or m.group(1) not in levels:
                 raise
             src, level = levels.pop(m.group(1))
-            panel = panel.filter(pl.col(src) != level)
+            removed.append((src, level))
             dummies = {s: (b, {lv: n for lv, n in lvls.items() if not (s == src and lv == level)})
                        for s, (b, lvls) in spec.dummies.items()}
             spec = dataclasses.replace(spec, dummies=dummies)
