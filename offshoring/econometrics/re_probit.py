@@ -757,14 +757,7 @@ class RandomEffectsProbit:
         gs = np.empty((G, P + 1)) if order >= 1 else None
 
         def block(g0, g1, r0, r1):
-            a, u, logw = self._block_nodes(ps, m, s, g0, g1)
-            a_all[g0:g1] = a
-            v, lp = self._block_logcdf(ps, a, g0, g1, r0, r1)
-            S = self._summer(g0, g1, r0, r1)
-            logf = S @ lp
-            logf += logw
-            post, llf = self._block_posterior(logf)
-            post_all[g0:g1] = post
+            a, u, v, lp, S, post, llf = self._block_likelihood(ps, m, s, g0, g1, r0, r1, a_all, post_all)
             if order == 0 or not np.isfinite(llf):
                 return llf, None, None
 
@@ -856,6 +849,20 @@ class RandomEffectsProbit:
             state.hess = 0.5 * (H + H.T)
         return state
 
+    def _block_likelihood(self, ps, m, s, g0, g1, r0, r1, a_all, post_all):
+        """A block's nodes ``a`` (written into ``a_all``), standardised nodes ``u``, eta
+        times q ``v``, log F ``lp``, the block's group summer ``S``, posterior weights
+        (written into ``post_all``) and log-likelihood: what every pass starts from."""
+        a, u, logw = self._block_nodes(ps, m, s, g0, g1)
+        a_all[g0:g1] = a
+        v, lp = self._block_logcdf(ps, a, g0, g1, r0, r1)
+        S = self._summer(g0, g1, r0, r1)
+        logf = S @ lp
+        logf += logw
+        post, llf = self._block_posterior(logf)
+        post_all[g0:g1] = post
+        return a, u, v, lp, S, post, llf
+
     def _score(
         self,
         params: np.ndarray,
@@ -883,14 +890,7 @@ class RandomEffectsProbit:
         keep = keep_d1 and self.nobs * K * 8 <= KEEP_D1_BYTES
 
         def block(g0, g1, r0, r1):
-            a, u, logw = self._block_nodes(ps, m, s, g0, g1)
-            a_all[g0:g1] = a
-            v, lp = self._block_logcdf(ps, a, g0, g1, r0, r1)
-            S = self._summer(g0, g1, r0, r1)
-            logf = S @ lp
-            logf += logw
-            post, llf = self._block_posterior(logf)
-            post_all[g0:g1] = post
+            a, u, v, lp, S, post, llf = self._block_likelihood(ps, m, s, g0, g1, r0, r1, a_all, post_all)
             if not np.isfinite(llf):
                 return llf, None, None
             d1 = self._block_d1(v, lp, r0, r1)

@@ -11,8 +11,9 @@ The names below are imported on first use, so that importing one light submodule
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from offshoring._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from offshoring.readers.column_map import ColumnMap, load_column_map
@@ -41,14 +42,4 @@ __all__ = [
 ]  # the names of _EXPORTS
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
