@@ -46,8 +46,9 @@ class DeliveryGate:
             raise ValueError("delivery_gate.min_share_of_neighbours must be in [0, 1]")
 
 
-def _loaded_hashes(database: str | Path | None) -> dict[tuple[str, str | None], str]:
-    """SHA-256 of the file behind what each raw table (and survey year) holds now."""
+def latest_loads(database: str | Path | None) -> dict[tuple[str, str | None], tuple[str, str]]:
+    """(SHA-256, code version) of the file behind each raw table's (and survey year's) latest
+    successful load, from raw.load_log; empty when there is no warehouse yet."""
     import duckdb
 
     if database is None or not Path(database).is_file():
@@ -57,13 +58,19 @@ def _loaded_hashes(database: str | Path | None) -> dict[tuple[str, str | None], 
     except duckdb.Error:
         return {}
     try:
-        rows = con.execute(f"SELECT table_name, partition, arg_max(sha256, loaded_at) FROM {RAW_SCHEMA}.load_log "
-                           "WHERE status = 'loaded' GROUP BY ALL").fetchall()
+        rows = con.execute(
+            f"SELECT table_name, partition, arg_max(sha256, loaded_at), arg_max(code_version, loaded_at) "
+            f"FROM {RAW_SCHEMA}.load_log WHERE status = 'loaded' GROUP BY ALL").fetchall()
     except duckdb.Error:
         return {}
     finally:
         con.close()
-    return {(t, p): sha for t, p, sha in rows}
+    return {(t, p): (sha, ver) for t, p, sha, ver in rows}
+
+
+def _loaded_hashes(database: str | Path | None) -> dict[tuple[str, str | None], str]:
+    """SHA-256 of the file behind what each raw table (and survey year) holds now."""
+    return {key: sha for key, (sha, _version) in latest_loads(database).items()}
 
 
 def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, key: bytes,

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from offshoring import inputs
 from offshoring.readers.survey import discover_survey_files
 from assets.partitions import SURVEY_YEARS, block_target, contiguous_blocks
 from orchestration.progress import PROGRESS_RUN_CONFIG
@@ -124,24 +125,7 @@ def _database(defs: dg.Definitions) -> Path | None:
 def latest_loads(defs: dg.Definitions) -> dict[tuple[str, str | None], tuple[str, str]]:
     """(SHA-256, code version) of the file behind each raw table's (and survey year's) latest
     successful load, from raw.load_log; empty when there is no warehouse yet."""
-    import duckdb
-
-    db = _database(defs)
-    if db is None:
-        return {}
-    try:
-        con = duckdb.connect(str(db), read_only=True)
-    except duckdb.Error:
-        return {}
-    try:
-        rows = con.execute(
-            "SELECT table_name, partition, arg_max(sha256, loaded_at), arg_max(code_version, loaded_at) "
-            "FROM raw.load_log WHERE status = 'loaded' GROUP BY ALL").fetchall()
-    except duckdb.Error:
-        return {}
-    finally:
-        con.close()
-    return {(t, p): (sha, ver) for t, p, sha, ver in rows}
+    return inputs.latest_loads(_database(defs))
 
 
 def up_to_date_years(defs: dg.Definitions, raw_dir: Path,
