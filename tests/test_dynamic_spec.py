@@ -225,3 +225,25 @@ def test_in_place_design_fits_as_a_shuffled_copy():
     assert a.llf == pytest.approx(b.llf, rel=1e-12)
     # predictions come back in the caller's row order
     np.testing.assert_allclose(a.predict()[perm], b.predict(), rtol=1e-9)
+
+
+def test_row_order_does_not_matter_and_duplicates_are_counted(tiny_panel):
+    """Lags come from the firm's row for t - 1 wherever it sits in the input (the sample
+    sorts by firm and year and reads lags off the row before); duplicated keys are
+    counted key by key, a key repeated three times once."""
+    ref = build_dynamic_sample(tiny_panel)
+    for seed in range(3):
+        shuffled = build_dynamic_sample(tiny_panel.sample(fraction=1.0, shuffle=True, seed=seed))
+        assert shuffled.exog_names == ref.exog_names
+        assert np.array_equal(shuffled.X, ref.X) and np.array_equal(shuffled.y, ref.y)
+        assert list(shuffled.groups) == list(ref.groups) and list(shuffled.time) == list(ref.time)
+        assert shuffled.description == ref.description
+    # a firm's only neighbour row in the file order is another firm's t - 1: never its lag
+    interleaved = pl.concat([tiny_panel.filter(pl.col("firm_id") == "B"),
+                             tiny_panel.filter(pl.col("firm_id") != "B")])
+    assert build_dynamic_sample(interleaved).description == ref.description
+    # C's 2008 row lacks 2007; a 2007 row of another firm right before it changes nothing
+    assert ref.description["rows_dropped"] == {"no row for the firm in t-1 (panel gap)": 1}
+    triple = pl.concat([tiny_panel, tiny_panel.head(1), tiny_panel.head(1), tiny_panel.tail(1)])
+    with pytest.raises(ValueError, match=r"^2 duplicated \(firm_id, year\) keys"):
+        build_dynamic_sample(triple)

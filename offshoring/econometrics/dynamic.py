@@ -126,14 +126,18 @@ def build_dynamic_sample(
     missing_cols = [c for c in needed if c not in panel.columns]
     if missing_cols:
         raise KeyError(f"the panel lacks columns {missing_cols}")
-    df = panel.select(needed).with_columns(pl.col(t).cast(pl.Int64))
-    dup = df.group_by([g, t]).len().filter(pl.col("len") > 1)
-    if dup.height:
-        raise ValueError(f"{dup.height} duplicated ({g}, {t}) keys in the panel")
+    # sorted by firm and year once: duplicates, firms and lags are then read off
+    # neighbouring rows (no hash tables the size of the panel)
+    df = panel.select(needed).with_columns(pl.col(t).cast(pl.Int64)).sort([g, t])
+    same_firm = pl.col(g).eq_missing(pl.col(g).shift(1)) & (pl.int_range(pl.len()) > 0)
+    same_key = same_firm & pl.col(t).eq_missing(pl.col(t).shift(1))
+    n_dup = df.select((same_key & ~same_key.shift(1).fill_null(False)).sum()).item()
+    if n_dup:
+        raise ValueError(f"{n_dup} duplicated ({g}, {t}) keys in the panel")
 
     dropped_rows: dict[str, int] = {}
     dropped_firms: dict[str, int] = {}
-    n_firms_panel = df[g].n_unique()
+    n_firms_panel = df.select((~same_firm).sum()).item()
     if sp.last_year is None:  # up to the latest year loaded: a new delivery extends the sample
         sp = dataclasses.replace(sp, last_year=int(df[t].max()))
 
@@ -165,7 +169,13 @@ def build_dynamic_sample(
     )
 
     # -- estimation observations: years after the initial period within the range
-    est = df.join(init_vals, on=g, how="inner").filter(
+    df = df.with_columns(
+        ((pl.col(g) == pl.col(g).shift(1)) & (pl.col(t) == pl.col(t).shift(1) + 1)).fill_null(False)
+        .alias("_has_lag"),
+        pl.col(y).shift(1).alias("_lag_y"),
+        *[pl.col(v).shift(1).alias(f"_lag_{v}") for v in sp.lagged],
+    )
+    est = df.join(init_vals, on=g, how="inner", maintain_order="left").filter(
         (pl.col(t) > pl.col("_t0")) & (pl.col(t) >= sp.first_year) & (pl.col(t) <= sp.last_year)
     )
     n_candidates = est.height
@@ -173,16 +183,14 @@ def build_dynamic_sample(
     if firms_without_est:
         dropped_firms["no year after the initial period in the estimation range"] = firms_without_est
 
-    # -- lags from the firm's row at t - 1
-    lag_src = df.select(
-        [g, (pl.col(t) + 1).alias(t), pl.lit(True).alias("_has_lag"),
-         pl.col(y).alias("_lag_y"), *[pl.col(v).alias(f"_lag_{v}") for v in sp.lagged]]
-    )
-    est = est.join(lag_src, on=[g, t], how="left")
-    no_lag = est.filter(pl.col("_has_lag").is_null()).height
+    # -- lags from the firm's row at t - 1: with the panel sorted by firm and year and its
+    # keys unique (checked above), that row exists iff it is the row just before, of the
+    # same firm, one year earlier; a shift, not a self-join (which held a second copy of the
+    # panel and its hash table: most of the sample's memory at 10x the paper)
+    no_lag = est.filter(~pl.col("_has_lag")).height
     if no_lag:
         dropped_rows["no row for the firm in t-1 (panel gap)"] = no_lag
-    est = est.filter(pl.col("_has_lag").is_not_null())
+    est = est.filter(pl.col("_has_lag"))
 
     # -- missing values
     checks = [(y, y), *[(f"_lag_{v}", f"{v} at t-1") for v in sp.lagged], ("_lag_y", f"{y} at t-1")]
@@ -199,38 +207,35 @@ def build_dynamic_sample(
 
     # -- dummies
     unknown: dict[str, list] = {}
-    dummy_exprs = []
+    dummy_exprs: dict[str, pl.Expr] = {}
     for src, (base, levels) in sp.dummies.items():
         seen = set(est[src].unique().to_list())
         extra = seen - set(levels) - {base}
         if extra:
             unknown[src] = sorted(map(str, extra))
         for level, name in levels.items():
-            dummy_exprs.append((pl.col(src) == level).cast(pl.Float64).alias(name))
+            dummy_exprs[name] = (pl.col(src) == level).cast(pl.Float64)
     if unknown:
         raise ValueError(f"levels not in the spec's dummies (add them or a base): {unknown}")
 
-    est = est.sort([g, t])
-    est = est.with_columns(
-        [
-            pl.lit(1.0).alias("const"),
-            pl.col(f"_init_{y}").cast(pl.Float64).alias("y_initial"),
-            pl.col("_lag_y").cast(pl.Float64).alias("y_lag"),
-            *[pl.col(f"_lag_{v}").cast(pl.Float64).alias(f"{v}_lag") for v in sp.lagged],
-            *[pl.col(c).cast(pl.Float64) for c in [*sp.contemporaneous, *sp.counts]],
-            *dummy_exprs,
-            *[pl.col(f"_lag_{v}").cast(pl.Float64).mean().over(g).alias(f"mean_{v}_lag") for v in sp.mundlak],
-        ]
-    )
-    if sp.initial_values:
-        est = est.with_columns([pl.col(f"_init_{v}").cast(pl.Float64).alias(f"init_{v}") for v in sp.mundlak])
     year_cols: list[str] = []
     if sp.year_dummies:
         years_present = sorted(est[t].unique().to_list())
         year_cols = [f"year_{yr}" for yr in years_present[1:]]
-        est = est.with_columns(
-            [(pl.col(t) == yr).cast(pl.Float64).alias(f"year_{yr}") for yr in years_present[1:]]
-        )
+        dummy_exprs.update({f"year_{yr}": (pl.col(t) == yr).cast(pl.Float64) for yr in years_present[1:]})
+    # every constructed column is an expression on `est`, evaluated straight into the design
+    # (no frame holding all of them beside the design)
+    exprs: dict[str, pl.Expr] = {
+        "const": pl.lit(1.0, dtype=pl.Float64),
+        "y_initial": pl.col(f"_init_{y}").cast(pl.Float64),
+        "y_lag": pl.col("_lag_y").cast(pl.Float64),
+        **{f"{v}_lag": pl.col(f"_lag_{v}").cast(pl.Float64) for v in sp.lagged},
+        **{c: pl.col(c).cast(pl.Float64) for c in [*sp.contemporaneous, *sp.counts]},
+        **dummy_exprs,
+        **{f"mean_{v}_lag": pl.col(f"_lag_{v}").cast(pl.Float64).mean().over(g) for v in sp.mundlak},
+    }
+    if sp.initial_values:
+        exprs.update({f"init_{v}": pl.col(f"_init_{v}").cast(pl.Float64) for v in sp.mundlak})
     columns = sp.exog_names
     n_front = len(columns) - len([c for c in columns if c.startswith(("mean_", "init_"))])
     columns = columns[:n_front] + year_cols + columns[n_front:]
@@ -238,24 +243,26 @@ def build_dynamic_sample(
     if est.height == 0:
         raise ValueError("no estimation observations left: " + str({**dropped_rows, **dropped_firms}))
 
-    # the design, once: one float64 array straight from the frame (Fortran order)
-    X = _design(est, columns)
     dropped_cols: dict[str, str] = {}
-    dummy_names = [n for _, (_, lv) in sp.dummies.items() for n in lv.values()] + year_cols
-    for j, name in enumerate(columns):
-        if name in dummy_names and not np.any(X[:, j]):
+    dropped_data: dict[str, np.ndarray] = {}
+    counts = est.select([exprs[n].sum().alias(n) for n in dummy_exprs]).row(0, named=True) if dummy_exprs else {}
+    for name in columns:
+        if name in counts and counts[name] == 0:
             dropped_cols[name] = "dummy with no observations in its level"
+            dropped_data[name] = np.zeros(est.height)
     keep = [c for c in columns if c not in dropped_cols]
+    # the design, once: one float64 array filled from the expressions (Fortran order)
+    X = _design(est, keep, exprs)
     re_cols = {c for c in keep if c.startswith("mean_") or c.startswith("init_")}
-    dep = dependent_columns(X if not dropped_cols else X[:, [columns.index(c) for c in keep]], keep)
-    for c in dep:
-        if c in re_cols:
+    dep = dependent_columns(X, keep)
+    collinear = [c for c in dep if c in re_cols]
+    if collinear:  # (rare) rebuilt without them
+        for c in collinear:
             dropped_cols[c] = "collinear with the other columns (e.g. constant within firms)"
-    keep = [c for c in keep if c not in dropped_cols]
-    dropped_data = {c: X[:, columns.index(c)].copy() for c in dropped_cols}
-    if dropped_cols:
-        del X  # (rare) rebuilt from the frame without the dropped columns
-        X = _design(est, keep)
+            dropped_data[c] = X[:, keep.index(c)].copy()
+        keep = [c for c in keep if c not in dropped_cols]
+        del X
+        X = _design(est, keep, exprs)
 
     endog = est[y].cast(pl.Float64).to_numpy()
     groups = est[g].to_numpy()
@@ -290,12 +297,18 @@ def build_dynamic_sample(
     )
 
 
-def _design(frame: pl.DataFrame, columns: list[str]) -> np.ndarray:
-    """The columns of ``frame`` (all Float64) as one writable float64 array in
-    Fortran order, filled column by column from the frame's buffers."""
+def _design(frame: pl.DataFrame, columns: list[str], exprs: Mapping[str, pl.Expr],
+            chunk: int = 8) -> np.ndarray:
+    """The expressions of ``columns`` evaluated on ``frame`` into one writable float64
+    array in Fortran order, a few columns at a time (so at most ``chunk`` evaluated
+    columns exist beside the array)."""
     X = np.empty((frame.height, len(columns)), order="F")
-    for j, c in enumerate(columns):
-        X[:, j] = frame.get_column(c).to_numpy()
+    for start in range(0, len(columns), chunk):
+        part = columns[start:start + chunk]
+        block = frame.select([exprs[c].alias(c) for c in part])
+        for j, c in enumerate(part, start):
+            X[:, j] = block.get_column(c).to_numpy()  # a literal (the constant) broadcasts
+        del block
     return X
 
 
