@@ -25,12 +25,29 @@ import os
 import shutil
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from conftest import small_world_config
+
+
+@contextmanager
+def instance_at(home: Path):
+    """The instance of a DAGSTER_HOME, read as the CLI reads it (the instance file names its
+    storage's folder through the DAGSTER_HOME variable)."""
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            yield instance
+    finally:
+        if before is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = before
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orchestration.cli"]
@@ -85,7 +102,7 @@ class World:
 
     def new_runs(self) -> list[dg.DagsterRun]:
         """The runs recorded since the last call, oldest first."""
-        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+        with instance_at(self.home) as instance:
             runs = [r for r in reversed(instance.get_runs()) if r.run_id not in self.seen]
         self.seen.update(r.run_id for r in runs)
         return runs
@@ -93,7 +110,7 @@ class World:
     def materialized(self, runs: list[dg.DagsterRun]) -> list[tuple[str, str | None]]:
         """(asset, partition) of every materialization of `runs`."""
         out = []
-        with dg.DagsterInstance.from_config(str(self.home)) as instance:
+        with instance_at(self.home) as instance:
             for run in runs:
                 for rec in instance.all_logs(run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION):
                     mat = rec.dagster_event.event_specific_data.materialization
@@ -144,7 +161,7 @@ def test_first_run_is_one_run(world):
     for year in YEARS:  # the per-year progress lines
         assert f"survey year {year}: " in proc.stdout
     # each year's materialization carries its own file's hash (what the delivery sensor reads)
-    with dg.DagsterInstance.from_config(str(world.home)) as instance:
+    with instance_at(world.home) as instance:
         from orchestration.sensors import loaded_sha256
         from offshoring.readers.common import sha256_file
 
