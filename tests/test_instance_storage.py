@@ -1,0 +1,153 @@
+"""The local instance's storage (orchestration/instance_storage.py): Dagster's SQLite files,
+written with kept engines and one kept connection to the event-log index.
+
+What must hold: the project's instance file selects it; what it writes is what Dagster's own
+storage reads (same files, same rows); a run still shows in the web UI while it runs (the UI
+follows a run by watching its database file, which only a connection's close writes); a
+forked process never uses its parent's connection; a long-lived process keeps a bounded set
+of engines; wiping the instance still wipes it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import event as sa_event
+
+from orchestration.instance_storage import RUN_ENGINES_KEPT, PooledIndexEventLogStorage, ProjectSqliteStorage
+
+ROOT = Path(__file__).resolve().parent.parent
+N_CHECKS = 6
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(ROOT / "orchestration" / "instance" / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
+def _checked_asset(gate: threading.Event | None = None):
+    @dg.asset(check_specs=[dg.AssetCheckSpec(f"c{i}", asset="checked") for i in range(N_CHECKS)])
+    def checked():
+        yield dg.MaterializeResult(metadata={"rows": 3})
+        for i in range(N_CHECKS):
+            yield dg.AssetCheckResult(check_name=f"c{i}", passed=i != 2, description=f"check {i}")
+            if i == 0 and gate is not None:
+                assert gate.wait(60), "the test never released the asset"
+
+    return checked
+
+
+def _stock_instance(home: Path, tmp_path: Path) -> dg.DagsterInstance:
+    """Dagster's own SQLite storage over the same folder (no project class)."""
+    cfg = tmp_path / "stock"
+    cfg.mkdir(exist_ok=True)
+    (cfg / "dagster.yaml").write_text(f"telemetry:\n  enabled: false\nstorage:\n  sqlite:\n    base_dir: {home}\n")
+    return dg.DagsterInstance.from_config(str(cfg))
+
+
+def test_the_instance_file_selects_it_and_dagster_reads_what_it_writes(home, tmp_path):
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        assert instance.get_ref().storage_data.class_name == ProjectSqliteStorage.__name__
+        assert isinstance(storage, PooledIndexEventLogStorage)
+        connects: list[str] = []
+        index_engine = storage._engine("index")  # noqa: SLF001
+        sa_event.listen(index_engine, "connect", lambda *_: connects.append("index"))
+        result = dg.materialize([_checked_asset()], instance=instance, raise_on_error=False)
+        run_id = result.run_id
+        ours = [(e.event_type_value, e.step_key) for e in
+                (r.dagster_event for r in instance.all_logs(run_id)) if e is not None]
+    # ~20 index writes in that run (planned, evaluated, materialized), one connection for all
+    assert connects == [], "the index connection was opened again instead of kept"
+    assert (home / "history" / "runs" / f"{run_id}.db").is_file()
+    assert (home / "history" / "runs" / "index.db").is_file()
+    with _stock_instance(home, tmp_path) as stock:
+        assert type(stock.event_log_storage).__name__ == "SqliteEventLogStorage"
+        theirs = [(e.event_type_value, e.step_key) for e in
+                  (r.dagster_event for r in stock.all_logs(run_id)) if e is not None]
+        assert theirs == ours
+        mat = stock.get_latest_materialization_event(dg.AssetKey("checked"))
+        assert mat is not None and mat.run_id == run_id
+        assert mat.asset_materialization.metadata["rows"].value == 3
+        # the cross-run index has every check's evaluation (read through Dagster's own storage)
+        for i in range(N_CHECKS):
+            key = dg.AssetCheckKey(dg.AssetKey("checked"), f"c{i}")
+            rec = stock.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+            assert rec.run_id == run_id
+            assert rec.event.dagster_event.event_specific_data.passed is (i != 2)
+
+
+def test_a_running_run_is_seen_while_it_runs(home):
+    """The web UI's live view: a watch on the run's database sees its events before the run
+    ends (the run databases are closed after each write, so the file changes)."""
+    gate = threading.Event()
+    asset = _checked_asset(gate)
+    seen: list[str] = []
+    with dg.DagsterInstance.get() as instance:
+        worker = threading.Thread(target=dg.materialize, args=([asset],), kwargs={"instance": instance,
+                                                                                    "raise_on_error": False})
+        worker.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not instance.get_runs() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            run_id = instance.get_runs()[0].run_id
+            watcher = dg.DagsterInstance.get()  # another instance object, as the web server has
+            watcher.event_log_storage.watch(
+                run_id, None, lambda entry, _cursor: seen.append(
+                    entry.dagster_event.event_type_value if entry.dagster_event else "log"))
+            while "ASSET_CHECK_EVALUATION" not in seen and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert "ASSET_CHECK_EVALUATION" in seen, f"the watch saw only {seen} while the run was open"
+            assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
+        finally:
+            gate.set()
+            worker.join(60)
+        watcher.dispose()
+        assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
+
+
+def test_a_forked_child_opens_its_own_connection(home):
+    with dg.DagsterInstance.get() as instance:
+        dg.materialize([_checked_asset()], instance=instance)
+        storage = instance.event_log_storage
+        parent_engine = storage._engine("index")  # noqa: SLF001
+        pid = os.fork()
+        if pid == 0:  # child: the kept engine (and its open connection) must not be reused
+            code = 0 if storage._engine("index") is not parent_engine else 3  # noqa: SLF001
+            try:
+                dg.materialize([_checked_asset()], instance=instance)
+            except BaseException:
+                code = 4
+            os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert storage._engine("index") is parent_engine  # noqa: SLF001
+        assert len(instance.get_runs()) == 2
+
+
+def test_engines_are_bounded_and_wipe_still_wipes(home):
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        for i in range(RUN_ENGINES_KEPT + 5):
+            storage._engine(f"run-{i}")  # noqa: SLF001
+        kept = list(storage._engines)  # noqa: SLF001
+        assert len(kept) <= RUN_ENGINES_KEPT + 1 and any(k.endswith("index.db") for k in kept)
+        assert kept[-1].endswith(f"run-{RUN_ENGINES_KEPT + 4}.db")  # the most recent stay
+        result = dg.materialize([_checked_asset()], instance=instance)
+        assert instance.all_logs(result.run_id)
+        instance.wipe()
+        assert not instance.all_logs(result.run_id)
+        assert instance.get_latest_materialization_event(dg.AssetKey("checked")) is None
+        result = dg.materialize([_checked_asset()], instance=instance)  # and it writes again
+        assert instance.get_latest_materialization_event(dg.AssetKey("checked")).run_id == result.run_id
