@@ -140,6 +140,15 @@ def head_noop(d: dict) -> tuple[str, str, str]:
     return (text, "< 3 s", "met" if s < 3 else "MISSED")
 
 
+def head_event_log(d: dict) -> tuple[str, str, str]:
+    r = d.get("median_ratio")
+    if r is None:
+        return ("no figures parsed", "", "")
+    text = (f"{d.get('events_per_run')} events per run: project storage / Dagster's {r:.2f} (paired, median of "
+            f"{d.get('rounds')}); {d.get('ms_per_event_dagster', 0):.1f} -> {d.get('ms_per_event_project', 0):.1f} ms per event")
+    return (text, "cheaper than Dagster's storage", "met" if r < 1 else "MISSED")
+
+
 def head_montecarlo(d: dict) -> tuple[str, str, str]:
     return ("see output", "", "")
 
@@ -197,6 +206,9 @@ BENCHES = [
     # `offshoring run` with nothing changed (sets up its own world with `offshoring demo`, ~1.5 min)
     Bench("noop", "bench_noop.py", ["--firms", "17000", "--repeat", "5"], json_flag=True, headline=head_noop,
           timeout_s=1200),
+    # the instance's event-log writes: Dagster's SQLite storage against the project's (~1 min)
+    Bench("event_log", "bench_event_log.py", ["--rounds", "5"], quick_args=["--rounds", "3"], json_flag=True,
+          headline=head_event_log, timeout_s=900),
     Bench("quadcheck", "bench_quadcheck.py", ["--repeat", "3"], quick_args=["--repeat", "1"],
           headline=head_quadcheck, timeout_s=1800),
     Bench("probit_memory", "bench_probit_memory.py", [], quick_args=["--firms", "17338"],
