@@ -8,15 +8,13 @@ and to the cross-run index (``history/runs/index.db``). Opening and closing the 
 for each event, and the checkpoint SQLite runs when the last connection to a database
 in WAL mode closes, were most of what Dagster added to the pipeline's own work.
 
-This storage is Dagster's, file for file and statement for statement, with two changes
-in how connections are made (benchmark: ``bench/bench_event_log.py``):
-
-* one engine per database file, kept (a small least-recently-used set of run databases
-  plus the index) instead of one per connection;
-* the index database's connection is kept open between writes (a one-connection
-  pool). The run databases still open and close a connection per write, because the
-  web UI follows a running run by watching its database file change, and a
-  connection's close is what writes the file (the WAL checkpoint).
+This storage is Dagster's, file for file and statement for statement, with one change in
+how connections are made (benchmark: ``bench/bench_event_log.py``): one engine per database
+file, kept with its one connection open between writes (the index, and a small
+least-recently-used set of run databases; a fork opens its own). The web UI follows a
+running run by watching its database file change, which a connection's close used to do
+(the WAL checkpoint); the storage now touches the run's file after each write instead
+(never after a read, or a watcher's own reads would wake it again).
 
 Everything else (locking between processes, SQLite's journal and synchronous modes,
 durability, the files' layout under ``DAGSTER_HOME``) is as Dagster has it. Named in
@@ -28,7 +26,7 @@ from __future__ import annotations
 import os
 from collections import OrderedDict
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
@@ -54,8 +52,8 @@ from sqlalchemy.pool import NullPool, QueuePool
 RUN_ENGINES_KEPT = 16
 
 
-class PooledIndexEventLogStorage(SqliteEventLogStorage):
-    """`SqliteEventLogStorage` with kept engines and a kept connection to the index."""
+class PooledEventLogStorage(SqliteEventLogStorage):
+    """`SqliteEventLogStorage` with kept engines, each keeping its one connection open."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         self._engines: OrderedDict[str, Engine] = OrderedDict()  # before the parent opens anything
@@ -74,13 +72,10 @@ class PooledIndexEventLogStorage(SqliteEventLogStorage):
         if engine is not None:
             self._engines.move_to_end(conn_string)
             return engine
-        args = {"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-        if shard == INDEX_SHARD_NAME:
-            # one connection, used under the storage's lock (so by one thread at a time)
-            engine = create_engine(conn_string, poolclass=QueuePool, pool_size=1, max_overflow=0,
-                                   connect_args={**args, "check_same_thread": False})
-        else:
-            engine = create_engine(conn_string, poolclass=NullPool, connect_args=args)
+        # one connection per database, used under the storage's lock (one thread at a time)
+        engine = create_engine(conn_string, poolclass=QueuePool, pool_size=1, max_overflow=0,
+                               connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS,
+                                             "check_same_thread": False})
         self._engines[conn_string] = engine
         runs = [k for k in self._engines if not k.endswith(f"{INDEX_SHARD_NAME}.db")]
         for old in runs[:-RUN_ENGINES_KEPT]:
@@ -98,11 +93,22 @@ class PooledIndexEventLogStorage(SqliteEventLogStorage):
         with self._db_lock:
             engine = self._engine(str(shard))
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                # Dagster's set-up opens a second connection inside its first: its own engine
+                self._initdb(create_engine(self.conn_string_for_shard(shard), poolclass=NullPool,
+                                           connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}))
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn:
+                sqlite = conn.connection.dbapi_connection
+                before = sqlite.total_changes
                 with conn.begin():
                     yield conn
+                wrote = sqlite.total_changes != before
+            if wrote and shard != INDEX_SHARD_NAME:
+                # a watcher (the web UI following a run) is woken by the run's file changing;
+                # with the connection kept open, only the WAL file changes, so say it here
+                # (after writes only: a watcher's own reads must not wake it again)
+                with suppress(FileNotFoundError):
+                    os.utime(self.path_for_shard(shard))
 
     def wipe(self) -> None:
         with self._db_lock:
@@ -117,13 +123,13 @@ class PooledIndexEventLogStorage(SqliteEventLogStorage):
 
 class ProjectSqliteStorage(DagsterSqliteStorage):
     """Dagster's SQLite storage (runs, event log, schedules under ``base_dir``) with the
-    event log of `PooledIndexEventLogStorage`."""
+    event log of `PooledEventLogStorage`."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         # as DagsterSqliteStorage.__init__, with the event log below
         self.base_dir = str(base_dir)
         self._run_storage = SqliteRunStorage.from_local(_runs_directory(self.base_dir))
-        self._event_log_storage = PooledIndexEventLogStorage(_event_logs_directory(self.base_dir))
+        self._event_log_storage = PooledEventLogStorage(_event_logs_directory(self.base_dir))
         self._schedule_storage = SqliteScheduleStorage.from_local(_schedule_directory(self.base_dir))
         self._inst_data = inst_data
         DagsterStorage.__init__(self)
