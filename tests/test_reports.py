@@ -591,3 +591,21 @@ def test_real_data_outputs_do_not_claim_to_be_synthetic(built, tmp_path):
     # every builder needs to be told: no default origin
     with pytest.raises(TypeError):
         tables.table1_display(t.sdc, (2007, 2012), source=None)
+
+
+def test_a_figure_is_laid_out_once_and_written_the_same_each_time(built, tmp_path):
+    """The constrained layout is computed for the PNG and reused for the SVG: the positions the
+    SVG is drawn at are the layout's (not the unlaid subplot grid), the figure keeps its layout
+    engine, and writing it again gives the same bytes."""
+    fig = built.f1.figure
+    engine = type(fig.get_layout_engine())
+    for d in ("a", "b"):
+        figures.write_figure(built.f1, tmp_path / d)
+    assert type(fig.get_layout_engine()) is engine
+    drawn = [b for ax in fig.axes for b in ax.get_position().bounds]
+    fig.draw_without_rendering()  # the layout engine again, from scratch
+    assert drawn == pytest.approx([b for ax in fig.axes for b in ax.get_position().bounds], abs=0.01)
+    grid = [b for ax in fig.axes for b in ax.get_subplotspec().get_position(fig).bounds]
+    assert drawn != pytest.approx(grid, abs=0.01)  # (the layout moved the axes: the check can fail)
+    for ext in ("png", "svg"):
+        assert (tmp_path / "a" / f"figure1.{ext}").read_bytes() == (tmp_path / "b" / f"figure1.{ext}").read_bytes()

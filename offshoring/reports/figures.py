@@ -580,8 +580,15 @@ def write_figure(
     sdc.assert_safe(output.protected)
     reports_dir = Path(reports_dir)
     files = [f"{output.name}.png", f"{output.name}.svg"]
-    for f in files:
-        save_figure(output.figure, reports_dir / f)
+    engine = output.figure.get_layout_engine()
+    try:
+        for f in files:
+            save_figure(output.figure, reports_dir / f)
+            # the layout (constrained: most of a figure's drawing time) is computed for the
+            # first file; the second is drawn at the same positions
+            output.figure.set_layout_engine("none")
+    finally:
+        output.figure.set_layout_engine(engine)
     data_file = f"{output.name}_data.csv"
     write_text(reports_dir / data_file, to_csv(output.data))
     files.append(data_file)
