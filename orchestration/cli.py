@@ -32,14 +32,28 @@ class Refusal(Exception):
     """Something that does not fit: said in plain words before anything is written."""
 
 
+#: sha256 of the instance files earlier versions copied into DAGSTER_HOME: an unedited copy
+#: is replaced by the current one (an edited one is the user's and is left alone)
+_SHIPPED_INSTANCE_FILES = {
+    "58186802d06772209f505e79babd038adec7e237901165b2af1deb58adcef1a1",
+    "795744e189067dfef32c2a074e3fddbe64ad553c271dc50f43fdd49797e99b4a",
+}
+
+
 def ensure_dagster_home() -> Path:
-    """Point DAGSTER_HOME at the project's folder unless set, with the project's instance file."""
+    """Point DAGSTER_HOME at the project's folder unless set, with the project's instance file
+    (copied when absent, or when it is an unedited copy of an earlier version's)."""
+    import hashlib
+
     home = settings.dagster_home()
     os.environ["DAGSTER_HOME"] = str(home)
     home.mkdir(parents=True, exist_ok=True)
     cfg = home / "dagster.yaml"
-    if not cfg.exists():
-        shutil.copy(Path(__file__).resolve().parent / "instance" / "dagster.yaml", cfg)
+    shipped = Path(__file__).resolve().parent / "instance" / "dagster.yaml"
+    if not cfg.exists() or hashlib.sha256(cfg.read_bytes()).hexdigest() in _SHIPPED_INSTANCE_FILES:
+        tmp = cfg.with_name(".dagster.yaml.tmp")
+        shutil.copy(shipped, tmp)
+        tmp.replace(cfg)
     return home
 
 

@@ -155,3 +155,39 @@ def test_engines_are_bounded_and_wipe_still_wipes(home):
         assert instance.get_latest_materialization_event(dg.AssetKey("checked")) is None
         result = dg.materialize([_checked_asset()], instance=instance)  # and it writes again
         assert instance.get_latest_materialization_event(dg.AssetKey("checked")).run_id == result.run_id
+
+
+def test_the_command_line_brings_an_unedited_instance_file_up_to_date(tmp_path, monkeypatch):
+    """`offshoring` copies the instance file into DAGSTER_HOME when absent; an unedited copy
+    from an earlier version (its bytes in git history) is replaced; an edited one is kept."""
+    from orchestration.cli import ensure_dagster_home
+
+    shipped = (ROOT / "orchestration" / "instance" / "dagster.yaml").read_bytes()
+    earlier = EARLIER_INSTANCE_FILE.encode()
+    for case, before, after in (("absent", None, shipped), ("earlier", earlier, shipped),
+                                ("edited", earlier + b"# mine\n", earlier + b"# mine\n")):
+        home = tmp_path / case
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        if before is not None:
+            home.mkdir()
+            (home / "dagster.yaml").write_bytes(before)
+        assert ensure_dagster_home() == home
+        assert (home / "dagster.yaml").read_bytes() == after, case
+
+
+#: the instance file as commit e925c74 shipped it (`git show e925c74:orchestration/instance/dagster.yaml`)
+EARLIER_INSTANCE_FILE = """\
+# Local Dagster instance (copied into DAGSTER_HOME by `offshoring run` when absent).
+# DuckDB allows one writing process per file: every asset that writes is in the
+# pool "duckdb_writer", limited here to one step at a time across all runs
+# (UI launches, schedules, sensors and backfills).
+concurrency:
+  pools:
+    default_limit: 1
+telemetry:
+  enabled: false
+# The daemon marks failed the runs whose worker died and frees their pool slots.
+run_monitoring:
+  enabled: true
+  free_slots_after_run_end_seconds: 60
+"""
