@@ -181,7 +181,8 @@ def child_direct(root: Path) -> None:
         "warehouse": Warehouse(database=str(root / "direct.duckdb")),
         "folders": Folders(raw_dir=env["OFFSHORING_RAW_DIR"], reports_dir=str(root / "reports_direct"),
                            synthetic=True),
-        "study": Study(),
+        # the settings folder the pipeline child reads (OFFSHORING_CONFIG_DIR), so both do the same work
+        "study": Study(config_dir=os.environ.get("OFFSHORING_CONFIG_DIR") or None),
     }
     defs = build_definitions(resources)
     graph = defs.resolve_asset_graph()
