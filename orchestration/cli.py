@@ -37,6 +37,7 @@ class Refusal(Exception):
 _SHIPPED_INSTANCE_FILES = {
     "58186802d06772209f505e79babd038adec7e237901165b2af1deb58adcef1a1",
     "795744e189067dfef32c2a074e3fddbe64ad553c271dc50f43fdd49797e99b4a",
+    "d43fe9d0ed21f7e3a87408dbb03cf529ee71b8dd6e2493ee6f6b30f463e9a192",
 }
 
 

@@ -27,6 +27,7 @@ import os
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from pathlib import Path
 from typing import Any
 
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
@@ -100,8 +101,14 @@ class PooledEventLogStorage(SqliteEventLogStorage):
             with engine.connect() as conn:
                 sqlite = conn.connection.dbapi_connection
                 before = sqlite.total_changes
-                with conn.begin():
-                    yield conn
+                try:
+                    with conn.begin():
+                        yield conn
+                except BaseException:
+                    # not returned to the pool: a result still held (by the exception's
+                    # traceback, say) would keep its read snapshot open on the kept connection
+                    conn.invalidate()
+                    raise
                 wrote = sqlite.total_changes != before
             if wrote and shard != INDEX_SHARD_NAME:
                 # a watcher (the web UI following a run) is woken by the run's file changing;
@@ -111,9 +118,19 @@ class PooledEventLogStorage(SqliteEventLogStorage):
                     os.utime(self.path_for_shard(shard))
 
     def wipe(self) -> None:
+        """As Dagster's: every run database deleted, the index emptied; the kept connections
+        are closed and the files deleted under the storage's lock, so no thread of this process
+        opens a run database between the two."""
         with self._db_lock:
             self._forget_engines()
-        super().wipe()
+            suffixes = (".db", ".db-wal", ".db-shm")
+            index = {f"{INDEX_SHARD_NAME}{suffix}" for suffix in suffixes}
+            for suffix in suffixes:
+                for path in Path(self._base_dir).glob(f"*{suffix}"):
+                    if path.name not in index:
+                        path.unlink(missing_ok=True)
+            self._initialized_dbs = set()
+        self._wipe_index()
 
     def dispose(self) -> None:
         super().dispose()

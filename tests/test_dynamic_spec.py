@@ -247,3 +247,14 @@ def test_row_order_does_not_matter_and_duplicates_are_counted(tiny_panel):
     triple = pl.concat([tiny_panel, tiny_panel.head(1), tiny_panel.head(1), tiny_panel.tail(1)])
     with pytest.raises(ValueError, match=r"^2 duplicated \(firm_id, year\) keys"):
         build_dynamic_sample(triple)
+
+
+def test_a_nan_firm_id_is_refused(tiny_panel):
+    """NaN is not a firm id: a float id column with NaN is refused with the count, not grouped
+    (the former joins matched NaN with NaN) nor dropped without a word."""
+    ids = {"A": 1.0, "B": 2.0, "C": float("nan")}
+    panel = tiny_panel.with_columns(pl.col("firm_id").replace_strict(ids, return_dtype=pl.Float64))
+    with pytest.raises(ValueError, match=r"^4 rows of the panel have NaN as firm_id"):
+        build_dynamic_sample(panel)
+    ok = build_dynamic_sample(panel.filter(pl.col("firm_id").is_not_nan()))
+    assert ok.description["n_firms"] == 2

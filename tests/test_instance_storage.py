@@ -35,14 +35,18 @@ def home(tmp_path, monkeypatch):
     return home
 
 
-def _checked_asset(gate: threading.Event | None = None):
+def _checked_asset(attached: threading.Event | None = None, release: threading.Event | None = None):
+    """An asset with checks; with the two events it waits for `attached` before its first check
+    and for `release` after it (so a test can watch the run while it is open)."""
     @dg.asset(check_specs=[dg.AssetCheckSpec(f"c{i}", asset="checked") for i in range(N_CHECKS)])
     def checked():
         yield dg.MaterializeResult(metadata={"rows": 3})
         for i in range(N_CHECKS):
+            if i == 0 and attached is not None:
+                assert attached.wait(60), "the test never watched the run"
             yield dg.AssetCheckResult(check_name=f"c{i}", passed=i != 2, description=f"check {i}")
-            if i == 0 and gate is not None:
-                assert gate.wait(60), "the test never released the asset"
+            if i == 0 and release is not None:
+                assert release.wait(60), "the test never released the asset"
 
     return checked
 
@@ -61,8 +65,10 @@ def test_the_instance_file_selects_it_and_dagster_reads_what_it_writes(home, tmp
         assert instance.get_ref().storage_data.class_name == ProjectSqliteStorage.__name__
         assert isinstance(storage, PooledEventLogStorage)
         connects: list[str] = []
-        sa_event.listen(storage._engine("index"), "connect", lambda *_: connects.append("index"))  # noqa: SLF001
+        index_engine = storage._engine("index")  # noqa: SLF001
+        sa_event.listen(index_engine, "connect", lambda *_: connects.append("index"))
         result = dg.materialize([_checked_asset()], instance=instance, raise_on_error=False)
+        assert storage._engine("index") is index_engine  # noqa: SLF001 (the same engine all along)
         run_id = result.run_id
         run_file = home / "history" / "runs" / f"{run_id}.db"
         touched = run_file.stat().st_mtime_ns
@@ -93,9 +99,9 @@ def test_the_instance_file_selects_it_and_dagster_reads_what_it_writes(home, tmp
 
 def test_a_running_run_is_seen_while_it_runs(home):
     """The web UI's live view: a watch on the run's database sees its events before the run
-    ends (the run databases are closed after each write, so the file changes)."""
-    gate = threading.Event()
-    asset = _checked_asset(gate)
+    ends (the storage touches the run's file after each write)."""
+    attached, release = threading.Event(), threading.Event()
+    asset = _checked_asset(attached, release)
     seen: list[str] = []
     with dg.DagsterInstance.get() as instance:
         worker = threading.Thread(target=dg.materialize, args=([asset],), kwargs={"instance": instance,
@@ -110,12 +116,14 @@ def test_a_running_run_is_seen_while_it_runs(home):
             watcher.event_log_storage.watch(
                 run_id, None, lambda entry, _cursor: seen.append(
                     entry.dagster_event.event_type_value if entry.dagster_event else "log"))
+            attached.set()  # the first check's evaluation is written after the watch began
             while "ASSET_CHECK_EVALUATION" not in seen and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert "ASSET_CHECK_EVALUATION" in seen, f"the watch saw only {seen} while the run was open"
             assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.STARTED
         finally:
-            gate.set()
+            attached.set()
+            release.set()
             worker.join(60)
         watcher.dispose()
         assert instance.get_run_by_id(run_id).status == dg.DagsterRunStatus.SUCCESS
@@ -150,7 +158,10 @@ def test_engines_are_bounded_and_wipe_still_wipes(home):
         assert kept[-1].endswith(f"run-{RUN_ENGINES_KEPT + 4}.db")  # the most recent stay
         result = dg.materialize([_checked_asset()], instance=instance)
         assert instance.all_logs(result.run_id)
+        run_file = home / "history" / "runs" / f"{result.run_id}.db"
+        assert run_file.is_file()
         instance.wipe()
+        assert not run_file.exists() and (home / "history" / "runs" / "index.db").is_file()
         assert not instance.all_logs(result.run_id)
         assert instance.get_latest_materialization_event(dg.AssetKey("checked")) is None
         result = dg.materialize([_checked_asset()], instance=instance)  # and it writes again
@@ -191,3 +202,28 @@ run_monitoring:
   enabled: true
   free_slots_after_run_end_seconds: 60
 """
+
+
+def test_a_connection_that_failed_is_not_kept(home):
+    """A use that raised does not go back to the pool (a result it left open could pin an old
+    read snapshot on the kept connection): the next use opens a fresh connection and sees
+    what other writers wrote since."""
+    with dg.DagsterInstance.get() as instance:
+        storage = instance.event_log_storage
+        engine = storage._engine("index")  # noqa: SLF001
+        connects: list[int] = []
+        sa_event.listen(engine, "connect", lambda *_: connects.append(1))
+        with pytest.raises(RuntimeError, match="boom"):
+            with storage.index_connection() as conn:
+                conn.exec_driver_sql("SELECT count(*) FROM event_logs").fetchall()
+                raise RuntimeError("boom")
+        with storage.index_connection() as conn:
+            before = conn.exec_driver_sql("SELECT count(*) FROM event_logs").scalar()
+        assert connects == [1]  # the failed connection was dropped, one new one made
+        with storage.index_connection() as conn:  # and that one is kept
+            conn.exec_driver_sql("SELECT 1").fetchall()
+        assert connects == [1]
+        with dg.DagsterInstance.get() as other:  # another writer (as another process would be)
+            dg.materialize([_checked_asset()], instance=other)
+        with storage.index_connection() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM event_logs").scalar() > before

@@ -126,6 +126,11 @@ def build_dynamic_sample(
     missing_cols = [c for c in needed if c not in panel.columns]
     if missing_cols:
         raise KeyError(f"the panel lacks columns {missing_cols}")
+    if panel.schema[g].is_float():
+        n_nan = panel.select(pl.col(g).is_nan().sum()).item()
+        if n_nan:
+            raise ValueError(f"{n_nan} rows of the panel have NaN as {g}: a firm id must be a value "
+                             f"(an empty id is null, and its rows are not a firm)")
     # sorted by firm and year once: duplicates, firms and lags are then read off
     # neighbouring rows (no hash tables the size of the panel)
     df = panel.select(needed).with_columns(pl.col(t).cast(pl.Int64)).sort([g, t])
