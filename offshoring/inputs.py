@@ -51,11 +51,8 @@ def latest_loads(database: str | Path | None) -> dict[tuple[str, str | None], tu
     successful load, from raw.load_log; empty when there is no warehouse yet."""
     import duckdb
 
-    if database is None or not Path(database).is_file():
-        return {}
-    try:
-        con = duckdb.connect(str(database), read_only=True)
-    except duckdb.Error:
+    con = _open_read_only(database)
+    if con is None:
         return {}
     try:
         rows = con.execute(

@@ -32,6 +32,7 @@ import dagster as dg
 import pytest
 
 from conftest import small_world_config
+from test_instance_storage import EARLIER_INSTANCE_FILE
 
 
 @contextmanager
@@ -135,6 +136,9 @@ def world(tmp_path_factory) -> World:
     generate(w.raw, firms=900, seed=5, years=range(2005, 2014), aida_format="csv")
     (w.raw / "truth.json").unlink()  # contract files: real mode, so deliveries can change
     shutil.move(w.survey("2013"), w.root / "survey_2013.csv")
+    # an instance folder as an earlier version left it: the first run brings its file up to date
+    w.home.mkdir()
+    (w.home / "dagster.yaml").write_text(EARLIER_INSTANCE_FILE)
     return w
 
 
@@ -166,6 +170,10 @@ def test_first_run_is_one_run(world):
         from offshoring.readers.common import sha256_file
 
         assert loaded_sha256(instance) == {y: sha256_file(world.survey(y)) for y in YEARS}
+        # the earlier version's unedited instance file was replaced, so the run used the
+        # project's storage (orchestration/instance_storage.py)
+        assert instance.get_ref().storage_data.class_name == "ProjectSqliteStorage"
+    assert (world.home / "dagster.yaml").read_bytes() == (ROOT / "orchestration" / "instance" / "dagster.yaml").read_bytes()
     # the run's BLAS ran on one thread (not set by the caller), and the provenance says so
     prov = json.loads((world.root / "reports" / "table2.provenance.json").read_text())["provenance"]
     assert prov["blas"]["threads"] == 1 and prov["blas"]["libraries"], prov["blas"]

@@ -173,13 +173,17 @@ def build_dynamic_sample(
         .select([g, "_t0", *[pl.col(c).alias(f"_init_{c}") for c in init_cols]])
     )
 
-    # -- estimation observations: years after the initial period within the range
+    # -- lags from the firm's row at t - 1: with the panel sorted by firm and year and its
+    # keys unique (checked above), that row exists iff it is the row just before, of the
+    # same firm, one year earlier; a shift, not a self-join (which held a second copy of the
+    # panel and its hash table: most of the sample's memory at 10x the paper)
     df = df.with_columns(
         ((pl.col(g) == pl.col(g).shift(1)) & (pl.col(t) == pl.col(t).shift(1) + 1)).fill_null(False)
         .alias("_has_lag"),
         pl.col(y).shift(1).alias("_lag_y"),
         *[pl.col(v).shift(1).alias(f"_lag_{v}") for v in sp.lagged],
     )
+    # -- estimation observations: years after the initial period within the range
     est = df.join(init_vals, on=g, how="inner", maintain_order="left").filter(
         (pl.col(t) > pl.col("_t0")) & (pl.col(t) >= sp.first_year) & (pl.col(t) <= sp.last_year)
     )
@@ -188,10 +192,7 @@ def build_dynamic_sample(
     if firms_without_est:
         dropped_firms["no year after the initial period in the estimation range"] = firms_without_est
 
-    # -- lags from the firm's row at t - 1: with the panel sorted by firm and year and its
-    # keys unique (checked above), that row exists iff it is the row just before, of the
-    # same firm, one year earlier; a shift, not a self-join (which held a second copy of the
-    # panel and its hash table: most of the sample's memory at 10x the paper)
+    # -- rows without the firm's row for t - 1
     no_lag = est.filter(~pl.col("_has_lag")).height
     if no_lag:
         dropped_rows["no row for the firm in t-1 (panel gap)"] = no_lag
