@@ -95,6 +95,20 @@ def test_reports_written_with_paper_layout(pipeline_run):
     assert "<script src=\"http" not in index and "<link href=\"http" not in index  # offline
 
 
+def test_every_csv_says_its_data_are_synthetic(pipeline_run):
+    """A CSV opened on its own (a spreadsheet, a colleague's e-mail) still says where its
+    numbers come from: a last column `data_source`, on every row, the run's source line."""
+    files = sorted(pipeline_run.reports.glob("*.csv"))
+    assert len(files) >= 10
+    for path in files:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+        assert rows[0][-1] == "data_source", path.name
+        assert len(rows) > 1, path.name
+        for row in rows[1:]:
+            assert row[-1].startswith("synthetic data from the project's generator"), (path.name, row)
+
+
 def test_map_has_every_province(pipeline_run, con):
     with open(pipeline_run.reports / "figure2_data.csv", newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))

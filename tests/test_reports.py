@@ -585,6 +585,9 @@ def test_real_data_outputs_do_not_claim_to_be_synthetic(built, tmp_path):
     page = html.write_index(tmp_path, [rec], prov, source=REAL).read_text()
     assert 'id="synthetic-banner"' not in page and "synthetic" not in page.split('id="provenance"')[0]
     assert "Source: elaborations on IMEFAS and AIDA data (this run)" in (tmp_path / "table1.md").read_text()
+    csv_rows = (tmp_path / "table1.csv").read_text().splitlines()
+    assert csv_rows[0].endswith(",data_source")
+    assert all(r.endswith(",elaborations on IMEFAS and AIDA data (this run)") for r in csv_rows[1:])
     # a synthetic output found beside real ones is flagged, not silently mixed
     page = html.write_index(built.reports, None, prov, source=REAL).read_text()
     assert 'id="mixed-banner"' in page

@@ -221,7 +221,7 @@ def test_renders_in_every_format(probit_columns, tmp_path):
     for h in ("(1)", "(2)", "(3)", "baseline", "regions", "istat\\_districts"):
         assert h in tex
     header = next(csv.reader(io.StringIO(text)))
-    assert header == ["row", *names]
+    assert header == ["row", *names, "data_source"]
     record = render.write_table(t, tmp_path)
     assert all((tmp_path / f).exists() for f in record.files)
 
@@ -278,7 +278,8 @@ def test_curve_figure_is_written_like_the_others(con, probit_columns, tmp_path):
     record = figures.write_figure(out, tmp_path)
     assert record.files == ["table2_curve.png", "table2_curve.svg", "table2_curve_data.csv"]
     rows = list(csv.DictReader(io.StringIO((tmp_path / "table2_curve_data.csv").read_text())))
-    assert list(rows[0]) == list(rb.CURVE_COLUMNS)
+    assert list(rows[0]) == [*rb.CURVE_COLUMNS, "data_source"]
+    assert {r["data_source"] for r in rows} == {SYN.line()}
     assert [(r["term"], r["variant"], r["is_baseline"]) for r in rows] == [
         (terms[0], "baseline", "True"), (terms[0], "regions", "False"),
         (terms[1], "baseline", "True"), (terms[1], "regions", "False"),

@@ -252,15 +252,18 @@ def to_csv(table: DisplayTable) -> str:
     """One header line (flattened column names), one line per row.
 
     Numbers are written unformatted where the builder supplied raw values;
-    suppressed cells hold the marker, blank cells are empty.
+    suppressed cells hold the marker, blank cells are empty. A table with a source line
+    ends with a ``data_source`` column holding it on every row: a CSV opened on its own,
+    or pasted into another file, still says whether its numbers are synthetic.
     """
     table.validate()
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([table.stub or "row"] + table.column_names())
+    tail = [table.source] if table.source else []
+    w.writerow([table.stub or "row"] + table.column_names() + (["data_source"] if tail else []))
     for r in table.rows:
         values = r.raw if r.raw is not None else r.cells
-        w.writerow([r.label] + ["" if v is None else v for v in values])
+        w.writerow([r.label] + ["" if v is None else v for v in values] + tail)
     return buf.getvalue()
 
 
