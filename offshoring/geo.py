@@ -21,6 +21,14 @@ MACRO_AREAS = {
     "Isole": "Islands",
 }
 
+#: Provinces of the 2005-2016 layouts that a later list no longer has, by their sigla, with
+#: their ISTAT province code (the first three digits of their municipalities' codes in
+#: ``code_110`` / ``code_107``): the four Sardinian provinces of 2005, abolished in 2016.
+#: An AIDA export (the sigla of the registered office, as AIDA recorded it) may hold them;
+#: the panel maps each to the reference province that holds most of its municipalities
+#: (``geography.province_prefix``). Any other sigla outside the list is refused.
+ABOLISHED_PROVINCES = {"OT": "104", "OG": "105", "VS": "106", "CI": "107"}
+
 # ISTAT header -> canonical name. Headers are matched after collapsing
 # whitespace (the official file breaks lines inside quoted header cells).
 _COLUMNS = {

@@ -85,9 +85,12 @@ def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, ke
     loaded = _loaded_hashes(database)
     gate = gate if gate is not None else DeliveryGate()
     checked: list[Path] = []
+    # every reader takes the column map: a map new, changed or removed since the last run makes
+    # the run reload every input (orchestration.pipeline.plan_refresh), so every one is checked
+    every_input = bool(loaded) and column_map_changed(raw_dir, database)
 
     def changed(table: str, partition: str | None, path: Path | None) -> bool:
-        return path is not None and loaded.get((table, partition)) != sha256_file(path)
+        return path is not None and (every_input or loaded.get((table, partition)) != sha256_file(path))
 
     con = None
     opened = False
@@ -118,11 +121,29 @@ def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, ke
 
             prepare = getattr(load, preparer)
             if keyed:
-                prepare(path, key=key)
+                # AIDA's province sigle are checked against this folder's municipality list
+                prepare(path, key=key, **({"raw_dir": raw_dir} if table == "aida_firm_years" else {}))
             else:
                 prepare(path)
             checked.append(path)
     return checked
+
+
+COLUMN_MAP = "column_map.yaml"
+
+
+def column_map_changed(raw_dir: str | Path, database: str | Path | None) -> bool:
+    """Whether ``<raw>/column_map.yaml`` differs from the one the warehouse's last complete run
+    read (new, changed or removed). A warehouse with loads but no complete run on record
+    cannot tell which map its tables were read with: counted as changed."""
+    from offshoring.runstate import last_state
+
+    path = Path(raw_dir) / COLUMN_MAP
+    now = sha256_file(path) if path.is_file() else None
+    state = last_state(database) if database is not None else None
+    if state is None:
+        return True
+    return (state.get("files") or {}).get(COLUMN_MAP) != now
 
 
 def _open_read_only(database: str | Path | None) -> Any:

@@ -38,6 +38,7 @@ from offshoring.readers import reference as ref_reader
 from offshoring.readers import survey as survey_reader
 from offshoring.readers.column_map import ColumnMap, as_column_map
 from offshoring.readers.common import sha256_file
+from offshoring.readers.layout import municipality_list_path
 from offshoring.validation import (
     RAW_SCHEMA,
     RAW_TABLES,
@@ -232,13 +233,26 @@ def prepare_survey_year(path: str | Path, year: int, *, key: bytes, column_map: 
     )
 
 
-def prepare_aida_firms(path: str | Path, *, key: bytes, column_map: Any = None) -> Prepared:
+def _aida_municipality_list(path: Path, raw_dir: str | Path | None) -> Path:
+    """The municipality list whose provinces an AIDA export may name: the user's list in
+    ``<raw>/reference/`` if there is one, else the bundled one (`layout.municipality_list_path`).
+    Without `raw_dir`, a file in the contract's layout (``<raw>/aida/...``) takes its raw folder's."""
+    if raw_dir is None and path.parent.name == "aida":
+        raw_dir = path.parent.parent
+    return municipality_list_path(raw_dir)
+
+
+def prepare_aida_firms(path: str | Path, *, key: bytes, column_map: Any = None,
+                       raw_dir: str | Path | None = None) -> Prepared:
+    """`raw_dir`: the raw folder, whose municipality list (override or bundled) says which
+    province sigle are valid; see `_aida_municipality_list`."""
     key = _check_key(key)
     path = Path(path)
     cmap = _column_map(column_map, path)
+    municipalities = _aida_municipality_list(path, raw_dir)
     raw = aida_reader.read_aida_firms_raw(path, cmap)
     with _rows_read(raw.rows_read):
-        _, long = aida_reader.parse_aida_firms(raw, cmap)
+        _, long = aida_reader.parse_aida_firms(raw, cmap, municipality_list=municipalities)
     long = tax_code_fields(long)
     warnings = check_character_warnings(long.unique("source_row"), "aida_firm_years")
     out = long.with_columns(pl.lit(path.name).alias("source_file"))
@@ -519,10 +533,14 @@ def load_survey_year(con: Any, path: str | Path, year: int, *, key: bytes, colum
 
 def load_aida_firms(con: Any, path: str | Path, *, key: bytes, column_map: Any = None,
                     code_version: str | None = None, log_rejections: bool = True,
-        identity: Identity | None = None, database: str | Path = "the warehouse") -> LoadReport:
-    """Replace ``raw.aida_firm_years`` with the (wide) AIDA export at `path`, made long."""
+        identity: Identity | None = None, database: str | Path = "the warehouse",
+                    raw_dir: str | Path | None = None) -> LoadReport:
+    """Replace ``raw.aida_firm_years`` with the (wide) AIDA export at `path`, made long.
+
+    `raw_dir`: the raw folder whose municipality list gives the valid province sigle
+    (default: the folder of a file at ``<raw>/aida/``, else the bundled list)."""
     return _load(con, "aida_firm_years", None, Path(path),
-                 lambda: prepare_aida_firms(path, key=key, column_map=column_map),
+                 lambda: prepare_aida_firms(path, key=key, column_map=column_map, raw_dir=raw_dir),
                  code_version=code_version, log_rejections=log_rejections,
                  identity=identity, database=database)
 

@@ -306,12 +306,49 @@ def _python_check(con, table: str, year: int, name: str, check, schema, columns:
 
 
 def build_aida_offshoring(con: duckdb.DuckDBPyConnection, thresholds: Thresholds) -> None:
-    """panel.aida_large (AIDA firm-years with their dedup outcome) and panel.aida_offshoring."""
+    """panel.aida_large (AIDA firm-years with their dedup outcome) and panel.aida_offshoring.
+
+    Raises `AidaProvinceError`, before anything is written, when the AIDA table holds a
+    province sigla that is neither in the municipality list nor an abolished province the
+    list's codes can place (`geo.ABOLISHED_PROVINCES`): its firms would silently drop out
+    of every province count and map."""
+    from offshoring.geo import ABOLISHED_PROVINCES
+
     with bounded_memory(con):
+        con.execute("CREATE OR REPLACE TEMP TABLE _abolished_provinces (sigla VARCHAR, prefix VARCHAR)")
+        con.executemany("INSERT INTO _abolished_provinces VALUES (?, ?)", sorted(ABOLISHED_PROVINCES.items()))
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _province_successors AS "
+            "SELECT ab.sigla, m.province FROM _abolished_provinces ab "
+            "JOIN raw.municipalities m ON substr(m.code_110, 1, 3) = ab.prefix "
+            "GROUP BY ab.sigla, m.province "
+            "QUALIFY row_number() OVER (PARTITION BY ab.sigla ORDER BY count(*) DESC, m.province) = 1")
+        unplaced = con.execute(
+            "SELECT upper(trim(a.province)) AS sigla, count(DISTINCT a.source_row) AS n, "
+            "min(a.source_file || ' row ' || a.source_row) AS first "
+            "FROM raw.aida_firm_years a WHERE a.province IS NOT NULL AND upper(trim(a.province)) NOT IN "
+            "(SELECT province FROM raw.municipalities) AND upper(trim(a.province)) NOT IN "
+            "(SELECT sigla FROM _province_successors) "
+            "GROUP BY 1 ORDER BY 1").fetchall()
+        if unplaced:
+            shown = ", ".join(f"'{s}' ({n} rows, e.g. {f})" for s, n, f in unplaced[:10])
+            raise AidaProvinceError(
+                f"The AIDA export (raw.aida_firm_years), column province: {len(unplaced)} sigla(s) "
+                f"that are no province of the municipality list and no abolished province it can "
+                f"place: {shown}. Their firms would drop out of the province counts and the map. "
+                f"Correct the export's province column (the sigla of the registered office) or "
+                f"supply a municipality list that has them (reference/Elenco-comuni-italiani.csv); "
+                f"nothing was rebuilt.")
         _ceilings(con, thresholds)
         run_sql(con, "panel_aida_large")
         run_sql(con, "panel_aida_offshoring", {"ownership_pct": float(thresholds.offshoring_ownership_pct)})
         con.execute("DROP TABLE IF EXISTS temp._aida_classified")
+        con.execute("DROP TABLE IF EXISTS temp._abolished_provinces")
+        con.execute("DROP TABLE IF EXISTS temp._province_successors")
+
+
+class AidaProvinceError(ValueError):
+    """An AIDA province sigla the pipeline cannot place in the reference layout."""
 
 
 def build_model_panel(con: duckdb.DuckDBPyConnection, leave_one_out: bool) -> None:

@@ -20,6 +20,7 @@ functions the asset checks call on the loaded tables.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -121,6 +122,8 @@ class RuleSchema:
     schema: pa.DataFrameSchema
     rule_of: dict[tuple[str, int], str]
     unique_rule: str | None = None
+    #: rule -> extra words for its message (what to do), never a cell value
+    details: dict[str, str] = field(default_factory=dict)
 
     def validate(self, frame: pl.DataFrame, *, file: str | Path, headers: dict[str, str] | None = None,
                  skip: Iterable[tuple[int, str]] = ()) -> list[Failure]:
@@ -173,12 +176,13 @@ class RuleSchema:
                 column_label = ", ".join(cols) if cols else None
                 out.append(Failure(rule, column_label, rows, len(rows)))
             else:
-                out.append(Failure(rule, column, rows, len(rows), header=headers.get(column)))
+                out.append(Failure(rule, column, rows, len(rows), header=headers.get(column),
+                                   detail=self.details.get(rule)))
         return out
 
 
 def build_schema(name: str, columns: dict[str, Col], *, unique: Sequence[str] | None = None,
-                 unique_rule: str | None = None) -> RuleSchema:
+                 unique_rule: str | None = None, details: dict[str, str] | None = None) -> RuleSchema:
     pa_cols = {}
     rule_of: dict[tuple[str, int], str] = {}
     for col, spec in columns.items():
@@ -186,7 +190,7 @@ def build_schema(name: str, columns: dict[str, Col], *, unique: Sequence[str] | 
         for i, (rule, _) in enumerate(spec.checks):
             rule_of[(col, i)] = rule
     schema = pa.DataFrameSchema(pa_cols, unique=list(unique) if unique else None, name=name, strict=False)
-    return RuleSchema(name, schema, rule_of, unique_rule)
+    return RuleSchema(name, schema, rule_of, unique_rule, dict(details or {}))
 
 
 def _matches(rule: str, regex: str) -> tuple[str, pa.Check]:
@@ -210,7 +214,9 @@ def survey_schema(year: int) -> RuleSchema:
     cols: dict[str, Col] = {
         "tax_code": Col(pl.String, False, (_matches("malformed_tax_code", TAX_CODE_RE),)),
         "year": Col(pl.Int32, False, (("year_mismatch", pa.Check.eq(int(year))),)),
-        "filing_date": Col(pl.Date, False),
+        # a return cannot be filed before its fiscal year begins (a date after today is not
+        # refused: a machine's clock may be wrong)
+        "filing_date": Col(pl.Date, False, (("filing_before_year", pa.Check.ge(dt.date(int(year), 1, 1))),)),
         "ateco_2007": Col(pl.String, True, (_matches("malformed_ateco", ATECO_RE),)),
         "municipality_code": Col(pl.String, True, (_matches("malformed_municipality_code", MUNICIPALITY_RE),)),
     }
@@ -225,8 +231,11 @@ def survey_schema(year: int) -> RuleSchema:
         cols[c] = Col(pl.Int8, True, (("flag_not_binary", pa.Check.isin([0, 1])),))
     cols["market_area"] = Col(pl.String, True, (("unknown_market_area", pa.Check.isin(list(MARKET_AREAS))),))
     cols["source_row"] = _SOURCE_ROW
+    before = (f"a return of fiscal year {int(year)} is filed on or after 1 January {int(year)}: correct the "
+              f"filing date (dd/mm/yyyy with the year in four digits, or yyyy-mm-dd), or move the return to "
+              f"the file of its own fiscal year")
     return build_schema(f"survey_{year}", cols, unique=["tax_code", "year", "filing_date"],
-                        unique_rule="duplicate_filing")
+                        unique_rule="duplicate_filing", details={"filing_before_year": before})
 
 
 def aida_firms_schema(years: Sequence[int]) -> RuleSchema:

@@ -21,6 +21,7 @@ import dagster as dg
 from offshoring import inputs
 from offshoring.readers.survey import discover_survey_files
 from assets.partitions import SURVEY_YEARS, block_target, contiguous_blocks
+from assets.resources import data_tags
 from orchestration.progress import PROGRESS_RUN_CONFIG
 
 
@@ -31,6 +32,11 @@ HOST_TAG = "offshoring/host"
 def process_tags() -> dict[str, str]:
     """Tags naming the process that executes a run in-process (the CLI, tests)."""
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def defs_data_tags(defs: dg.Definitions) -> dict[str, str]:
+    """The data tag (`data_tags`) of the definitions' raw folder."""
+    return data_tags(defs.resources["folders"])
 
 
 def _alive(pid: int) -> bool:
@@ -71,7 +77,8 @@ def run_partition(defs: dg.Definitions, instance: dg.DagsterInstance, year: str,
     if accept_smaller:
         config["ops"] = {"survey_returns": {"config": {"accept_smaller": True}}}
     return defs.resolve_job_def("load_survey_year").execute_in_process(
-        instance=instance, partition_key=year, run_config=config or None, tags=process_tags(),
+        instance=instance, partition_key=year, run_config=config or None,
+        tags={**process_tags(), **defs_data_tags(defs)},
         raise_on_error=False)
 
 
@@ -353,6 +360,16 @@ def _loaded_partitions(result: dg.ExecuteInProcessResult) -> set[str]:
     return out
 
 
+def _refused_year(result: dg.ExecuteInProcessResult) -> str | None:
+    """The year the survey step names as refused (its failure's ``refused_year`` metadata)."""
+    for event in result.get_step_failure_events():
+        data = getattr(event.event_specific_data, "user_failure_data", None)
+        value = (getattr(data, "metadata", None) or {}).get("refused_year")
+        if value is not None:
+            return str(getattr(value, "value", value))
+    return None
+
+
 def _survey_failed(result: dg.ExecuteInProcessResult) -> bool:
     return any(e.step_key == "survey_returns" for e in result.get_step_failure_events())
 
@@ -415,10 +432,11 @@ def run_everything(raw_dir: Path, instance: dg.DagsterInstance | None = None,
         if not result.success:
             dt = time.perf_counter() - t0
             loaded = sorted(_loaded_partitions(result), key=int)
-            refused = next((y for y in sorted(block, key=int) if y not in loaded), None)
+            refused = _refused_year(result) or next((y for y in sorted(block, key=int) if y not in loaded), None)
             if refused is not None and _survey_failed(result):
-                before = f"; {_span(loaded)} before it loaded" if loaded else ""
-                print(f"Survey year {refused} was not loaded (run {result.run_id}){before}; nothing built "
+                kept = (f"; {_span(loaded)} loaded before it failed" if loaded else
+                        "; no survey year of the run was replaced" if len(block) > 1 else "")
+                print(f"Survey year {refused} was not loaded (run {result.run_id}){kept}; nothing built "
                       f"from the survey ran.\n{failure_summary(result, debug)}", file=sys.stderr, flush=True)
             else:
                 print(f"The refresh run failed (run {result.run_id}) after {dt:.1f} s.\n"
@@ -443,4 +461,4 @@ def _run(defs: dg.Definitions, instance: dg.DagsterInstance, keys: list[dg.Asset
     job = defs.resolve_job_def("load_survey_year" if only_survey else "refresh_outputs")
     return job.execute_in_process(
         instance=instance, run_config=config, partition_key=partition_key,
-        tags={**process_tags(), **tags}, asset_selection=keys, raise_on_error=False)
+        tags={**process_tags(), **defs_data_tags(defs), **tags}, asset_selection=keys, raise_on_error=False)

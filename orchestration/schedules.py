@@ -27,7 +27,8 @@ def yearly_refresh_schedule(cron: str) -> dg.ScheduleDefinition:
             context.instance.add_dynamic_partitions(SURVEY_YEARS, new_years)
         stamp = context.scheduled_execution_time.strftime("%Y-%m-%d") if context.scheduled_execution_time else "now"
         requests = delivery_run_requests(known + new_years, state,
-                                         changed_deliveries(context.instance, state, {}), f"yearly-{stamp}")
+                                         changed_deliveries(context.instance, state, {}), f"yearly-{stamp}",
+                                         folders)
         if requests:
             return requests
         return dg.SkipReason("no new or changed survey delivery; outputs are up to date with the loaded years")

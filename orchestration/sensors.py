@@ -12,7 +12,7 @@ from offshoring.readers.common import sha256_file
 from offshoring.readers.survey import discover_survey_files
 from orchestration.jobs import load_survey_year, refresh_outputs
 from assets.partitions import SURVEY_YEARS, block_target, contiguous_blocks, survey_year_partitions
-from assets.resources import Folders, Study
+from assets.resources import Folders, Study, data_tags
 
 
 SURVEY_KEY = dg.AssetKey("survey_returns")
@@ -72,11 +72,11 @@ def delivery_state(raw_dir: Path, previous: dict[str, dict]) -> dict[str, dict]:
 
 
 def delivery_run_requests(order: list[str], state: dict[str, dict], years: list[str],
-                          prefix: str) -> list[dg.RunRequest]:
+                          prefix: str, folders: Folders) -> list[dg.RunRequest]:
     """The loads of `years`: one run per block of years contiguous in the partitions' `order`
     (a partition range: the survey asset loads a range in one run), a single year as a
     plain partition run. The run key names the years and their files' hashes, so the same
-    deliveries are not loaded twice."""
+    deliveries are not loaded twice. Every run carries the data tag (synthetic or real)."""
     import hashlib
 
     requests = []
@@ -91,7 +91,8 @@ def delivery_run_requests(order: list[str], state: dict[str, dict], years: list[
             run_key = f"{prefix}-{block[0]}-{block[-1]}-{digest[:16]}"
             tags = {**tags, "offshoring/delivery": f"{len(block)} deliveries, {block[0]} to {block[-1]}",
                     "offshoring/sha256": digest}
-        requests.append(dg.RunRequest(partition_key=partition_key, run_key=run_key, tags=tags))
+        requests.append(dg.RunRequest(partition_key=partition_key, run_key=run_key,
+                                      tags={**data_tags(folders), **tags}))
     return requests
 
 
@@ -108,7 +109,8 @@ def survey_delivery_sensor(context: dg.SensorEvaluationContext, folders: Folders
     known = list(context.instance.get_dynamic_partitions(SURVEY_YEARS))
     new_years = [y for y in state if y not in set(known)]
     requests = delivery_run_requests(known + new_years, state,
-                                     changed_deliveries(context.instance, state, previous), "survey")
+                                     changed_deliveries(context.instance, state, previous), "survey",
+                                     folders)
     return dg.SensorResult(
         run_requests=requests,
         dynamic_partitions_requests=(
@@ -189,7 +191,7 @@ def _latest(instance: dg.DagsterInstance, key: dg.AssetKey):
                 "newer than the reports and no load is still queued or running. Catches up whatever "
                 "was loaded while it was off.",
 )
-def outputs_refresh_sensor(context: dg.SensorEvaluationContext):
+def outputs_refresh_sensor(context: dg.SensorEvaluationContext, folders: Folders):
     instance = context.instance
     busy = instance.get_runs(filters=dg.RunsFilter(job_name=load_survey_year.name, statuses=_ACTIVE), limit=1)
     if busy:
@@ -205,4 +207,5 @@ def outputs_refresh_sensor(context: dg.SensorEvaluationContext):
     below = (dg.AssetSelection.assets(SURVEY_KEY).downstream() - dg.AssetSelection.assets(SURVEY_KEY))
     keys = sorted(below.resolve(context.repository_def.asset_graph), key=lambda k: k.to_user_string())
     return dg.RunRequest(run_key=f"refresh-after-load-{load.storage_id}", asset_selection=keys,
-                         tags={"offshoring/trigger": f"survey load {load.asset_materialization.partition}"})
+                         tags={**data_tags(folders),
+                               "offshoring/trigger": f"survey load {load.asset_materialization.partition}"})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,3 +115,22 @@ def wagepan_fit(wagepan_design):
 
     y, X, g = wagepan_design
     return RandomEffectsProbit(y, X, g).fit(quad_points=12, adaptive=True, cov_type="oim")
+
+
+@contextmanager
+def instance_at(home: Path):
+    """The instance of a DAGSTER_HOME, read as the CLI reads it (the instance file names its
+    storage's folder through the DAGSTER_HOME variable)."""
+    import dagster as dg
+
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            yield instance
+    finally:
+        if before is None:
+            os.environ.pop("DAGSTER_HOME", None)
+        else:
+            os.environ["DAGSTER_HOME"] = before
+

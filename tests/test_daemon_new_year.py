@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import small_world_config
+from conftest import instance_at, small_world_config
 from ui_helpers import free_port, session_pids
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -112,3 +112,9 @@ def test_new_year_reaches_the_reports_under_the_daemon(tmp_path):
             os.kill(pid, signal.SIGKILL)
     assert stopped <= 10, stopped
     assert leftovers == [], leftovers
+    # every run, the CLI's and the ones the delivery and refresh sensors launched, says which data
+    with instance_at(tmp_path / "home") as instance:
+        runs = instance.get_runs()
+    assert {r.tags.get("offshoring/data") for r in runs} == {"real"}
+    assert any("offshoring/delivery" in r.tags for r in runs)  # the delivery sensor's
+    assert any("offshoring/trigger" in r.tags for r in runs)  # the refresh sensor's

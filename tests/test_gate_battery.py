@@ -495,3 +495,23 @@ def test_an_unchanged_folder_is_a_no_op(base, tmp_path):
     (cfg / "panel.yaml").write_text("leave_one_out: false\n")
     changed = cli(["run"], {**case.env, "OFFSHORING_CONFIG_DIR": str(cfg)})
     assert changed.returncode == 0 and "Nothing changed" not in changed.stdout
+
+
+#: column maps that break one input each; no data file changes, so only the map says the run
+#: must read every input again (orchestration.pipeline reloads them all when the map changed)
+MAP_CHANGES = [
+    ("survey", "survey:\n  columns:\n    roi: turnover\n", [r"survey_2005\.csv", r"turnover", r"duplicate_columns"]),
+    ("census", "census_employment:\n  columns:\n    local_units: employees\n",
+     [r"census_employment\.csv", r"employees", r"duplicate_columns"]),
+]
+
+
+@pytest.mark.parametrize("name,text,patterns", MAP_CHANGES, ids=[m[0] for m in MAP_CHANGES])
+def test_a_new_column_map_is_checked_against_every_input_before_any_load(base, tmp_path, name, text, patterns):
+    """Only column_map.yaml changed: every input is read again under it before the run starts, and
+    one it breaks is refused with nothing replaced (the run would have reloaded the others first)."""
+    case = new_case(base, tmp_path)
+    (case.raw / "column_map.yaml").write_text(text)
+    proc = cli(["run"], case.env)
+    assert_refused(base, case, proc, *patterns)
+    assert proc.returncode == 2, "refused by the run, not before it"  # EXIT_REFUSED: the pre-flight

@@ -231,11 +231,117 @@ def test_aida_keeps_its_thousands_and_missing_markers(tmp_path):
     assert wide["turnover_2009"].to_list() == [None, None]
 
 
+CENSUS_HEADER = "llma_code;ateco_division;size_class;local_units;employees"
+CENSUS = ["0100;14;0-9;40;30", "0100;14;10-49;30;60", "0100;15;0-9;20;90", "0101;14;0-9;10;120"]
+
+
+def test_marks_in_census_counts_are_ambiguous(tmp_path):
+    """A count holds no mark: '2.000' employees is two or two thousand (it read as 2), and
+    '2,0' in a whole-number column is refused too (the CSV reader took it for 2)."""
+    lines = [CENSUS_HEADER, CENSUS[0].replace(";30", ";2.000"), CENSUS[1].replace(";30;", ";1.000;"),
+             CENSUS[2].replace(";90", ";2,0"), CENSUS[3]]
+    path = write(tmp_path, "census_employment.csv", lines)
+    err = refused(reference.read_census_employment, path)
+    msg = assert_clean(err, cells(lines) | {"2.000", "1.000"})
+    got = {(r["rule"], r["column"], tuple(r["first_rows"])) for r in err.reasons}
+    assert got == {("ambiguous_number", "local_units", (2,)), ("ambiguous_number", "employees", (1, 3))}
+    assert "[ambiguous_number] column 'employees'" in msg and "in digits alone" in msg
+    assert err.n_rows_rejected == 3
+    # declared thousands: '2.000' is 2000 (a decimal mark stays refused)
+    df, _ = reference.read_census_employment(
+        write(tmp_path, "ok/census_employment.csv", lines[:3] + lines[4:]),
+        as_column_map({"census_employment": {"thousands": "."}}))
+    assert df["employees"].to_list() == [2000, 60, 120] and df["local_units"].to_list() == [40, 1000, 10]
+    # a decimal-point file: '2.0' employees is refused as well, '2,000' (quoted) too
+    plain = [CENSUS_HEADER.replace(";", ","), CENSUS[0].replace(";", ",").replace(",30", ",2.0"),
+             CENSUS[1].replace(";", ",").replace(",60", ',"2,000"')]
+    err = refused(reference.read_census_employment, write(tmp_path, "plain/census_employment.csv", plain))
+    assert {(r["rule"], tuple(r["first_rows"])) for r in err.reasons} == {("ambiguous_number", (1, 2))}
+
+
+def test_dots_in_subsidiary_shares_and_years_are_ambiguous(tmp_path):
+    header = "tax_code;subsidiary_name;country_iso2;ownership_pct;first_year;last_year"
+    lines = [header, f"{COMPANY};Sub A;RO;50.001;2004;2011", f"{OTHER};Sub B;TN;51,5;2.005;",
+             f"{COMPANY};Sub C;CN;100;2006;2011,0"]
+    err = refused(aida.parse_aida_subsidiaries, aida.read_aida_subsidiaries_raw(write(tmp_path, "aida_subsidiaries.csv", lines)))
+    msg = assert_clean(err, cells(lines) | {"50.001", "2.005"})
+    got = {(r["rule"], r["column"], tuple(r["first_rows"])) for r in err.reasons}
+    assert got == {("ambiguous_number", "ownership_pct", (1,)), ("ambiguous_number", "first_year", (2,)),
+                   ("ambiguous_number", "last_year", (3,))}
+    assert "[ambiguous_number] column 'ownership_pct'" in msg and "thousands: \".\"" in msg
+    lines = [header, f"{COMPANY};Sub A;RO;50,001;2004;2011", f"{OTHER};Sub B;TN;51,5;2005;"]
+    df = aida.parse_aida_subsidiaries(aida.read_aida_subsidiaries_raw(write(tmp_path, "ok/aida_subsidiaries.csv", lines)))
+    assert df["ownership_pct"].to_list() == [50.001, 51.5] and df["first_year"].to_list() == [2004, 2005]
+
+
 def test_column_map_thousands_option_is_checked():
     with pytest.raises(ValueError, match="thousands"):
         as_column_map({"survey": {"thousands": " "}})
     with pytest.raises(ValueError, match="both"):
         as_column_map({"survey": {"decimal": ".", "thousands": "."}})
+
+
+# --- dates -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("date", ["20/09/11", "20-09-11", "20.09.11", "20/09/011"])
+def test_a_filing_date_without_a_four_digit_year_is_refused(tmp_path, date):
+    """'20/09/11' read as the year 11 would lose the latest-filing choice to any other filing."""
+    lines = [HEADER, ROWS[0], ROWS[1].replace(";16/05/2011;", f";{date};"), ROWS[2]]
+    err = refused(read_survey, write(tmp_path, "survey_2010.csv", lines), YEAR)
+    msg = assert_clean(err, cells(lines))
+    assert [(r["rule"], r["column"], r["first_rows"]) for r in err.reasons] == [
+        ("unparseable_date", "filing_date", [2])]
+    assert "year in four digits" in msg and "survey_2010.csv" in msg
+
+
+def test_a_filing_date_before_the_fiscal_year_is_refused(tmp_path):
+    lines = [HEADER, ROWS[0].replace(";15/05/2011;", ";31/12/2009;"), ROWS[1].replace(";16/05/2011;", ";20/09/0011;"),
+             ROWS[2].replace(";17/05/2011;", ";01/01/2010;")]
+    err = refused(read_survey, write(tmp_path, "survey_2010.csv", lines), YEAR)
+    msg = assert_clean(err, cells(lines) - {"2010"})  # the fiscal year is the file's, named in the rule
+    assert [(r["rule"], r["column"], r["first_rows"]) for r in err.reasons] == [
+        ("filing_before_year", "filing_date", [1, 2])]
+    assert "[filing_before_year] column 'filing_date'" in msg and "1 January 2010" in msg
+    # the first day of the year, and a date after today (a machine's clock may be wrong), pass
+    lines = [HEADER, ROWS[0].replace(";15/05/2011;", ";01/01/2010;"), ROWS[1].replace(";16/05/2011;", ";2100-01-01;"),
+             ROWS[2]]
+    df = read_survey(write(tmp_path, "ok/survey_2010.csv", lines), YEAR)
+    assert [d.year for d in df["filing_date"]] == [2010, 2100, 2011]
+
+
+# --- AIDA provinces ---------------------------------------------------------------------------
+
+AIDA_HEADER = "tax_code;company_name;province;ateco_2007;turnover_2009;employees_2009"
+
+
+def test_aida_province_outside_the_list_is_refused_naming_the_sigla(tmp_path):
+    lines = [AIDA_HEADER, f"{COMPANY};Alfa S.p.A.;ZZ;14.13.10;1.234.567;12",
+             f"{OTHER};Beta S.r.l.;OT;15.20.10;352.300;8", f"{PERSONAL};Gamma;zz;15.20.10;100;1",
+             "01234567897;Delta S.r.l.;XY;15.20.10;200;2", "02345678901;Eta;M1;14.13.10;300;3"]
+    err = refused(aida.parse_aida_firms, aida.read_aida_firms_raw(write(tmp_path, "aida_firms.csv", lines)))
+    msg = assert_clean(err, cells(lines))
+    got = [(r["rule"], r["column"], r["first_rows"]) for r in err.reasons]
+    assert ("unknown_province", "province", [1, 3]) in got and ("unknown_province", "province", [4]) in got
+    assert ("malformed_province", "province", [5]) in got  # not two letters: the shape's rule only
+    assert "'ZZ'" in msg and "'XY'" in msg and "[unknown_province] column 'province'" in msg
+    assert "reference/municipalities.csv" in msg and "OT" in msg  # what to do; OT (abolished 2016) passes
+    assert err.n_rows_rejected == 4
+
+
+def test_aida_province_is_checked_against_the_users_list(tmp_path):
+    from offshoring import geo
+
+    lines = geo.bundled_list_path().read_bytes().splitlines(keepends=True)
+    user = tmp_path / "raw" / "reference" / "municipalities.csv"
+    user.parent.mkdir(parents=True)
+    user.write_bytes(b"".join(lines[:101]))  # the first 100 municipalities: province TO only
+    rows = [AIDA_HEADER, f"{COMPANY};Alfa;TO;14.13.10;100;1", f"{OTHER};Beta;FI;15.20.10;200;2"]
+    raw = aida.read_aida_firms_raw(write(tmp_path, "aida_firms.csv", rows))
+    assert aida.parse_aida_firms(raw)[0]["province"].to_list() == ["TO", "FI"]  # the bundled list
+    err = refused(aida.parse_aida_firms, raw, municipality_list=user)
+    assert [(r["rule"], r["first_rows"]) for r in err.reasons] == [("unknown_province", [2])]
+    assert "'FI'" in str(err) and str(user) in str(err)
 
 
 # --- 4. files that cannot be read ----------------------------------------------------------

@@ -220,3 +220,91 @@ def test_year_of_the_file_name_must_match_the_load(tmp_path):
         load.load_survey_year(con, path, 2008, key=KEY, code_version="t")
     other = write_survey_csv(tmp_path / "delivery.csv", survey_rows(3, 2009))
     assert load.load_survey_year(con, other, 2009, key=KEY, code_version="t").rows_written == 3
+
+
+# --- refused AIDA and reference files: the tables stay as they were -----------------------------
+
+
+def _table(con, table):
+    return con.execute(f"SELECT * FROM raw.{table} ORDER BY ALL").fetchall()
+
+
+def _last_log(con):
+    return con.execute("SELECT table_name, status, rows_written FROM raw.load_log "
+                       "ORDER BY loaded_at DESC LIMIT 1").fetchone()
+
+
+def test_refused_aida_subsidiaries_and_census_files_leave_their_tables_as_they_were(tmp_path):
+    con = duckdb.connect()
+    firms = aida_firms(6, [2009, 2010])
+    firms[0]["turnover_2010"] = 123.456  # a number cell of the workbook (thousand EUR): kept as it is
+    firms[1]["province"] = "OT"  # Olbia-Tempio, abolished in 2016: accepted, the panel maps it
+    aida_dir, ref = tmp_path / "aida", tmp_path / "reference"
+    load.load_aida_firms(con, write_aida_xlsx(aida_dir / "aida_firms.xlsx", firms), key=KEY, code_version="t")
+    assert con.execute("SELECT turnover FROM raw.aida_firm_years WHERE source_row = 1 AND year = 2010"
+                       ).fetchone()[0] == 123.456
+    load.load_aida_subsidiaries(con, write_csv(aida_dir / "aida_subsidiaries.csv", subsidiaries(firms)), key=KEY,
+                                code_version="t")
+    load.load_census_employment(con, write_csv(ref / "census_employment.csv", census_rows()), code_version="t")
+    bad_firms = [dict(f) for f in firms]
+    bad_firms[3]["province"] = "ZZ"
+    cases = [
+        ("aida_firm_years", "unknown_province", "province", lambda: load.load_aida_firms(
+            con, write_aida_xlsx(aida_dir / "aida_firms.xlsx", bad_firms), key=KEY, code_version="t")),
+        ("aida_subsidiaries", "ambiguous_number", "ownership_pct", lambda: load.load_aida_subsidiaries(
+            con, write_csv(aida_dir / "aida_subsidiaries.csv", subsidiaries(firms),
+                           raw_cells={(3, "ownership_pct"): "50.001"}), key=KEY, code_version="t")),
+        ("census_employment", "ambiguous_number", "employees", lambda: load.load_census_employment(
+            con, write_csv(ref / "census_employment.csv", census_rows(), raw_cells={(3, "employees"): "2.000"}),
+            code_version="t")),
+    ]
+    for table, rule, column, call in cases:
+        before = _table(con, table)
+        with pytest.raises(ContractError) as err:
+            call()
+        line = next(ln for ln in str(err.value).splitlines() if f"[{rule}]" in ln)
+        assert f"column '{column}'" in line and line.endswith("1 data row: 4"), line
+        assert _table(con, table) == before, table
+        assert _last_log(con) == (table, "rejected", 0)
+
+
+def test_unknown_province_is_refused_by_the_pre_flight_and_by_the_asset(tmp_path, monkeypatch):
+    """The sigle are those of the raw folder's ISTAT list (a user's list overrides the bundled
+    one) plus the abolished provinces; the command line's pre-flight and the Dagster asset
+    both refuse a firm outside them before anything is written."""
+    import dagster as dg
+
+    from assets import raw as raw_assets
+    from assets.resources import Folders, Warehouse
+    from offshoring import geo
+
+    key = "province-gate-key-0123456789abcdef-not-secret"
+    monkeypatch.setenv("OFFSHORING_PSEUDONYM_KEY", key)
+    raw, db = tmp_path / "raw", tmp_path / "w.duckdb"
+    resources = {"warehouse": Warehouse(database=str(db)),
+                 "folders": Folders(raw_dir=str(raw), reports_dir=str(tmp_path / "reports"))}
+    firms = aida_firms(4, [2009, 2010])
+    for f, sigla in zip(firms, ["TO", "OT", "FI", "TO"]):
+        f["province"] = sigla
+    path = write_aida_xlsx(raw / "aida" / "aida_firms.xlsx", firms)
+    assert dg.materialize([raw_assets.aida_firm_years], resources=resources).success  # the bundled list
+    with duckdb.connect(str(db), read_only=True) as con:
+        before = _table(con, "aida_firm_years")
+    # a user's list of Turin's municipalities only (the bundled list's first 100): FI is not in it
+    lines = geo.bundled_list_path().read_bytes().splitlines(keepends=True)
+    (raw / "reference").mkdir()
+    (raw / "reference" / "Elenco-comuni-italiani.csv").write_bytes(b"".join(lines[:101]))
+    firms[3]["employees_2010"] = 1.0  # a changed export, for the pre-flight to read it again
+    write_aida_xlsx(path, firms)
+    with pytest.raises(ContractError) as err:
+        load.check_changed_inputs(raw, db, key=key.encode())
+    pre_flight = str(err.value)
+    assert "aida_firms.xlsx" in pre_flight and "[unknown_province] column 'province'" in pre_flight
+    assert "'FI'" in pre_flight and "1 data row: 3" in pre_flight and "Elenco-comuni-italiani.csv" in pre_flight
+    result = dg.materialize([raw_assets.aida_firm_years], resources=resources, raise_on_error=False)
+    assert not result.success
+    message = result.get_step_failure_events()[0].step_failure_data.user_failure_data.description
+    assert "[unknown_province] column 'province'" in message and "'FI'" in message
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert _table(con, "aida_firm_years") == before
+        assert _last_log(con) == ("aida_firm_years", "rejected", 0)

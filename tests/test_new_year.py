@@ -66,22 +66,24 @@ def test_new_delivery_is_sensed_loaded_and_propagated(world):
     cursor = first.cursor
     # the refresh sensor is at rest: the reports are newer than every load
     refresh = defs.resolve_sensor_def("outputs_refresh_sensor")
-    rest = refresh(dg.build_sensor_context(instance=instance, definitions=defs))
+    rest = refresh(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))
     assert isinstance(rest, dg.SkipReason) or not getattr(rest, "run_requests", None)
 
     shutil.copy(held, raw / "survey" / "survey_2013.csv")
     tick = sensor(dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources,
                                           definitions=defs))
     assert [r.partition_key for r in tick.run_requests] == ["2013"]
+    assert tick.run_requests[0].tags["offshoring/data"] == "synthetic"  # the UI's run list says which data
     adds = tick.dynamic_partitions_requests
     assert adds and list(adds[0].partition_keys) == ["2013"]
     instance.add_dynamic_partitions("survey_year", ["2013"])
     assert run_partition(defs, instance, "2013").success
 
     # one refresh of everything below the survey, and nothing a new year does not change
-    request = refresh(dg.build_sensor_context(instance=instance, definitions=defs))
+    request = refresh(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))
     request = request if isinstance(request, dg.RunRequest) else request[0]
     requested = {k.to_user_string() for k in request.asset_selection}
+    assert request.tags["offshoring/data"] == "synthetic"
     assert requested == DOWNSTREAM
     assert not (UNCHANGED_BY_A_NEW_YEAR & requested)
 
@@ -94,7 +96,7 @@ def test_new_delivery_is_sensed_loaded_and_propagated(world):
                        "IS NOT NULL").fetchall()[0][0] == 2013
     con.close()
     assert "2007-2013" in (root / "reports" / "table1.md").read_text()
-    after = refresh(dg.build_sensor_context(instance=instance, definitions=defs))
+    after = refresh(dg.build_sensor_context(instance=instance, resources=resources, definitions=defs))
     assert isinstance(after, dg.SkipReason) or not getattr(after, "run_requests", None)
 
     # a re-delivered year (new content) is noticed too

@@ -25,30 +25,14 @@ import os
 import shutil
 import subprocess
 import sys
-from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
-from conftest import small_world_config
+from conftest import instance_at, small_world_config
 from test_instance_storage import EARLIER_INSTANCE_FILE
 
-
-@contextmanager
-def instance_at(home: Path):
-    """The instance of a DAGSTER_HOME, read as the CLI reads it (the instance file names its
-    storage's folder through the DAGSTER_HOME variable)."""
-    before = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)
-    try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            yield instance
-    finally:
-        if before is None:
-            os.environ.pop("DAGSTER_HOME", None)
-        else:
-            os.environ["DAGSTER_HOME"] = before
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orchestration.cli"]
@@ -156,6 +140,7 @@ def test_first_run_is_one_run(world):
     assert len(runs) == 1, [(r.job_name, r.tags) for r in runs]
     run = runs[0]
     assert run.job_name == "refresh_outputs"
+    assert run.tags.get("offshoring/data") == "real"  # the UI's run list says which data
     assert (run.tags.get("dagster/asset_partition_range_start"),
             run.tags.get("dagster/asset_partition_range_end")) == ("2005", "2012")
     mats = world.materialized(runs)
@@ -351,10 +336,11 @@ def test_every_part_of_the_specification_has_its_readers():
     assert read and read <= parts, read - parts
 
 
-def test_a_refused_year_stops_the_run_there(tmp_path, monkeypatch):
-    """In one run over several years, a year refused in the run (past any pre-flight check)
-    leaves the years before it loaded and recorded, each with its materialization and
-    load_log row, the years after it and everything built from the survey not run."""
+def test_a_refused_year_stops_the_run_there(tmp_path, monkeypatch, capsys):
+    """In one run over several years, a year refused in the run (past any pre-flight check:
+    the run is started without it) leaves every year of the run as it was: each year is
+    checked before any is written. The refused year is logged as rejected, the CLI's message
+    names it, and nothing built from the survey runs."""
     import duckdb
 
     from offshoring.synth import generate
@@ -377,21 +363,23 @@ def test_a_refused_year_stops_the_run_there(tmp_path, monkeypatch):
     (tmp_path / "home").mkdir()
     with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
         assert not run_everything(raw, instance=instance, defs=defs)
+        err = capsys.readouterr().err
+        assert "Survey year 2008 was not loaded" in err and "no survey year of the run was replaced" in err
         runs = instance.get_runs()
         assert len(runs) == 1 and runs[0].status == dg.DagsterRunStatus.FAILURE
         mats = [(r.dagster_event.event_specific_data.materialization.asset_key.to_user_string(),
                  r.dagster_event.event_specific_data.materialization.partition)
                 for r in instance.all_logs(runs[0].run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION)]
-    assert _partitions(mats) == ["2005", "2006", "2007"]
+    assert _partitions(mats) == []
     assert not _assets(mats) & world_below_survey(defs)
     con = duckdb.connect(str(tmp_path / "w.duckdb"), read_only=True)
     try:
         years = [r[0] for r in con.execute("SELECT DISTINCT year FROM raw.survey_returns ORDER BY 1").fetchall()]
-        logged = [r[0] for r in con.execute("SELECT partition FROM raw.load_log WHERE table_name = "
-                                            "'survey_returns' AND status = 'loaded' ORDER BY 1").fetchall()]
+        logged = con.execute("SELECT partition, status FROM raw.load_log WHERE table_name = "
+                             "'survey_returns' ORDER BY 1").fetchall()
     finally:
         con.close()
-    assert years == [2005, 2006, 2007] and logged == ["2005", "2006", "2007"]
+    assert years == [] and logged == [("2008", "rejected")]
 
 
 def world_below_survey(defs) -> set[str]:

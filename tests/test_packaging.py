@@ -15,6 +15,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
+from conftest import instance_at
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -54,3 +56,7 @@ def test_wheel_installs_and_runs_the_demo_from_another_folder(tmp_path):
     assert (work / "data" / "warehouse.duckdb").exists()
     assert (work / "reports" / "index.html").exists() and (work / "reports" / "table2.md").exists()
     assert (work / ".dagster_home" / "dagster.yaml").exists()
+    # the UI's run list says the demo's runs used synthetic data
+    with instance_at(work / ".dagster_home") as instance:
+        runs = instance.get_runs()
+    assert runs and {r.tags.get("offshoring/data") for r in runs} == {"synthetic"}

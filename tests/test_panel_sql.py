@@ -71,7 +71,8 @@ def load(con, survey: list[dict], aida: list[dict] | None = None, subs: list[dic
     a = pl.DataFrame(aida or [], schema={"firm_id": pl.String, "company_name": pl.String,
                                         "province": pl.String, "ateco_2007": pl.String,
                                         "year": pl.Int32, "turnover": pl.Float64,
-                                        "employees": pl.Float64})
+                                        "employees": pl.Float64, "source_file": pl.String,
+                                        "source_row": pl.Int32})
     con.register("a", a.to_arrow())
     con.execute("CREATE OR REPLACE TABLE raw.aida_firm_years AS SELECT * FROM a")
     sb = pl.DataFrame(subs or [], schema={"firm_id": pl.String, "subsidiary_name": pl.String,
@@ -128,6 +129,44 @@ def test_firm_crossing_ceiling_leaves_panel_and_counts_once_in_aida(con):
     report = dict(((s, y, r), n) for s, y, r, n in rows(con, "SELECT * FROM panel.dedup_report"))
     assert report[("survey", 2007, "kept_sme_panel")] == 1
     assert report[("aida", 2008, "kept_large_firm")] == 1
+
+
+def _aida_offshorer(name: str, province: str, row: int) -> tuple[list[dict], list[dict]]:
+    firm = [{"firm_id": fid(name), "company_name": name, "province": province, "ateco_2007": "141310",
+             "year": 2008, "turnover": 9e6, "employees": 80.0, "source_file": "aida_firms.csv",
+             "source_row": row}]
+    sub = [{"firm_id": fid(name), "subsidiary_name": f"{name} RO", "country_iso2": "RO",
+            "destination": "europe", "ownership_pct": 60.0, "first_year": 2005, "last_year": None}]
+    return firm, sub
+
+
+def test_abolished_sardinian_sigla_counts_in_its_successor_province(con):
+    """AIDA may record the registered office under a province of 2005-2016 (Olbia-Tempio,
+    Ogliastra, Medio Campidano, Carbonia-Iglesias): such firms count in the reference province
+    that now holds the old province's municipalities, in the panel, the spillovers and the map."""
+    aida, subs = [], []
+    for i, (name, sigla) in enumerate((("o", "OT"), ("g", "og"), ("v", "VS"), ("c", "CI"), ("f", "FI")), 2):
+        a, b = _aida_offshorer(name, sigla, i)
+        aida += a
+        subs += b
+    load(con, [ret("s", 2008, PRATO)], aida=aida, subs=subs)
+    got = dict(rows(con, "SELECT firm_id, province FROM panel.aida_offshoring"))
+    assert got == {fid("o"): "SS", fid("g"): "NU", fid("v"): "SU", fid("c"): "SU", fid("f"): "FI"}
+    spill = dict(rows(con, "SELECT province, n_offshoring FROM geography.province_spillovers "
+                           "WHERE year = 2008 AND n_offshoring > 0"))
+    assert spill == {"SS": 1, "NU": 1, "SU": 2, "FI": 1}
+
+
+def test_aida_sigla_outside_the_list_stops_the_panel_naming_it(con):
+    a, b = _aida_offshorer("z", "ZZ", 41)
+    load(con, [ret("s", 2008, PRATO)])
+    before = rows(con, "SELECT count(*) FROM panel.aida_large")
+    con.register("za", pl.DataFrame(a).to_arrow())
+    con.execute("INSERT INTO raw.aida_firm_years BY NAME SELECT * FROM za")
+    with pytest.raises(panel.AidaProvinceError) as err:
+        panel.build_aida_offshoring(con, THRESHOLDS)
+    assert "'ZZ'" in str(err.value) and "aida_firms.csv row 41" in str(err.value)
+    assert rows(con, "SELECT count(*) FROM panel.aida_large") == before  # nothing rebuilt
 
 
 def test_ceiling_is_per_year(con):

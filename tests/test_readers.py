@@ -231,6 +231,48 @@ def test_aida_csv_italian_with_scale(tmp_path):
     assert long.filter(pl.col("source_row") == 3, pl.col("year") == 2008)["employees"].item() == 12.5
 
 
+def test_aida_xlsx_number_cells_keep_their_value_text_cells_follow_aida(tmp_path):
+    """A cell the workbook stores as a number is that number (123.456 thousand EUR is not
+    123456); a text cell follows AIDA's conventions, as in the CSV export."""
+    firms = aida_firms(9, [2010])
+    for f, v in zip(firms, [123.456, 123.45, 9.125, 1_234_567.0, 0.5, None, None, None, None]):
+        f["turnover_2010"] = v
+    text = {(5, "turnover_2010"): "n.d.", (6, "turnover_2010"): "1.234.567", (7, "turnover_2010"): "12.345.678,5",
+            (8, "turnover_2010"): "123.456", (0, "employees_2010"): "1.234", (1, "employees_2010"): "n.s."}
+    for f in firms:
+        f["note"] = None  # a column outside the contract, ignored
+    # a row empty in every column of the contract, skipped: the number cells stay aligned
+    blank = {**{c: None for c in firms[0]}, "note": "totale"}
+    path = write_aida_xlsx(tmp_path / "aida_firms.xlsx", firms[:3] + [blank] + firms[3:],
+                           text_cells={(i + (i >= 3), c): v for (i, c), v in text.items()})
+    raw = aida.read_aida_firms_raw(path)
+    wide, _ = aida.parse_aida_firms(raw)
+    assert wide["turnover_2010"].to_list() == [123.456, 123.45, 9.125, 1_234_567.0, 0.5, None, 1_234_567.0,
+                                               12_345_678.5, 123_456.0]
+    assert wide["employees_2010"].to_list()[:3] == [1234.0, None, firms[2]["employees_2010"]]
+    assert wide["source_row"].to_list() == [1, 2, 3, 5, 6, 7, 8, 9, 10]
+    cmap = as_column_map({"aida_firms": {"scale": {"turnover": 1000}}})
+    wide, _ = aida.parse_aida_firms(aida.read_aida_firms_raw(path, cmap), cmap)
+    assert wide["turnover_2010"].to_list()[:3] == pytest.approx([123_456.0, 123_450.0, 9_125.0])
+    # the ';' CSV export is unchanged: the decimal comma reads 123,456 as 123.456, '123.456' is 123456
+    firms = aida_firms(2, [2010])
+    firms[0]["turnover_2010"] = 123.456
+    path = write_csv(tmp_path / "aida_firms.csv", firms, raw_cells={(1, "turnover_2010"): "123.456"})
+    wide, _ = aida.parse_aida_firms(aida.read_aida_firms_raw(path))
+    assert wide["turnover_2010"].to_list() == [123.456, 123_456.0]
+
+
+def test_aida_provinces_of_the_list_and_abolished_ones_are_accepted(tmp_path):
+    firms = aida_firms(6, [2010])
+    for f, sigla in zip(firms, ["NA", "na", "OT", "OG", "VS", "CI"]):
+        f["province"] = sigla
+    firms[5]["province"] = None  # no sigla: accepted (the contract does not require one)
+    wide, _ = aida.parse_aida_firms(aida.read_aida_firms_raw(write_csv(tmp_path / "aida_firms.csv", firms)))
+    assert wide["province"].to_list() == ["NA", "NA", "OT", "OG", "VS", None]
+    assert {"OT", "OG", "VS", "CI"} <= aida.valid_provinces()
+    assert set(geo.read_municipalities()["province"].drop_nulls()) <= aida.valid_provinces()
+
+
 def test_aida_without_year_columns_is_an_error(tmp_path):
     rows = [{"tax_code": "00000000000", "company_name": "x", "province": "MI", "ateco_2007": "141310"}]
     path = write_csv(tmp_path / "aida_firms.csv", rows)

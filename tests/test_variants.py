@@ -290,10 +290,11 @@ def test_an_overlay_file_adds_a_column_and_refits_nothing_else(pipeline_run, tmp
     assert refitted == ["table2_variant_no_supplier"]
     rob = _csv(tmp_path / "reports" / "table2_robustness.csv")
     header = rob[0]
-    assert header[-1].endswith("no_supplier") and len(header) == len(_csv(pipeline_run.reports /
+    assert header[-1] == "data_source"  # the CSV says which data, on every row
+    assert header[-2].endswith("no_supplier") and len(header) == len(_csv(pipeline_run.reports /
                                                                           "table2_robustness.csv")[0]) + 1
     supplier = next(r for r in rob if r[0] == "Supplier")
-    assert supplier[-1] == "" and supplier[1] not in ("", "–")  # CSV: empty where there is no estimate
+    assert supplier[-2] == "" and supplier[1] not in ("", "–")  # CSV: empty where there is no estimate
     md = (tmp_path / "reports" / "table2_robustness.md").read_text()
     assert next(line for line in md.splitlines() if line.startswith("| Supplier |")).endswith("| – |")
     assert "Without the supplier dummy." in md

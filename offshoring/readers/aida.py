@@ -9,21 +9,41 @@ number with thousands separators, and so is ``1.234`` (AIDA's figures are whole
 euros, thousands of euros or head counts, so a dot followed by exactly three
 digits is a thousands separator, in text and Excel files alike).
 
+A number cell of an xlsx export keeps its value (``123.456`` typed as a number is
+123.456); only text cells follow AIDA's conventions above.
+
 Excel drops leading zeros of codes typed as numbers; in an xlsx export a tax
 code of 8 to 10 digits is zero-padded back to 11 (the check digit then tells
 whether that was right).
+
+The ``province`` sigla must be a province of the municipality list in use (the
+user's list in ``<raw>/reference/`` or the bundled one) or one of the abolished
+provinces the panel maps (`offshoring.geo.ABOLISHED_PROVINCES`): a firm of any
+other sigla would count in the AIDA offshoring share yet vanish from every
+province aggregate.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
 
 from offshoring.readers.column_map import ColumnMap
-from offshoring.readers.common import Kind, RawFrame, coerce, read_any, schema_failures, year_columns
+from offshoring.readers.common import (
+    MAX_ROWS_KEPT,
+    CellSet,
+    Kind,
+    RawFrame,
+    coerce,
+    read_any,
+    schema_failures,
+    year_columns,
+)
 from offshoring.validation import (
+    PROVINCE_RE,
     ContractError,
     Failure,
     aida_firms_schema,
@@ -108,6 +128,8 @@ AIDA_KINDS: dict[str, Kind] = {
 
 def read_aida_firms_raw(path: str | Path, column_map: ColumnMap | None = None) -> RawFrame:
     source = (column_map or ColumnMap()).source("aida_firms")
+    # the number columns of an xlsx are also read as numbers (`read_xlsx`), so that a typed
+    # 123.456 is not taken for AIDA's text '123.456' (123456)
     raw = read_any(Path(path), source, required=AIDA_COLUMNS, patterns_ok=True,
                    allowed=(".xlsx", ".csv", ".csv.gz", ".parquet"),
                    numeric=lambda c: bool(_WIDE.match(c)), strict_numbers=False)
@@ -120,8 +142,13 @@ def read_aida_firms_raw(path: str | Path, column_map: ColumnMap | None = None) -
     return raw
 
 
-def parse_aida_firms(raw: RawFrame, column_map: ColumnMap | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """(wide typed frame, long frame) of a validated AIDA export; raises `ContractError`."""
+def parse_aida_firms(raw: RawFrame, column_map: ColumnMap | None = None, *,
+                     municipality_list: str | Path | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(wide typed frame, long frame) of a validated AIDA export; raises `ContractError`.
+
+    `municipality_list`: the ISTAT list whose province sigle are accepted (besides the
+    abolished ones, `offshoring.geo.ABOLISHED_PROVINCES`); default the bundled list.
+    """
     source = (column_map or ColumnMap()).source("aida_firms")
     years = year_columns(raw.frame.columns, AIDA_STEMS)
     kinds = dict(AIDA_KINDS)
@@ -132,12 +159,74 @@ def parse_aida_firms(raw: RawFrame, column_map: ColumnMap | None = None) -> tupl
         if c not in typed.columns:
             typed = typed.with_columns(pl.lit(None, dtype=pl.Float64).alias(c))
     typed = typed.select(*AIDA_COLUMNS, *[f"{s}_{y}" for y in years for s in AIDA_STEMS], "source_row")
+    failures += province_failures(typed, municipality_list, skip, header=raw.headers.get("province"))
     failures, rejected = schema_failures(aida_firms_schema(tuple(years)), typed, file=raw.path,
                                          headers=raw.headers, parsed=failures, skip=skip)
     if failures:
         raise ContractError(raw.path, failures, n_rows_rejected=rejected)
     long = to_long(typed, years)
     return typed, long
+
+
+#: distinct unknown sigle named one by one in a refusal; any others are counted together
+MAX_UNKNOWN_PROVINCES_SHOWN = 10
+
+
+def valid_provinces(municipality_list: str | Path | None = None) -> frozenset[str]:
+    """Province sigle of the ISTAT list (bundled unless given) plus the abolished provinces.
+
+    A list that cannot be used is refused (`ContractError` naming the list).
+    """
+    from offshoring import geo
+
+    path = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
+    st = path.stat()
+    return _valid_provinces(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _valid_provinces(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    from offshoring import geo
+    from offshoring.readers.reference import read_municipality_list
+
+    listed = read_municipality_list(path).get_column("province").drop_nulls()
+    return frozenset(listed.to_list()) | frozenset(geo.ABOLISHED_PROVINCES)
+
+
+def province_failures(typed: pl.DataFrame, municipality_list: str | Path | None, skip: CellSet, *,
+                      header: str | None = None) -> list[Failure]:
+    """An `unknown_province` failure per sigla (well-formed, two letters) that is neither a
+    province of `municipality_list` nor an abolished one, naming the sigla (a public code,
+    not firm data) and its rows; their cells are added to `skip`."""
+    from offshoring import geo
+
+    province = typed.get_column("province")
+    unknown = (province.str.contains(PROVINCE_RE) & ~province.is_in(list(valid_provinces(municipality_list))))
+    unknown = unknown.fill_null(False)
+    if not unknown.any():
+        return []
+    positions = unknown.arg_true()
+    skip.add("province", positions.to_numpy())
+    found = (typed.select("province", "source_row")[positions]
+             .group_by("province", maintain_order=True)
+             .agg(pl.col("source_row").head(MAX_ROWS_KEPT).alias("rows"), pl.len().alias("n")))
+    listed = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
+    which = "the bundled ISTAT list" if listed == geo.bundled_list_path() else "the raw folder's list"
+    abolished = ", ".join(sorted(geo.ABOLISHED_PROVINCES))
+    todo = (f"list in use: {which}, {listed}; abolished provinces accepted: {abolished}. Correct the registered "
+            f"office's sigla in the AIDA export; if the province is newer than the list, place ISTAT's "
+            f"current list at reference/municipalities.csv in the raw folder")
+    out = []
+    shown = found.head(MAX_UNKNOWN_PROVINCES_SHOWN)
+    for value, rows, n in shown.iter_rows():
+        out.append(Failure("unknown_province", "province", tuple(rows), int(n), header=header,
+                           detail=f"'{value}'; {todo}"))
+    rest = found.slice(MAX_UNKNOWN_PROVINCES_SHOWN)
+    if rest.height:
+        rows = sorted(r for rs in rest.get_column("rows").to_list() for r in rs)[:MAX_ROWS_KEPT]
+        out.append(Failure("unknown_province", "province", tuple(rows), int(rest.get_column("n").sum()),
+                           header=header, detail=f"{rest.height} other sigle; {todo}"))
+    return out
 
 
 def to_long(wide: pl.DataFrame, years: list[int]) -> pl.DataFrame:
@@ -167,9 +256,12 @@ SUBSIDIARY_KINDS: dict[str, Kind] = {
 
 def read_aida_subsidiaries_raw(path: str | Path, column_map: ColumnMap | None = None) -> RawFrame:
     source = (column_map or ColumnMap()).source("aida_subsidiaries")
+    # decimal comma as in the survey: a number holding the other mark reads two ways and is refused
+    # (`check_marks`); the years are read as text, for a mark in them to be refused too
     return read_any(Path(path), source, required=SUBSIDIARY_COLUMNS,
                     allowed=(".csv", ".csv.gz", ".parquet", ".xlsx"),
-                    numeric=lambda c: SUBSIDIARY_KINDS.get(c) in ("number", "integer") and c not in source.values)
+                    numeric=lambda c: SUBSIDIARY_KINDS.get(c) == "number" and c not in source.values,
+                    check_marks=True)
 
 
 def parse_aida_subsidiaries(raw: RawFrame) -> pl.DataFrame:

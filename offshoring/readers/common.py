@@ -21,8 +21,9 @@ and in bounded memory whatever the file holds (`MAX_ROWS_KEPT` rows per rule,
 exact counts). Refused here: a gzip that cannot be decompressed, a row with more
 or fewer fields than the header (polars would fill a short row with empty cells,
 so a file cut inside a row would load), a header naming one column twice, and,
-where the reader asks for it (the survey), a number that reads two ways
-(``352.300`` in a decimal-comma file: thousands or a decimal point?).
+where the reader asks for it (the survey, the subsidiaries, the census), a number that
+reads two ways (``352.300`` in a decimal-comma file: thousands or a decimal point?), and
+any mark in a whole-number column (``2.000`` or ``2,000`` employees).
 """
 
 from __future__ import annotations
@@ -79,8 +80,12 @@ class RawFrame:
     # the column map's thousands separator, if it declares one
     thousands: str | None = None
     # number cells holding the mark that is not the decimal mark are refused as
-    # ambiguous unless it is the declared thousands separator (the survey)
+    # ambiguous unless it is the declared thousands separator (survey, subsidiaries, census)
     check_marks: bool = False
+    # xlsx: the number columns' cells that the workbook holds as numbers, as Float64 (null
+    # where a cell is text or empty; same rows as `frame`). `coerce` keeps these values:
+    # a typed 123.456 is that number, while the text '123.456' follows the file's conventions
+    excel_numbers: pl.DataFrame | None = None
 
 
 # ---------------------------------------------------------------------------
@@ -519,16 +524,24 @@ _RENAMED_TWICE = re.compile(r"^(.*)_\d+$")
 
 
 def read_xlsx(path: Path, source: SourceMap, *, required: list[str], optional: list[str] = (),
-              patterns_ok: bool = False) -> RawFrame:
+              patterns_ok: bool = False, numeric: Callable[[str], bool] | None = None) -> RawFrame:
     """An Excel workbook through polars' calamine engine (fastexcel), all cells as text.
 
     Numeric cells come as their shortest decimal text (``1234567``, ``12.5``); text
     cells as written (``n.d.``, ``1.234.567``). Calamine renames a repeated
     header (``turnover``, ``turnover_1``); then the header row is read again as
     written, so that the repetition is refused rather than the copy ignored.
+
+    The text of a numeric cell cannot tell ``123.456`` the number from ``123.456``
+    the text (AIDA's 123456), so the number columns (`numeric`, by canonical
+    name) are also read as numbers: `RawFrame.excel_numbers` holds the values of
+    the cells the workbook stores as numbers, which `coerce` keeps as they are.
     """
     sheet = source.sheet
-    kwargs: dict = {"engine": "calamine", "read_options": {"dtypes": "string", "header_row": 0}}
+    # blank rows are kept here and skipped (and counted) by `_finish`, as in a CSV file: the
+    # data rows keep the sheet's numbering, and the reads of the number cells align with them
+    kwargs: dict = {"engine": "calamine", "read_options": {"dtypes": "string", "header_row": 0},
+                    "drop_empty_rows": False}
     if isinstance(sheet, str):
         kwargs["sheet_name"] = sheet
     else:
@@ -548,10 +561,48 @@ def read_xlsx(path: Path, source: SourceMap, *, required: list[str], optional: l
     by_name, headers = rename_columns(names, source, required=required, optional=list(optional), file=path,
                                       patterns_ok=patterns_ok)
     rename = {df.columns[i]: by_name[h] for i, h in enumerate(names) if h in by_name}
+    typed = _excel_numbers(path, kwargs, df, rename, numeric) if numeric is not None else None
     raw = _finish(df, path, source, f"xlsx; sheet={sheet if sheet is not None else 0}", ".",
                   rename=rename, headers=headers)
     raw.numbers_from_excel = True
+    if typed is not None:
+        # the rows `_finish` kept (a row of empty cells only is skipped)
+        raw.excel_numbers = typed[raw.frame["source_row"] - 1] if raw.empty_rows else typed
     return raw
+
+
+def _excel_numbers(path: Path, kwargs: dict, df: pl.DataFrame, rename: dict[str, str],
+                   numeric: Callable[[str], bool]) -> pl.DataFrame | None:
+    """Float64 of the cells of the number columns that the workbook stores as numbers; null elsewhere.
+
+    Calamine reads a column as ``float`` from numeric cells and from text that looks
+    like a number alike; as ``boolean`` it reads every numeric cell and only the text
+    ``true``/``false``. A cell that both reads (and is not such a text, nor a
+    boolean cell, whose text is ``true``/``false`` too) is a number in the workbook.
+    Columns by position: `df` is the same sheet read as text, whose names may repeat.
+    """
+    idx = [i for i, c in enumerate(df.columns) if c in rename and numeric(rename[c])]
+    if not idx or df.height == 0:
+        return None
+    opts = {"header_row": 0, "use_columns": idx}
+    kwargs = {**kwargs, "drop_empty_rows": False, "drop_empty_cols": False}
+    try:
+        as_float = pl.read_excel(path, **{**kwargs, "read_options": {**opts, "dtypes": {i: "float" for i in idx}}})
+        as_bool = pl.read_excel(path, **{**kwargs, "read_options": {**opts, "dtypes": {i: "boolean" for i in idx}}})
+    except Exception as exc:  # noqa: BLE001
+        raise ContractError(path, [Failure("unreadable_file", None,
+                                           detail=f"not a readable xlsx workbook ({type(exc).__name__})")]) from None
+    if as_float.shape != (df.height, len(idx)) or as_bool.shape != (df.height, len(idx)):
+        raise ContractError(path, [Failure("unreadable_file", None,
+                                           detail="the workbook's number cells could not be told from its text")])
+    cols = {}
+    for j, i in enumerate(idx):
+        text = df.get_column(df.columns[i]).str.strip_chars().str.to_lowercase()
+        is_number = as_bool.to_series(j).is_not_null() & ~text.is_in(["true", "false"]).fill_null(False)
+        cells = pl.DataFrame({"value": as_float.to_series(j).cast(pl.Float64), "is_number": is_number})
+        cols[rename[df.columns[i]]] = cells.select(
+            pl.when(pl.col("is_number")).then(pl.col("value")).otherwise(None)).to_series()
+    return pl.DataFrame(cols)
 
 
 def _row_numbers(df: pl.DataFrame) -> pl.Series:
@@ -642,13 +693,23 @@ def number_from_text(s: pl.Expr, *, decimal: str, dot_thousands: bool) -> pl.Exp
 
 
 def date_from_text(s: pl.Expr) -> pl.Expr:
-    """Date from clean text (`s` a materialised column): dd/mm/yyyy, ISO (time ignored), dd-mm-yyyy, dd.mm.yyyy."""
+    """Date from clean text (`s` a materialised column): dd/mm/yyyy, ISO (time ignored), dd-mm-yyyy, dd.mm.yyyy.
+
+    The year has four digits: the parser's ``%Y`` takes ``20/09/11`` for the year 11
+    (not 2011), so a day-first date is parsed only when its year is written in full;
+    any other form is null, for the reader to refuse as unparseable.
+    """
     iso = s.str.extract(r"^(\d{4}-\d{1,2}-\d{1,2})(?:[ T].*)?$", 1)
+
+    def day_first(sep: str) -> pl.Expr:
+        full_year = s.str.contains(rf"^\d{{1,2}}{re.escape(sep)}\d{{1,2}}{re.escape(sep)}\d{{4}}$")
+        return pl.when(full_year).then(s.str.to_date(f"%d{sep}%m{sep}%Y", strict=False))
+
     return pl.coalesce(
         iso.str.to_date("%Y-%m-%d", strict=False),
-        s.str.to_date("%d/%m/%Y", strict=False),
-        s.str.to_date("%d-%m-%Y", strict=False),
-        s.str.to_date("%d.%m.%Y", strict=False),
+        day_first("/"),
+        day_first("-"),
+        day_first("."),
     )
 
 
@@ -718,6 +779,17 @@ def _ambiguous_detail(decimal: str) -> str:
             f"\"{other}\" for it in column_map.yaml")
 
 
+def _ambiguous_count_detail(decimal: str, thousands: str | None) -> str:
+    """What to do about a mark in a whole-number column (a count, a year)."""
+    other = "." if decimal == "," else ","
+    if thousands:
+        return (f"a whole number holds no decimal mark ('{decimal}'): write it in digits alone, or with "
+                f"'{thousands}' grouping thousands as column_map.yaml declares")
+    return (f"a whole number is written in digits alone: '{other}' or '{decimal}' in it may be a thousands "
+            f"separator or a decimal mark. Write it without separators, or, if the delivery groups "
+            f"thousands with '{other}', declare thousands: \"{other}\" for it in column_map.yaml")
+
+
 def _any(frame: pl.DataFrame, tests: dict[str, pl.Expr]) -> dict[str, bool]:
     """Per name, whether the test holds in any row of `frame` (one pass for all tests)."""
     if not tests:
@@ -743,7 +815,10 @@ def coerce(raw: RawFrame, kinds: dict[str, Kind], *, dot_thousands: bool = False
     two ways (``352.300`` with a decimal comma: 352300 or 352.3?) and is
     refused as ``ambiguous_number``, unless the column map declares that mark
     as the thousands separator: then it is one (``1.234.567,5``), and a cell
-    that does not group digits by three with it is unparseable.
+    that does not group digits by three with it is unparseable. A whole-number
+    column (a count, a year) holds no decimal mark either: ``2,0`` or ``2,000``
+    employees is refused as ambiguous too. A cell an xlsx workbook stores as a
+    number keeps its value (`RawFrame.excel_numbers`).
     """
     df = raw.frame
     schema = df.schema
@@ -764,6 +839,8 @@ def coerce(raw: RawFrame, kinds: dict[str, Kind], *, dot_thousands: bool = False
     # A column is copied only where a cell needs it: a junk file's columns are hundreds of MB
     hint = raw.numbers
     plain_text = [c for c in texts if c not in num_text]
+    typed_cells = raw.excel_numbers
+    excel_cols = [c for c in num_text if typed_cells is not None and c in typed_cells.columns]
     padded = _any(df, {c: pl.col(c).str.contains(r"^\s|\s$|^$") for c in plain_text if schema[c] == pl.String})
     stage = df.select(
         pl.col("source_row"),
@@ -775,6 +852,7 @@ def coerce(raw: RawFrame, kinds: dict[str, Kind], *, dot_thousands: bool = False
         *[pl.col(c).cast(pl.Float64, strict=False).alias(f"__v_{c}") for c in native],
         *[(pl.col(c).dt.date() if isinstance(schema[c], pl.Datetime) else pl.col(c)).alias(f"__d_{c}")
           for c in native_dates],
+        *[raw.excel_numbers.get_column(c).alias(f"__x_{c}") for c in excel_cols],
     )
     # stage 2: empty -> null; native numbers: filled = neither null nor NaN (pandas's missing)
     decimal = raw.decimal
@@ -800,6 +878,8 @@ def coerce(raw: RawFrame, kinds: dict[str, Kind], *, dot_thousands: bool = False
                 need = need | r.str.contains(".", literal=True)
             if marks:
                 need = need | r.str.contains(other, literal=True)
+                if kind[c] == "integer":
+                    need = need | r.str.contains(decimal, literal=True)
             probe.append(need.any().alias(c))
         needs = stage.select(probe).row(0, named=True)
         slow = [c for c, v in needs.items() if v]
@@ -818,13 +898,25 @@ def coerce(raw: RawFrame, kinds: dict[str, Kind], *, dot_thousands: bool = False
                 for c in slow
             )
             stage = stage.with_columns(_marked_number(c, decimal, thousands) for c in slow)
+            # a count (a whole number) holds no mark at all: '2,000' in it is two or two thousand
+            counts = [c for c in slow if kind[c] == "integer"]
+            if counts:
+                stage = stage.with_columns(
+                    ((pl.lit(False) if thousands else pl.col(f"__a_{c}"))
+                     | pl.col(f"__t_{c}").str.contains(decimal, literal=True).fill_null(False)).alias(f"__a_{c}")
+                    for c in counts
+                )
         else:
             stage = stage.with_columns(
                 number_from_text(pl.col(f"__t_{c}"), decimal=decimal, dot_thousands=dot_thousands).alias(f"__v_{c}")
                 for c in slow
             )
+    if excel_cols:
+        # a cell the workbook stores as a number is that number, whatever its text would read as
+        stage = stage.with_columns(pl.coalesce(pl.col(f"__x_{c}"), pl.col(f"__v_{c}")).alias(f"__v_{c}")
+                                   for c in excel_cols)
     # cells of two readings: refused as ambiguous, not also as unparseable
-    ambiguous = [c for c in slow if marks and not thousands]
+    ambiguous = [c for c in slow if marks and (not thousands or kind[c] == "integer")]
     num_cols = [c for c in cols if kind[c] in _NUMERIC_KINDS]
     odd = _any(stage, {c: pl.col(f"__v_{c}").is_nan() | pl.col(f"__v_{c}").is_infinite() for c in num_cols})
     if any(odd.values()):
@@ -920,7 +1012,10 @@ def coerce(raw: RawFrame, kinds: dict[str, Kind], *, dot_thousands: bool = False
         for flag, c, rule in flags:
             hit = flagged.get_column(flag).arg_true()  # positions only: a junk file has millions
             if hit.len():
-                detail = _ambiguous_detail(decimal) if rule == "ambiguous_number" else None
+                detail = None
+                if rule == "ambiguous_number":
+                    detail = (_ambiguous_count_detail(decimal, thousands) if kind[c] == "integer"
+                              else _ambiguous_detail(decimal))
                 rows = source_row.gather(hit.head(MAX_ROWS_KEPT)).to_list()
                 failures.append(Failure(rule, c, tuple(rows), hit.len(), header=raw.headers.get(c), detail=detail))
                 skip.add(c, hit.to_numpy())
@@ -995,7 +1090,7 @@ def schema_failures(schema: RuleSchema, frame: pl.DataFrame, *, file: str | Path
             rows = dup_rows
         bare_schema = copy.copy(schema.schema)
         bare_schema.unique = None
-        bare = RuleSchema(schema.name, bare_schema, schema.rule_of, None)
+        bare = RuleSchema(schema.name, bare_schema, schema.rule_of, None, schema.details)
         for start in range(0, frame.height, step):
             part = frame.slice(start, step)
             for f in bare.validate(part, file=file, headers=headers, skip=skip.window(start, start + step)):
@@ -1031,7 +1126,7 @@ def read_any(path: Path, source: SourceMap, *, required: list[str], optional: li
     if ext == ".parquet":
         return read_parquet(path, source, required=required, optional=optional, patterns_ok=patterns_ok,
                             check_marks=check_marks)
-    return read_xlsx(path, source, required=required, optional=optional, patterns_ok=patterns_ok)
+    return read_xlsx(path, source, required=required, optional=optional, patterns_ok=patterns_ok, numeric=numeric)
 
 
 def year_columns(columns: list[str], stems: tuple[str, ...]) -> list[int]:

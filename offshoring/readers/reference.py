@@ -93,8 +93,10 @@ CENSUS_KINDS: dict[str, Kind] = {
 
 def read_census_employment(path: str | Path, column_map: ColumnMap | None = None) -> tuple[pl.DataFrame, RawFrame]:
     source = (column_map or ColumnMap()).source("census_employment")
+    # the counts are read as text and checked for marks (`coerce`): '2.000' or '2,000' employees is
+    # two or two thousand, refused as ambiguous (the CSV reader's own parse would take '2,0' for 2)
     raw = read_any(Path(path), source, required=CENSUS_COLUMNS, allowed=(".csv", ".csv.gz", ".parquet"),
-                   numeric=lambda c: c in ("local_units", "employees") and c not in source.values)
+                   check_marks=True)
     typed, failures, skip = coerce(raw, CENSUS_KINDS)
     size = pl.col("size_class").str.replace_all(r"\s", "")
     division = pl.col("ateco_division").str.replace(r"\.0$", "")
