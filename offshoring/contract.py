@@ -36,6 +36,8 @@ RULES: dict[str, str] = {
     "malformed_municipality_code": "malformed municipality code (6 digits expected)",
     "malformed_ateco": "malformed ATECO code (2 to 6 digits, dots allowed)",
     "malformed_province": "malformed province (two-letter sigla expected)",
+    "missing_municipality": "return without a municipality code",
+    "unplaceable_municipality": "municipality code in no ISTAT layout, whose first three digits are no province of the return's year",
     "unknown_province": "province sigla neither in the municipality list in use nor an abolished province",
     "filing_before_year": "filing date before 1 January of the return's fiscal year",
     "malformed_country": "malformed country (ISO 3166-1 alpha-2 code expected)",

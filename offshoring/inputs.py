@@ -102,7 +102,7 @@ def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, ke
 
             if not opened:
                 con, opened = _open_read_only(database), True
-            n = load.prepare_survey_year(path, year, key=key, gate=gate).frame.height
+            n = load.prepare_survey_year(path, year, key=key, gate=gate, raw_dir=raw_dir).frame.height
             if con is not None and loaded:
                 load._gate_survey_year(con, year, n, gate, path)
             checked.append(path)

@@ -210,7 +210,9 @@ def _check_key(key: Any) -> bytes:
 
 
 def prepare_survey_year(path: str | Path, year: int, *, key: bytes, column_map: Any = None,
-                        gate: DeliveryGate | None = None) -> Prepared:
+                        gate: DeliveryGate | None = None, raw_dir: str | Path | None = None) -> Prepared:
+    """`raw_dir`: the raw folder whose municipality list (override or bundled) the returns'
+    municipality codes must be placeable in (default: the folder of a file at ``<raw>/survey/``)."""
     key = _check_key(key)
     path = Path(path)
     named = survey_reader.year_of_file(path)
@@ -220,7 +222,8 @@ def prepare_survey_year(path: str | Path, year: int, *, key: bytes, column_map: 
     cmap = _column_map(column_map, path)
     raw = survey_reader.read_survey_raw(path, cmap)
     with _rows_read(raw.rows_read):
-        typed = survey_reader.parse_survey(raw, int(year), cmap)
+        typed = survey_reader.parse_survey(raw, int(year), cmap,
+                                           municipality_list=_municipality_list(path, raw_dir, "survey"))
     typed = tax_code_fields(typed)
     warnings = survey_warnings(typed)
     out = typed.with_columns(pl.lit(path.name).alias("source_file"))
@@ -233,11 +236,11 @@ def prepare_survey_year(path: str | Path, year: int, *, key: bytes, column_map: 
     )
 
 
-def _aida_municipality_list(path: Path, raw_dir: str | Path | None) -> Path:
-    """The municipality list whose provinces an AIDA export may name: the user's list in
+def _municipality_list(path: Path, raw_dir: str | Path | None, folder: str) -> Path:
+    """The municipality list a delivery's geography is checked against: the user's list in
     ``<raw>/reference/`` if there is one, else the bundled one (`layout.municipality_list_path`).
-    Without `raw_dir`, a file in the contract's layout (``<raw>/aida/...``) takes its raw folder's."""
-    if raw_dir is None and path.parent.name == "aida":
+    Without `raw_dir`, a file in the contract's layout (``<raw>/<folder>/...``) takes its raw folder's."""
+    if raw_dir is None and path.parent.name == folder:
         raw_dir = path.parent.parent
     return municipality_list_path(raw_dir)
 
@@ -245,11 +248,11 @@ def _aida_municipality_list(path: Path, raw_dir: str | Path | None) -> Path:
 def prepare_aida_firms(path: str | Path, *, key: bytes, column_map: Any = None,
                        raw_dir: str | Path | None = None) -> Prepared:
     """`raw_dir`: the raw folder, whose municipality list (override or bundled) says which
-    province sigle are valid; see `_aida_municipality_list`."""
+    province sigle are valid; see `_municipality_list`."""
     key = _check_key(key)
     path = Path(path)
     cmap = _column_map(column_map, path)
-    municipalities = _aida_municipality_list(path, raw_dir)
+    municipalities = _municipality_list(path, raw_dir, "aida")
     raw = aida_reader.read_aida_firms_raw(path, cmap)
     with _rows_read(raw.rows_read):
         _, long = aida_reader.parse_aida_firms(raw, cmap, municipality_list=municipalities)

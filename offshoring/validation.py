@@ -59,7 +59,6 @@ WARNING_RULES: dict[str, dict[str, str]] = {
     "survey_returns": {
         "tax_code_bad_check_character": "tax code whose check character is wrong",
         "missing_ateco": "return without an ATECO code",
-        "missing_municipality": "return without a municipality code",
     },
     "aida_firm_years": {
         "tax_code_bad_check_character": "tax code whose check character is wrong",
@@ -339,7 +338,8 @@ def survey_warnings(frame: pl.DataFrame) -> list[ValidationWarning]:
     out: list[ValidationWarning] = []
     table = "survey_returns"
     out.extend(check_character_warnings(frame, table))
-    for col, rule in (("ateco_2007", "missing_ateco"), ("municipality_code", "missing_municipality")):
+    # (a return without a municipality is refused, not warned about: `survey.municipality_failures`)
+    for col, rule in (("ateco_2007", "missing_ateco"),):
         n = int(frame[col].null_count())
         if n:
             out.append(ValidationWarning(rule, table, col, n, f"{n} returns have no {col}"))

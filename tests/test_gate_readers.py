@@ -310,6 +310,23 @@ def test_a_filing_date_before_the_fiscal_year_is_refused(tmp_path):
     assert [d.year for d in df["filing_date"]] == [2010, 2100, 2011]
 
 
+def test_a_return_the_panel_could_not_place_is_refused_at_the_load(tmp_path):
+    """Empty municipality codes and codes in no layout whose first three digits are no province of
+    the year were loaded and then stopped the panel (the raw table already replaced): now the
+    delivery is refused. A code of another layout or of a municipality merged away (its province
+    from its prefix) is placed by the panel and passes."""
+    lines = [HEADER, ROWS[0].replace(";015146;", ";;"), ROWS[1].replace(";015146;", ";999001;"),
+             ROWS[2].replace(";001272;", ";015999;")]
+    err = refused(read_survey, write(tmp_path, "survey_2010.csv", lines), YEAR)
+    msg = assert_clean(err, cells(lines) - {"2010"})
+    assert [(r["rule"], r["column"], r["first_rows"]) for r in err.reasons] == [
+        ("missing_municipality", "municipality_code", [1]), ("unplaceable_municipality", "municipality_code", [2])]
+    assert "layout of 2010 (code_110)" in msg
+    # 044019 is Fermo's code of 2006-2009 (another layout); 015999 a merged-away Milano code
+    lines = [HEADER, ROWS[0].replace(";015146;", ";044019;"), ROWS[1].replace(";015146;", ";015999;"), ROWS[2]]
+    assert read_survey(write(tmp_path, "ok/survey_2010.csv", lines), YEAR).height == 3
+
+
 # --- AIDA provinces ---------------------------------------------------------------------------
 
 AIDA_HEADER = "tax_code;company_name;province;ateco_2007;turnover_2009;employees_2009"

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
 
 from offshoring.readers import layout
 from offshoring.readers.column_map import ColumnMap
-from offshoring.readers.common import Kind, RawFrame, coerce, read_any, schema_failures
+from offshoring.readers.common import MAX_ROWS_KEPT, CellSet, Kind, RawFrame, coerce, read_any, schema_failures
 # finding the deliveries is `layout`'s (no polars, no pandera); re-exported here
 from offshoring.readers.layout import current_year, survey_folder, year_of_file  # noqa: F401
 from offshoring.validation import (
@@ -54,22 +55,90 @@ def read_survey_raw(path: str | Path, column_map: ColumnMap | None = None) -> Ra
                     check_marks=True)
 
 
-def parse_survey(raw: RawFrame, year: int, column_map: ColumnMap | None = None) -> pl.DataFrame:
+def parse_survey(raw: RawFrame, year: int, column_map: ColumnMap | None = None, *,
+                 municipality_list: str | Path | None = None) -> pl.DataFrame:
     """Typed and validated survey rows (still with ``tax_code``); raises `ContractError`.
 
     Every failure of the file is collected before raising, so one error lists
-    all broken rules (each with its first rows and its exact count).
+    all broken rules (each with its first rows and its exact count). A return
+    the panel could not place in a province (`municipality_failures`, against
+    `municipality_list`, default the bundled list) is refused here, before the load.
     """
     source = (column_map or ColumnMap()).source("survey")
     values = {**source.values, "market_area": {**MARKET_AREA_SYNONYMS, **source.values.get("market_area", {})}}
     typed, failures, skip = coerce(raw, SURVEY_KINDS, dot_thousands=False, value_maps=values,
                                    scale=source.scale)
     typed = typed.select(*SURVEY_COLUMNS, "source_row")
+    failures += municipality_failures(typed, int(year), municipality_list, skip,
+                                      header=raw.headers.get("municipality_code"))
     failures, rejected = schema_failures(survey_schema(int(year)), typed, file=raw.path, headers=raw.headers,
                                          parsed=failures, skip=skip)
     if failures:
         raise ContractError(raw.path, _ordered(failures), n_rows_rejected=rejected)
     return typed
+
+
+def placeable_codes(municipality_list: str | Path | None = None) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """(every municipality code of the list in any layout, the province prefixes of each layout):
+    what the panel resolves a return's municipality with (sql/panel_firm_years.sql)."""
+    from offshoring import geo
+
+    path = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
+    st = path.stat()
+    return _placeable_codes(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _placeable_codes(path: str, mtime_ns: int, size: int) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    from offshoring.readers.reference import read_municipality_list
+
+    listed = read_municipality_list(path)
+    layouts = ("code_103", "code_107", "code_110", "municipality_code")
+    codes: set[str] = set()
+    prefixes: dict[str, frozenset[str]] = {}
+    for col in layouts:
+        values = listed.get_column(col).drop_nulls()
+        codes.update(values.to_list())
+        prefixes[col] = frozenset(values.str.slice(0, 3).unique().to_list())
+    return frozenset(codes), prefixes
+
+
+def municipality_failures(typed: pl.DataFrame, year: int, municipality_list: str | Path | None,
+                          skip: CellSet, *, header: str | None = None) -> list[Failure]:
+    """Returns the panel could not place in a province, refused before the load: an empty
+    `municipality_code` (`missing_municipality`), or a well-formed code that is in no layout of
+    the municipality list and whose first three digits are no province of the return's
+    year's layout (`unplaceable_municipality`). A code of another layout, or of a municipality
+    since merged away (its province from its prefix), is placed by the panel and passes."""
+    from offshoring import geo
+    from offshoring.validation import MUNICIPALITY_RE
+
+    col = typed.get_column("municipality_code")
+    missing = col.is_null()
+    out: list[Failure] = []
+    if missing.any():
+        pos = missing.arg_true()
+        skip.add("municipality_code", pos.to_numpy())
+        rows = typed.get_column("source_row")[pos]
+        out.append(Failure("missing_municipality", "municipality_code", tuple(rows.head(MAX_ROWS_KEPT).to_list()),
+                           int(pos.len()), header=header,
+                           detail="the panel needs every return's municipality (its province and labour "
+                                  "market area): fill it in the delivery"))
+    codes, prefixes = placeable_codes(municipality_list)
+    layout_col = geo.layout_for_year(int(year))
+    unplaced = (col.str.contains(MUNICIPALITY_RE).fill_null(False) & ~col.is_in(list(codes)).fill_null(False)
+                & ~col.str.slice(0, 3).is_in(list(prefixes[layout_col])).fill_null(False))
+    if unplaced.any():
+        pos = unplaced.arg_true()
+        skip.add("municipality_code", pos.to_numpy())
+        rows = typed.get_column("source_row")[pos]
+        which = "the bundled ISTAT list" if municipality_list is None or Path(municipality_list) == geo.bundled_list_path() \
+            else f"the raw folder's list ({Path(municipality_list).name})"
+        out.append(Failure("unplaceable_municipality", "municipality_code",
+                           tuple(rows.head(MAX_ROWS_KEPT).to_list()), int(pos.len()), header=header,
+                           detail=f"checked against {which}, layout of {int(year)} ({layout_col}); correct the "
+                                  f"code, or place ISTAT's newer list at reference/Elenco-comuni-italiani.csv"))
+    return out
 
 
 def _ordered(failures: list[Failure]) -> list[Failure]:
