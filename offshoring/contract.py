@@ -38,6 +38,7 @@ RULES: dict[str, str] = {
     "malformed_province": "malformed province (two-letter sigla expected)",
     "missing_municipality": "return without a municipality code",
     "unplaceable_municipality": "municipality code in no ISTAT layout, whose first three digits are no province of the return's year",
+    "unlisted_municipality": "municipality code not in the municipality list in use",
     "unknown_province": "province sigla neither in the municipality list in use nor an abolished province",
     "filing_before_year": "filing date before 1 January of the return's fiscal year",
     "malformed_country": "malformed country (ISO 3166-1 alpha-2 code expected)",

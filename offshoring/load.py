@@ -308,9 +308,12 @@ def prepare_municipalities(path: str | Path | None = None) -> Prepared:
     )
 
 
-def prepare_llma(path: str | Path, *, column_map: Any = None) -> Prepared:
+def prepare_llma(path: str | Path, *, column_map: Any = None, raw_dir: str | Path | None = None) -> Prepared:
+    """`raw_dir`: the raw folder whose municipality list the map's codes must be in (default:
+    the folder of a file at ``<raw>/reference/``)."""
     path = Path(path)
-    frame, raw = ref_reader.read_llma(path, _column_map(column_map, path))
+    frame, raw = ref_reader.read_llma(path, _column_map(column_map, path),
+                                      municipality_list=_municipality_list(path, raw_dir, "reference"))
     return Prepared(
         table="llma", partition=None, path=path, sha256=raw.sha256 or sha256_file(path),
         frame=_select(frame, "llma"), rows_read=raw.rows_read, rows_rejected=raw.empty_rows,

@@ -341,6 +341,35 @@ def test_llma_and_census(tmp_path):
     assert df["local_units"].dtype == pl.Int64
 
 
+def test_llma_codes_outside_the_municipality_list_are_refused(tmp_path):
+    """The contract's map uses codes "in the current list": a code outside the list in use
+    (another edition's, a typo) would leave its firms without an area behind a loaded file."""
+    rows = llma_rows()
+    rows[2]["municipality_code"] = "001999"  # well-formed, no municipality
+    with pytest.raises(ContractError) as err:
+        reference.read_llma(write_csv(tmp_path / "llma.csv", rows))
+    assert [(r["rule"], r["first_rows"]) for r in err.value.reasons] == [("unlisted_municipality", [3])]
+    assert "bundled ISTAT list" in str(err.value)
+    # against a user's list (a folder's override): the codes of that list are the ones accepted
+    raw = tmp_path / "raw"
+    write_csv(raw / "reference" / "llma.csv", llma_rows())
+    from offshoring import load
+
+    text, _ = to_utf8(geo.bundled_list_path().read_bytes())
+    text = text.decode("utf-8").lstrip("\ufeff")
+    head = header_line(text)
+    wanted = [r["municipality_code"] for r in llma_rows()[:3]]
+    body = [line for line in text[len(head):].lstrip("\r\n").splitlines()
+            if any(f";{c};" in line or line.startswith(f"{c};") for c in wanted)]
+    user = raw / "reference" / "Elenco-comuni-italiani.csv"
+    user.write_bytes((head + "\r\n" + "\r\n".join(body) + "\r\n").encode("cp1252"))
+    assert sorted(reference.read_municipality_list(user)["municipality_code"].to_list()) == sorted(wanted)
+    with pytest.raises(ContractError) as err:
+        load.prepare_llma(raw / "reference" / "llma.csv")
+    assert [(r["rule"], r["first_rows"]) for r in err.value.reasons] == [("unlisted_municipality", [4, 5, 6])]
+    assert "Elenco-comuni-italiani.csv" in str(err.value)
+
+
 def test_discover_raw_files(tmp_path):
     write_survey_csv(tmp_path / "survey" / "survey_2008.csv", survey_rows(2, 2008))
     write_csv(tmp_path / "aida" / "aida_firms.csv", aida_firms(2, [2008]))

@@ -9,14 +9,16 @@ the raw folder overrides it.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
 from offshoring import geo
 from offshoring.readers import layout
 from offshoring.readers.column_map import ColumnMap
-from offshoring.readers.common import Kind, RawFrame, coerce, read_any, schema_failures
+from offshoring.readers.common import MAX_ROWS_KEPT, Kind, RawFrame, coerce, read_any, schema_failures
 # finding the files is `layout`'s (no polars, no pandera); re-exported here
 from offshoring.readers.layout import MUNICIPALITY_OVERRIDES, RawFiles, _one, municipality_list_path  # noqa: F401
 from offshoring.validation import (
@@ -65,15 +67,51 @@ def read_municipality_list(path: str | Path | None = None) -> pl.DataFrame:
 LLMA_KINDS: dict[str, Kind] = {"municipality_code": "municipality", "llma_code": "text", "llma_name": "text"}
 
 
-def read_llma(path: str | Path, column_map: ColumnMap | None = None) -> tuple[pl.DataFrame, RawFrame]:
+def read_llma(path: str | Path, column_map: ColumnMap | None = None, *,
+              municipality_list: str | Path | None = None) -> tuple[pl.DataFrame, RawFrame]:
+    """The municipality -> LLMA map; its codes must be municipalities of the list in use
+    (`municipality_list`, default the bundled one), as the contract says ("in the current
+    list"): a code outside it (another edition's, a typo) would leave its municipality's
+    firms without an area while the file looked loaded."""
     source = (column_map or ColumnMap()).source("llma")
     raw = read_any(Path(path), source, required=LLMA_COLUMNS, allowed=(".csv", ".csv.gz", ".parquet"))
     typed, failures, skip = coerce(raw, LLMA_KINDS)
     typed = typed.select(*LLMA_COLUMNS, "source_row")
+    failures += _unlisted_municipalities(typed, municipality_list, skip, raw.headers.get("municipality_code"))
     failures, rejected = schema_failures(llma_schema(), typed, file=raw.path, headers=raw.headers,
                                          parsed=failures, skip=skip)
     _raise(raw, failures, rejected)
     return typed, raw
+
+
+def _unlisted_municipalities(typed: pl.DataFrame, municipality_list: str | Path | None, skip: Any,
+                             header: str | None) -> list[Failure]:
+    current = _current_codes(municipality_list)
+    col = typed.get_column("municipality_code")
+    bad = col.str.contains(r"^[0-9]{6}$").fill_null(False) & ~col.is_in(list(current)).fill_null(False)
+    if not bad.any():
+        return []
+    pos = bad.arg_true()
+    skip.add("municipality_code", pos.to_numpy())
+    rows = typed.get_column("source_row")[pos]
+    listed = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
+    which = "the bundled ISTAT list" if listed == geo.bundled_list_path() else f"the raw folder's list ({listed.name})"
+    return [Failure("unlisted_municipality", "municipality_code", tuple(rows.head(MAX_ROWS_KEPT).to_list()),
+                    int(pos.len()), header=header,
+                    detail=f"not a municipality of {which}: the map must use the list's current codes "
+                           f"(ISTAT publishes the areas' composition updated to the current municipalities), "
+                           f"or place the list it was made with at reference/Elenco-comuni-italiani.csv")]
+
+
+def _current_codes(municipality_list: str | Path | None) -> frozenset[str]:
+    path = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
+    st = path.stat()
+    return _current_codes_of(str(path), st.st_mtime_ns, st.st_size)
+
+
+@lru_cache(maxsize=8)
+def _current_codes_of(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    return frozenset(read_municipality_list(path).get_column("municipality_code").drop_nulls().to_list())
 
 
 def _raise(raw: RawFrame, failures: list[Failure], rejected: int) -> None:
