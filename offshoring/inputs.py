@@ -81,8 +81,14 @@ def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, ke
     """
     from offshoring.readers.layout import discover_raw_files
 
+    from offshoring.version import code_version
+
     files = discover_raw_files(raw_dir)
-    loaded = _loaded_hashes(database)
+    # what the run will not reload: the file the warehouse holds, loaded by this code version
+    # (the rule of orchestration.pipeline.up_to_date_years); anything else is reloaded, so it
+    # is checked here: a new version's stricter reader must refuse before any load, not midway
+    version = code_version()
+    loaded = {k: sha for k, (sha, ver) in latest_loads(database).items() if ver == version}
     gate = gate if gate is not None else DeliveryGate()
     checked: list[Path] = []
     # every reader takes the column map: a map new, changed or removed since the last run makes

@@ -515,3 +515,27 @@ def test_a_new_column_map_is_checked_against_every_input_before_any_load(base, t
     proc = cli(["run"], case.env)
     assert_refused(base, case, proc, *patterns)
     assert proc.returncode == 2, "refused by the run, not before it"  # EXIT_REFUSED: the pre-flight
+
+
+def test_a_new_code_version_checks_every_input_before_any_load(base, tmp_path):
+    """A new version of the pipeline reloads every input (its loads are not up to date), and its
+    readers may be stricter: every input is checked before the run starts, so one that the new
+    version refuses stops the run with nothing replaced. Simulated: the warehouse's loads are
+    marked as an earlier version's, and the LLMA map holds a code outside the municipality list
+    with the hash of the file that version loaded (it accepted such a code)."""
+    case = new_case(base, tmp_path)
+    llma = case.raw / "reference" / "llma.csv"
+    lines = llma.read_bytes().splitlines(keepends=True)
+    lines[2] = b"001999" + lines[2][6:]  # well-formed, no municipality of the list
+    llma.write_bytes(b"".join(lines))
+    sha = hashlib.sha256(llma.read_bytes()).hexdigest()
+    con = duckdb.connect(str(case.root / "w.duckdb"))
+    try:
+        con.execute("UPDATE raw.load_log SET code_version = 'an-earlier-version'")
+        con.execute("UPDATE raw.load_log SET sha256 = ? WHERE table_name = 'llma' AND status = 'loaded'", [sha])
+    finally:
+        con.close()
+    case.before = table_digests(case.root / "w.duckdb")
+    proc = cli(["run"], case.env)
+    assert_refused(base, case, proc, r"llma\.csv", r"unlisted_municipality")
+    assert proc.returncode == 2, "refused by the run, not before it"
