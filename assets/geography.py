@@ -19,6 +19,17 @@ GROUP = "geography"
 )
 def municipality_xwalk(warehouse: Warehouse):
     with warehouse.connect() as con:
+        # the LLMA map was checked against the municipality list when it was read; a list loaded
+        # since (a user's newer file) may lack some of its codes: their firms would get no area
+        unlisted = con.execute(
+            "SELECT count(*), min(municipality_code) FROM raw.llma WHERE municipality_code NOT IN "
+            "(SELECT municipality_code FROM raw.municipalities)").fetchall()[0]
+        if unlisted[0]:
+            raise dg.Failure(description=(
+                f"raw.llma (reference/llma.csv) has {unlisted[0]} municipality code(s) that the municipality "
+                f"list loaded now does not have (e.g. {unlisted[1]}): the list changed since the "
+                f"map was loaded. Give the map the list's current codes, or use the list it was made "
+                f"with; nothing was rebuilt."))
         run_sql(con, "geography_municipality_xwalk")
         run_sql(con, "geography_province_prefix")
         meta = table_metadata(

@@ -276,11 +276,11 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
         loader.create_schema(con)
         # every year of the run read, validated and passed through its delivery gate before any
         # is written: a refused year leaves every year of the run as it was
-        checked = _check_years(con, years, files, gates, target, config.print_progress)
+        checked = _check_years(con, years, files, gates, target, config.print_progress, folders.raw)
         for item in checked:
             t0 = time.perf_counter()
             try:
-                prepared, item.prepared = item.prepared or _read_again(item, gates[item.year], target), None
+                prepared, item.prepared = item.prepared or _read_again(item, gates[item.year], target, folders.raw), None
                 metadata, checks, report = _load_one(
                     context, con, "survey_returns",
                     lambda c, p=prepared: _write_year(c, p, target),
@@ -338,7 +338,7 @@ def _refused(exc: v.ContractError, year: int, years: list[int]) -> dg.Failure:
 
 
 def _check_years(con, years: list[int], files: dict[int, Path], gates: dict[int, loader.DeliveryGate],
-                 target: dict[str, Any], progress: bool) -> list[_Checked]:
+                 target: dict[str, Any], progress: bool, raw_dir: Path) -> list[_Checked]:
     """Read and validate every year of the run, and pass each through its delivery gate against
     the row counts the warehouse will hold when its turn comes (the run's earlier years
     replaced); write nothing but a refused file's ``rejected`` row in raw.load_log."""
@@ -349,7 +349,8 @@ def _check_years(con, years: list[int], files: dict[int, Path], gates: dict[int,
         for year in years:
             t0 = time.perf_counter()
             try:
-                prepared = loader.prepare_survey_year(files[year], year, key=target["key"], gate=gates[year])
+                prepared = loader.prepare_survey_year(files[year], year, key=target["key"], gate=gates[year],
+                                                      raw_dir=raw_dir)
                 counts.check(year, prepared.frame.height, gates[year], files[year])
             except v.ContractError as exc:
                 loader.log_rejection(con, "survey_returns", str(year), files[year], exc,
@@ -370,10 +371,12 @@ def _check_years(con, years: list[int], files: dict[int, Path], gates: dict[int,
     return out
 
 
-def _read_again(item: _Checked, gate: loader.DeliveryGate, target: dict[str, Any]) -> loader.Prepared:
+def _read_again(item: _Checked, gate: loader.DeliveryGate, target: dict[str, Any],
+                raw_dir: Path) -> loader.Prepared:
     """A checked year not held in memory, read again; refused if its file changed since."""
     try:
-        prepared = loader.prepare_survey_year(item.path, item.year, key=target["key"], gate=gate)
+        prepared = loader.prepare_survey_year(item.path, item.year, key=target["key"], gate=gate,
+                                              raw_dir=raw_dir)
     except v.ContractError:
         prepared = None
     if prepared is None or prepared.sha256 != item.sha256 or prepared.frame.height != item.rows:

@@ -88,12 +88,14 @@ def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, ke
     # (the rule of orchestration.pipeline.up_to_date_years); anything else is reloaded, so it
     # is checked here: a new version's stricter reader must refuse before any load, not midway
     version = code_version()
-    loaded = {k: sha for k, (sha, ver) in latest_loads(database).items() if ver == version}
+    loads = latest_loads(database)
+    loaded = {k: sha for k, (sha, ver) in loads.items() if ver == version}
     gate = gate if gate is not None else DeliveryGate()
     checked: list[Path] = []
     # every reader takes the column map: a map new, changed or removed since the last run makes
     # the run reload every input (orchestration.pipeline.plan_refresh), so every one is checked
-    every_input = bool(loaded) and column_map_changed(raw_dir, database)
+    every_input = bool(loads) and (column_map_changed(raw_dir, database)
+                                   or municipality_list_changed(raw_dir, database))
 
     def changed(table: str, partition: str | None, path: Path | None) -> bool:
         return path is not None and (every_input or loaded.get((table, partition)) != sha256_file(path))
@@ -109,7 +111,7 @@ def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, ke
             if not opened:
                 con, opened = _open_read_only(database), True
             n = load.prepare_survey_year(path, year, key=key, gate=gate, raw_dir=raw_dir).frame.height
-            if con is not None and loaded:
+            if con is not None and loads:  # the gate against what the warehouse holds, whichever version loaded it
                 load._gate_survey_year(con, year, n, gate, path)
             checked.append(path)
     finally:
@@ -136,6 +138,25 @@ def check_changed_inputs(raw_dir: str | Path, database: str | Path | None, *, ke
 
 
 COLUMN_MAP = "column_map.yaml"
+
+
+def municipality_list_changed(raw_dir: str | Path, database: str | Path | None) -> bool:
+    """Whether the user's municipality list in ``<raw>/reference/`` (either name) differs from the
+    last complete run's (new, changed or removed): the survey's municipality codes, the LLMA map's
+    and AIDA's province sigle are checked against it, so every input is checked again."""
+    from offshoring.readers.layout import MUNICIPALITY_OVERRIDES
+    from offshoring.runstate import last_state
+
+    state = last_state(database) if database is not None else None
+    if state is None:
+        return True
+    before = state.get("files") or {}
+    for name in MUNICIPALITY_OVERRIDES:
+        rel = f"reference/{name}"
+        path = Path(raw_dir) / rel
+        if (sha256_file(path) if path.is_file() else None) != before.get(rel):
+            return True
+    return False
 
 
 def column_map_changed(raw_dir: str | Path, database: str | Path | None) -> bool:

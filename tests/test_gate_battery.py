@@ -539,3 +539,25 @@ def test_a_new_code_version_checks_every_input_before_any_load(base, tmp_path):
     proc = cli(["run"], case.env)
     assert_refused(base, case, proc, r"llma\.csv", r"unlisted_municipality")
     assert proc.returncode == 2, "refused by the run, not before it"
+
+
+def test_a_new_municipality_list_checks_every_input_against_it_before_any_load(base, tmp_path):
+    """A user's newer municipality list dropped in reference/: the LLMA map (unchanged, loaded
+    before) is checked again against it before the run starts. A map code the new list lacks
+    stops the run with nothing replaced (the run would have loaded the list and left those
+    municipalities' firms without an area)."""
+    from offshoring import geo
+    from offshoring.readers.common import header_line, to_utf8
+
+    case = new_case(base, tmp_path)
+    first = (case.raw / "reference" / "llma.csv").read_bytes().decode("cp1252").splitlines()[1].split(";")[0]
+    text, _ = to_utf8(geo.bundled_list_path().read_bytes())
+    text = text.decode("utf-8").lstrip("\ufeff")
+    head = header_line(text)
+    body = [line for line in text[len(head):].lstrip("\r\n").splitlines()
+            if line.strip() and not line.startswith(f"{first[:3]}{first[3:]}") and f";{first};" not in line]
+    (case.raw / "reference" / "Elenco-comuni-italiani.csv").write_bytes(
+        (head + "\r\n" + "\r\n".join(body) + "\r\n").encode("cp1252"))
+    proc = cli(["run"], case.env)
+    assert_refused(base, case, proc, r"llma\.csv", r"unlisted_municipality", r"Elenco-comuni-italiani\.csv")
+    assert proc.returncode == 2, "refused by the run, not before it"

@@ -325,6 +325,11 @@ def test_a_return_the_panel_could_not_place_is_refused_at_the_load(tmp_path):
     # 044019 is Fermo's code of 2006-2009 (another layout); 015999 a merged-away Milano code
     lines = [HEADER, ROWS[0].replace(";015146;", ";044019;"), ROWS[1].replace(";015146;", ";015999;"), ROWS[2]]
     assert read_survey(write(tmp_path, "ok/survey_2010.csv", lines), YEAR).height == 3
+    # a return the panel does not use needs no municipality: a filing superseded by a later one
+    # of the same firm-year, and another industry's return
+    lines = [HEADER, *ROWS, ROWS[2].replace(";17/05/2011;", ";01/02/2011;").replace(";001272;", ";;"),
+             ROWS[1].replace(f"{COMPANY};", "07643520567;").replace(";15.20.10;", ";13.10.00;").replace(";015146;", ";;")]
+    assert read_survey(write(tmp_path, "other/survey_2010.csv", lines), YEAR).height == 5
 
 
 # --- AIDA provinces ---------------------------------------------------------------------------

@@ -260,3 +260,22 @@ def test_the_column_map_counts_as_changed_when_new_changed_or_removed(tmp_path):
     assert column_map_changed(raw, db)  # changed
     cmap.unlink()
     assert column_map_changed(raw, db)  # removed
+
+
+def test_a_map_code_the_loaded_list_lacks_stops_the_crosswalk(tmp_path, _key):
+    """From the UI (no pre-flight): the LLMA map loaded against the bundled list, then a user's
+    shorter list loaded: the crosswalk refuses to build (its firms would get no area), naming
+    the cause, and the geography is not rebuilt."""
+    from assets.geography import municipality_xwalk
+    from fixtures_raw import llma_rows, write_csv
+
+    raw = tmp_path / "raw"
+    write_csv(raw / "reference" / "llma.csv", llma_rows())
+    ok = _materialize([raw_assets.municipalities, raw_assets.llma_map, municipality_xwalk], tmp_path, raw)
+    assert ok.success
+    before = table_digests(tmp_path / "w.duckdb")[0]["geography.municipality_xwalk"]
+    _user_list(raw, "Elenco-comuni-italiani.csv", 60)  # lacks most of the map's municipalities
+    result = _materialize([raw_assets.municipalities, municipality_xwalk], tmp_path, raw)
+    assert not result.success
+    assert "the municipality list loaded now does not have" in _failure(result)
+    assert table_digests(tmp_path / "w.duckdb")[0]["geography.municipality_xwalk"] == before

@@ -262,6 +262,25 @@ def test_aida_xlsx_number_cells_keep_their_value_text_cells_follow_aida(tmp_path
     assert wide["turnover_2010"].to_list() == [123.456, 123_456.0]
 
 
+def test_aida_xlsx_number_cells_stay_in_their_columns_beside_an_empty_spacer_column(tmp_path):
+    """A headerless empty column (a spacer left in the export) is dropped by the reader: the number
+    cells of the columns to its right keep their own values, not their left neighbour's."""
+    firms = aida_firms(2, [2010, 2011])
+    values = {(0, "turnover_2010"): 123.456, (0, "turnover_2011"): 2000.25,
+              (1, "turnover_2010"): 5.5, (1, "turnover_2011"): 7.25}
+    rows = []
+    for i, f in enumerate(firms):
+        row = {"tax_code": f["tax_code"], "spacer": None, **{k: v for k, v in f.items() if k != "tax_code"}}
+        for (r, c), v in values.items():
+            if r == i:
+                row[c] = v
+        rows.append(row)
+    path = write_aida_xlsx(tmp_path / "aida_firms.xlsx", rows, headers={"spacer": ""})
+    wide, _ = aida.parse_aida_firms(aida.read_aida_firms_raw(path))
+    assert wide["turnover_2010"].to_list() == [123.456, 5.5]  # 123.456 typed: not AIDA's text 123456
+    assert wide["turnover_2011"].to_list() == [2000.25, 7.25]
+
+
 def test_aida_provinces_of_the_list_and_abolished_ones_are_accepted(tmp_path):
     firms = aida_firms(6, [2010])
     for f, sigla in zip(firms, ["NA", "na", "OT", "OG", "VS", "CI"]):

@@ -189,8 +189,12 @@ def _valid_provinces(path: str, mtime_ns: int, size: int) -> frozenset[str]:
     from offshoring import geo
     from offshoring.readers.reference import read_municipality_list
 
-    listed = read_municipality_list(path).get_column("province").drop_nulls()
-    return frozenset(listed.to_list()) | frozenset(geo.ABOLISHED_PROVINCES)
+    listed = read_municipality_list(path)
+    # an abolished province is accepted only where the list can place it (its municipalities'
+    # 2010-2016 codes carry its ISTAT code), as the panel does (`panel.build_aida_offshoring`)
+    prefixes = set(listed.get_column("code_110").drop_nulls().str.slice(0, 3).to_list())
+    placeable = {s for s, code in geo.ABOLISHED_PROVINCES.items() if code in prefixes}
+    return frozenset(listed.get_column("province").drop_nulls().to_list()) | frozenset(placeable)
 
 
 def province_failures(typed: pl.DataFrame, municipality_list: str | Path | None, skip: CellSet, *,

@@ -584,11 +584,22 @@ def _excel_numbers(path: Path, kwargs: dict, df: pl.DataFrame, rename: dict[str,
     idx = [i for i, c in enumerate(df.columns) if c in rename and numeric(rename[c])]
     if not idx or df.height == 0:
         return None
-    opts = {"header_row": 0, "use_columns": idx}
-    kwargs = {**kwargs, "drop_empty_rows": False, "drop_empty_cols": False}
+    # Only a cell whose text groups digits by three after a dot ('123.456', '-1.234.567') reads
+    # differently as a number and by AIDA's text rule: without one, the text read is the answer
+    # and the sheet is not read again (two more reads of a large export cost seconds)
+    grouped = df.select(pl.any_horizontal(
+        pl.col(df.columns[i]).str.strip_chars().str.contains(r"^-?\d{1,3}(\.\d{3})+$").fill_null(False).any()
+        for i in idx)).item()
+    if not grouped:
+        return None
+    # by name, with the text read's own options: a headerless empty spacer column is dropped by
+    # every read alike, so no column takes its neighbour's values
+    names = [df.columns[i] for i in idx]
+    opts = {"header_row": 0, "use_columns": names}
+    kwargs = {**kwargs, "drop_empty_rows": False}
     try:
-        as_float = pl.read_excel(path, **{**kwargs, "read_options": {**opts, "dtypes": {i: "float" for i in idx}}})
-        as_bool = pl.read_excel(path, **{**kwargs, "read_options": {**opts, "dtypes": {i: "boolean" for i in idx}}})
+        as_float = pl.read_excel(path, **{**kwargs, "read_options": {**opts, "dtypes": {n: "float" for n in names}}})
+        as_bool = pl.read_excel(path, **{**kwargs, "read_options": {**opts, "dtypes": {n: "boolean" for n in names}}})
     except Exception as exc:  # noqa: BLE001
         raise ContractError(path, [Failure("unreadable_file", None,
                                            detail=f"not a readable xlsx workbook ({type(exc).__name__})")]) from None
@@ -598,8 +609,8 @@ def _excel_numbers(path: Path, kwargs: dict, df: pl.DataFrame, rename: dict[str,
     cols = {}
     for j, i in enumerate(idx):
         text = df.get_column(df.columns[i]).str.strip_chars().str.to_lowercase()
-        is_number = as_bool.to_series(j).is_not_null() & ~text.is_in(["true", "false"]).fill_null(False)
-        cells = pl.DataFrame({"value": as_float.to_series(j).cast(pl.Float64), "is_number": is_number})
+        is_number = as_bool.get_column(names[j]).is_not_null() & ~text.is_in(["true", "false"]).fill_null(False)
+        cells = pl.DataFrame({"value": as_float.get_column(names[j]).cast(pl.Float64), "is_number": is_number})
         cols[rename[df.columns[i]]] = cells.select(
             pl.when(pl.col("is_number")).then(pl.col("value")).otherwise(None)).to_series()
     return pl.DataFrame(cols)

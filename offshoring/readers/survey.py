@@ -105,7 +105,8 @@ def _placeable_codes(path: str, mtime_ns: int, size: int) -> tuple[frozenset[str
 
 def municipality_failures(typed: pl.DataFrame, year: int, municipality_list: str | Path | None,
                           skip: CellSet, *, header: str | None = None) -> list[Failure]:
-    """Returns the panel could not place in a province, refused before the load: an empty
+    """Returns the panel could not place in a province, refused before the load (only those
+    the panel uses: the latest filing of a firm-year, in the two industries): an empty
     `municipality_code` (`missing_municipality`), or a well-formed code that is in no layout of
     the municipality list and whose first three digits are no province of the return's
     year's layout (`unplaceable_municipality`). A code of another layout, or of a municipality
@@ -114,7 +115,14 @@ def municipality_failures(typed: pl.DataFrame, year: int, municipality_list: str
     from offshoring.validation import MUNICIPALITY_RE
 
     col = typed.get_column("municipality_code")
-    missing = col.is_null()
+    # only the returns the panel places: the latest filing of its firm-year (the contract: it is
+    # the one that counts), in clothing or footwear (sql/macros.sql sector_of); a superseded
+    # filing or another industry's return needs no municipality
+    counts = typed.select(
+        (pl.col("filing_date") == pl.col("filing_date").max().over("tax_code")).fill_null(False)
+        & (pl.col("ateco_2007").str.starts_with("14") | pl.col("ateco_2007").str.starts_with("1520")).fill_null(False)
+    ).to_series()
+    missing = col.is_null() & counts
     out: list[Failure] = []
     if missing.any():
         pos = missing.arg_true()
@@ -126,7 +134,7 @@ def municipality_failures(typed: pl.DataFrame, year: int, municipality_list: str
                                   "market area): fill it in the delivery"))
     codes, prefixes = placeable_codes(municipality_list)
     layout_col = geo.layout_for_year(int(year))
-    unplaced = (col.str.contains(MUNICIPALITY_RE).fill_null(False) & ~col.is_in(list(codes)).fill_null(False)
+    unplaced = (counts & col.str.contains(MUNICIPALITY_RE).fill_null(False) & ~col.is_in(list(codes)).fill_null(False)
                 & ~col.str.slice(0, 3).is_in(list(prefixes[layout_col])).fill_null(False))
     if unplaced.any():
         pos = unplaced.arg_true()
