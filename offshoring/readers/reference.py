@@ -9,6 +9,7 @@ the raw folder overrides it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -86,32 +87,60 @@ def read_llma(path: str | Path, column_map: ColumnMap | None = None, *,
 
 def _unlisted_municipalities(typed: pl.DataFrame, municipality_list: str | Path | None, skip: Any,
                              header: str | None) -> list[Failure]:
-    current = _current_codes(municipality_list)
+    listed = listed_codes(municipality_list)
     col = typed.get_column("municipality_code")
-    bad = col.str.contains(r"^[0-9]{6}$").fill_null(False) & ~col.is_in(list(current)).fill_null(False)
+    bad = col.str.contains(r"^[0-9]{6}$").fill_null(False) & ~col.is_in(list(listed.current)).fill_null(False)
     if not bad.any():
         return []
     pos = bad.arg_true()
     skip.add("municipality_code", pos.to_numpy())
     rows = typed.get_column("source_row")[pos]
-    listed = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
-    which = "the bundled ISTAT list" if listed == geo.bundled_list_path() else f"the raw folder's list ({listed.name})"
     return [Failure("unlisted_municipality", "municipality_code", tuple(rows.head(MAX_ROWS_KEPT).to_list()),
                     int(pos.len()), header=header,
-                    detail=f"not a municipality of {which}: the map must use the list's current codes "
+                    detail=f"not a municipality of {listed.name}: the map must use the list's current codes "
                            f"(ISTAT publishes the areas' composition updated to the current municipalities), "
                            f"or place the list it was made with at reference/Elenco-comuni-italiani.csv")]
 
 
-def _current_codes(municipality_list: str | Path | None) -> frozenset[str]:
+@dataclass(frozen=True)
+class ListedCodes:
+    """What the readers check a delivery's geography against, from one municipality list."""
+
+    path: Path
+    current: frozenset[str]  # the list's municipality codes
+    every_layout: frozenset[str]  # the codes of every layout (103, 107, 110 provinces, current)
+    prefixes: dict[str, frozenset[str]]  # per layout column, the province prefixes (first 3 digits)
+    provinces: frozenset[str]  # the list's sigle, and the abolished ones its codes can place
+
+    @property
+    def name(self) -> str:
+        """How an error names the list."""
+        return ("the bundled ISTAT list" if self.path == geo.bundled_list_path()
+                else f"the raw folder's list ({self.path.name})")
+
+
+def listed_codes(municipality_list: str | Path | None = None) -> ListedCodes:
+    """`ListedCodes` of the list (bundled unless given), read once per file version."""
     path = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
     st = path.stat()
-    return _current_codes_of(str(path), st.st_mtime_ns, st.st_size)
+    return _listed_codes(str(path), st.st_mtime_ns, st.st_size)
 
 
 @lru_cache(maxsize=8)
-def _current_codes_of(path: str, mtime_ns: int, size: int) -> frozenset[str]:
-    return frozenset(read_municipality_list(path).get_column("municipality_code").drop_nulls().to_list())
+def _listed_codes(path: str, mtime_ns: int, size: int) -> ListedCodes:
+    listed = read_municipality_list(path)
+    every: set[str] = set()
+    prefixes: dict[str, frozenset[str]] = {}
+    for col in ("code_103", "code_107", "code_110", "municipality_code"):
+        values = listed.get_column(col).drop_nulls()
+        every.update(values.to_list())
+        prefixes[col] = frozenset(values.str.slice(0, 3).unique().to_list())
+    # an abolished province is accepted only where the list can place it (its municipalities'
+    # 2010-2016 codes carry its ISTAT code), as the panel does (`panel.build_aida_offshoring`)
+    placeable = {s for s, code in geo.ABOLISHED_PROVINCES.items() if code in prefixes["code_110"]}
+    return ListedCodes(Path(path), frozenset(listed.get_column("municipality_code").drop_nulls().to_list()),
+                       frozenset(every), prefixes,
+                       frozenset(listed.get_column("province").drop_nulls().to_list()) | frozenset(placeable))
 
 
 def _raise(raw: RawFrame, failures: list[Failure], rejected: int) -> None:

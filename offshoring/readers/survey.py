@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
 from pathlib import Path
 
 import polars as pl
@@ -78,31 +77,6 @@ def parse_survey(raw: RawFrame, year: int, column_map: ColumnMap | None = None, 
     return typed
 
 
-def placeable_codes(municipality_list: str | Path | None = None) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
-    """(every municipality code of the list in any layout, the province prefixes of each layout):
-    what the panel resolves a return's municipality with (sql/panel_firm_years.sql)."""
-    from offshoring import geo
-
-    path = Path(municipality_list) if municipality_list is not None else geo.bundled_list_path()
-    st = path.stat()
-    return _placeable_codes(str(path), st.st_mtime_ns, st.st_size)
-
-
-@lru_cache(maxsize=8)
-def _placeable_codes(path: str, mtime_ns: int, size: int) -> tuple[frozenset[str], dict[str, frozenset[str]]]:
-    from offshoring.readers.reference import read_municipality_list
-
-    listed = read_municipality_list(path)
-    layouts = ("code_103", "code_107", "code_110", "municipality_code")
-    codes: set[str] = set()
-    prefixes: dict[str, frozenset[str]] = {}
-    for col in layouts:
-        values = listed.get_column(col).drop_nulls()
-        codes.update(values.to_list())
-        prefixes[col] = frozenset(values.str.slice(0, 3).unique().to_list())
-    return frozenset(codes), prefixes
-
-
 def municipality_failures(typed: pl.DataFrame, year: int, municipality_list: str | Path | None,
                           skip: CellSet, *, header: str | None = None) -> list[Failure]:
     """Returns the panel could not place in a province, refused before the load (only those
@@ -112,6 +86,7 @@ def municipality_failures(typed: pl.DataFrame, year: int, municipality_list: str
     year's layout (`unplaceable_municipality`). A code of another layout, or of a municipality
     since merged away (its province from its prefix), is placed by the panel and passes."""
     from offshoring import geo
+    from offshoring.readers.reference import listed_codes
     from offshoring.validation import MUNICIPALITY_RE
 
     col = typed.get_column("municipality_code")
@@ -132,19 +107,18 @@ def municipality_failures(typed: pl.DataFrame, year: int, municipality_list: str
                            int(pos.len()), header=header,
                            detail="the panel needs every return's municipality (its province and labour "
                                   "market area): fill it in the delivery"))
-    codes, prefixes = placeable_codes(municipality_list)
+    listed = listed_codes(municipality_list)
     layout_col = geo.layout_for_year(int(year))
-    unplaced = (counts & col.str.contains(MUNICIPALITY_RE).fill_null(False) & ~col.is_in(list(codes)).fill_null(False)
-                & ~col.str.slice(0, 3).is_in(list(prefixes[layout_col])).fill_null(False))
+    unplaced = (counts & col.str.contains(MUNICIPALITY_RE).fill_null(False)
+                & ~col.is_in(list(listed.every_layout)).fill_null(False)
+                & ~col.str.slice(0, 3).is_in(list(listed.prefixes[layout_col])).fill_null(False))
     if unplaced.any():
         pos = unplaced.arg_true()
         skip.add("municipality_code", pos.to_numpy())
         rows = typed.get_column("source_row")[pos]
-        which = "the bundled ISTAT list" if municipality_list is None or Path(municipality_list) == geo.bundled_list_path() \
-            else f"the raw folder's list ({Path(municipality_list).name})"
         out.append(Failure("unplaceable_municipality", "municipality_code",
                            tuple(rows.head(MAX_ROWS_KEPT).to_list()), int(pos.len()), header=header,
-                           detail=f"checked against {which}, layout of {int(year)} ({layout_col}); correct the "
+                           detail=f"checked against {listed.name}, layout of {int(year)} ({layout_col}); correct the "
                                   f"code, or place ISTAT's newer list at reference/Elenco-comuni-italiani.csv"))
     return out
 
