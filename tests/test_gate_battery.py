@@ -262,12 +262,7 @@ def missing_column(c: Case):
 
 
 def _set_cell(c: Case, year: int, row: int, column: str, value: str):
-    lines = c.lines(year)
-    header = lines[0].rstrip("\r\n").split(";")
-    cells = lines[row].rstrip("\r\n").split(";")
-    cells[header.index(column)] = value
-    lines[row] = ";".join(cells) + "\r\n"
-    c.write(year, lines)
+    _set_file_cell(c.survey / f"survey_{year}.csv", row, column, value)
 
 
 def unparseable_number(c: Case):
@@ -324,24 +319,21 @@ def unplaceable_municipality(c: Case):
     c.expected_row = row
 
 
-def aida_unknown_province(c: Case):
-    path = c.raw / "aida" / "aida_firms.csv"
+def _set_file_cell(path: Path, row: int, column: str, value: str):
     lines = path.read_bytes().decode("cp1252").splitlines(keepends=True)
     header = lines[0].rstrip("\r\n").split(";")
-    cells = lines[3].rstrip("\r\n").split(";")
-    cells[header.index("province")] = "ZZ"
-    lines[3] = ";".join(cells) + "\r\n"
+    cells = lines[row].rstrip("\r\n").split(";")
+    cells[header.index(column)] = value
+    lines[row] = ";".join(cells) + "\r\n"
     path.write_bytes("".join(lines).encode("cp1252"))
+
+
+def aida_unknown_province(c: Case):
+    _set_file_cell(c.raw / "aida" / "aida_firms.csv", 3, "province", "ZZ")
 
 
 def census_count_with_a_mark(c: Case):
-    path = c.raw / "reference" / "census_employment.csv"
-    lines = path.read_bytes().decode("cp1252").splitlines(keepends=True)
-    header = lines[0].rstrip("\r\n").split(";")
-    cells = lines[2].rstrip("\r\n").split(";")
-    cells[header.index("employees")] = "2.000"
-    lines[2] = ";".join(cells) + "\r\n"
-    path.write_bytes("".join(lines).encode("cp1252"))
+    _set_file_cell(c.raw / "reference" / "census_employment.csv", 2, "employees", "2.000")
 
 
 def missing_aida(c: Case):
