@@ -63,7 +63,7 @@ class PanelValidation:
     def summary(self) -> str:
         if self.passed:
             return f"{self.n_rows} rows pass every rule"
-        lines = [f"{len(self.failures)} rule(s) fail on {self.n_rows} rows:"]
+        lines = [f"{len(self.failures)} rule(s) fail (the panel has {self.n_rows:,} rows; the failing rows, counted per rule, are below):"]
         for f in self.failures:
             lines.append(
                 f"- column {f['column']!r}, rule {f['rule']}: {f['n_failing']} row(s), "
