@@ -62,3 +62,51 @@ def generated_folder_problem(raw_dir: str | Path) -> str | None:
         if sha256_file(p) != written[rel]:
             return f"{p} was changed after the generator wrote it"
     return None
+
+
+def generator_marks(raw_dir: str | Path) -> list[str]:
+    """The raw folder's files that say they were written by the project's generator, whatever
+    truth.json says (a copy of the demo's files without it is still synthetic): the AIDA
+    workbook's author in its document properties, a Parquet survey file's key-value metadata.
+    A CSV has nowhere to carry such a mark, so a copy of only the generator's CSV files without
+    its truth.json cannot be recognised (said in docs/readings.md)."""
+    import re
+    import zipfile
+
+    raw = Path(raw_dir)
+    marks: list[str] = []
+    for path in sorted((raw / "aida").glob("*.xlsx")) if (raw / "aida").is_dir() else []:
+        try:
+            with zipfile.ZipFile(path) as z:
+                core = z.read("docProps/core.xml").decode("utf-8", "replace")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            continue  # not a workbook with document properties: the reader says what is wrong
+        author = re.search(r"<dc:creator>([^<]*)</dc:creator>", core)
+        if author and author.group(1).strip() == MARKER:
+            marks.append(f"{path} (its document properties name {MARKER} as the author)")
+    for path in sorted((raw / "survey").glob("*.parquet")) if (raw / "survey").is_dir() else []:
+        try:
+            import polars as pl
+
+            meta = pl.read_parquet_metadata(path)
+        except Exception:  # noqa: BLE001 - an unreadable file is the reader's to refuse, with its reason
+            continue
+        if meta.get("generator") == MARKER:
+            marks.append(f"{path} (its metadata name {MARKER} as the generator)")
+    return marks
+
+
+def synthetic_in_real_mode(raw_dir: str | Path) -> str | None:
+    """Why a run for real data must not read `raw_dir` (the generator's files), or None."""
+    raw = Path(raw_dir)
+    if generated_folder_problem(raw) is None:
+        return (f"{raw} holds the generator's synthetic files, unchanged. Run them as the demo, "
+                f"`offshoring demo` (or `offshoring run --synthetic`), so every output says so.")
+    marks = generator_marks(raw)
+    if marks:
+        return (f"{raw} holds files written by the synthetic-data generator: {'; '.join(marks[:3])}"
+                f"{f' and {len(marks) - 3} more' if len(marks) > 3 else ''}. A run for real data does not "
+                f"read them. Run synthetic files as the demo (`offshoring demo`, or `offshoring run "
+                f"--synthetic` with the generator's truth.json beside them), or replace them with the real "
+                f"deliveries.")
+    return None

@@ -143,13 +143,13 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
     from offshoring.identity import Identity, check_database_file, key_fingerprint
     from offshoring.pseudonym import resolve_key
     from offshoring.spec import load_study_spec
-    from offshoring.truth import generated_folder_problem
+    from offshoring.truth import synthetic_in_real_mode
 
     _check_raw_folder(raw)
     spec = load_study_spec(settings.config_dir())  # every settings file parsed and checked
-    if not synthetic and generated_folder_problem(raw) is None:
-        raise Refusal(f"{raw} holds the generator's synthetic files, unchanged. Run them as the demo, "
-                      f"`offshoring demo` (or `offshoring run --synthetic`), so every output says so.")
+    problem = None if synthetic else synthetic_in_real_mode(raw)
+    if problem:
+        raise Refusal(problem)
     key = resolve_key(synthetic)
     if not rekey:
         wanted = Identity("synthetic" if synthetic else "real", key_fingerprint(key))

@@ -134,3 +134,25 @@ def instance_at(home: Path):
         else:
             os.environ["DAGSTER_HOME"] = before
 
+
+
+def as_real_files(raw: Path) -> None:
+    """The generator's files as another program would have written them: truth.json removed and
+    the generator's own marks (the AIDA workbook's author, the Parquet metadata) replaced, so a
+    run for real data reads them (`offshoring.truth.generator_marks`)."""
+    import re
+    import zipfile
+
+    import polars as pl
+
+    (raw / "truth.json").unlink(missing_ok=True)
+    for path in (raw / "aida").glob("*.xlsx"):
+        with zipfile.ZipFile(path) as z:
+            items = [(i, z.read(i.filename)) for i in z.infolist()]
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+            for info, data in items:
+                if info.filename == "docProps/core.xml":
+                    data = re.sub(rb"<dc:creator>[^<]*</dc:creator>", b"<dc:creator>AIDA</dc:creator>", data)
+                z.writestr(info, data)
+    for path in (raw / "survey").glob("*.parquet"):
+        pl.read_parquet(path).write_parquet(path)

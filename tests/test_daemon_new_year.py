@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from conftest import instance_at, small_world_config
+from conftest import as_real_files, instance_at, small_world_config
 from ui_helpers import free_port, session_pids
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def test_new_year_reaches_the_reports_under_the_daemon(tmp_path):
 
     raw = tmp_path / "raw"
     generate(raw, firms=2500, seed=11, years=range(2005, 2014))
-    (raw / "truth.json").unlink()  # run as real files (a key), so a corrected delivery can be loaded
+    as_real_files(raw)  # run as real files (a key), so a corrected delivery can be loaded
     held = tmp_path / "survey_2013.csv"
     shutil.move(raw / "survey" / "survey_2013.csv", held)
     env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSHORING_")}

@@ -451,6 +451,22 @@ def test_generated_files_need_the_demo(base, tmp_path):
     assert_refused(base, case, proc, r"generator's synthetic files", r"offshoring demo")
 
 
+@pytest.mark.parametrize("survey_format,aida_format,marked", [("csv", "xlsx", r"aida_firms\.xlsx"),
+                                                               ("parquet", "csv", r"survey_2009\.parquet")])
+def test_generated_files_without_truth_are_still_synthetic(base, tmp_path, survey_format, aida_format, marked):
+    """A copy of the demo's files without truth.json: the generator's own marks (the workbook's
+    author, the Parquet metadata) keep a run for real data from labelling them real."""
+    from offshoring.synth import generate
+
+    case = new_case(base, tmp_path)
+    raw = case.root / "generated"
+    generate(raw, firms=200, seed=3, years="2009-2010", survey_format=survey_format, aida_format=aida_format)
+    (raw / "truth.json").unlink()
+    case.env["OFFSHORING_RAW_DIR"] = str(raw)
+    proc = cli(["run"], case.env)
+    assert_refused(base, case, proc, r"written by the synthetic-data generator", marked, r"offshoring demo")
+
+
 def test_full_disk_is_one_plain_sentence(base, tmp_path):
     """The warehouse on a filesystem with no room left: refused, rolled back, said plainly."""
     case = new_case(base, tmp_path)

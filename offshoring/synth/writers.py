@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from offshoring.truth import MARKER as GENERATOR_MARK
+
 FIXED_CREATED = dt.datetime(2013, 6, 30, 12, 0, 0)
 
 
@@ -46,7 +48,8 @@ def write_survey(df: pl.DataFrame, out_dir: Path, year: int, fmt: str, encoding:
     if fmt == "parquet":
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"survey_{year}.parquet"
-        df.write_parquet(path, compression="zstd", statistics=True)
+        df.write_parquet(path, compression="zstd", statistics=True,
+                         metadata={"generator": GENERATOR_MARK})  # a copy without truth.json still says so
         return path
     raise ValueError(f"unknown survey format {fmt!r} (csv, csv.gz, parquet)")
 
@@ -76,7 +79,7 @@ def write_aida_xlsx(path: Path, firms, years, turnover, employees, ns) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     wb = xlsxwriter.Workbook(str(path), {"in_memory": True, "strings_to_numbers": False,
                                          "strings_to_formulas": False, "strings_to_urls": False})
-    wb.set_properties({"title": "AIDA export", "author": "offshoring.synth", "created": FIXED_CREATED})
+    wb.set_properties({"title": "AIDA export", "author": GENERATOR_MARK, "created": FIXED_CREATED})
     ws = wb.add_worksheet("Risultati")
     bold = wb.add_format({"bold": True})
     ws.write_row(0, 0, header, bold)
