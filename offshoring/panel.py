@@ -63,6 +63,11 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: Thresholds):
             if not validation.passed:
                 raise PanelSchemaError("panel.firm_years breaks its schema; nothing written.\n"
                                        + validation.summary(), validation.failures)
+            empty = _years_left_empty(con)
+            if empty:
+                raise PanelSchemaError(_empty_years_message(con, empty), [
+                    {"column": "year", "rule": "every_loaded_year_in_panel", "n_failing": len(empty),
+                     "rows": [f"{y}: {n:,} survey returns, none kept" for y, n in empty]}])
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -73,6 +78,32 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: Thresholds):
             for t in ("_geo", "_survey_ranked"):
                 con.execute(f"DROP TABLE IF EXISTS temp.{t}")
     return ceilings, validation
+
+
+def _years_left_empty(con: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
+    """(year, survey returns) of every loaded survey year with returns of the study's two
+    industries but no firm-year in the new panel: a panel that silently lost a year (every
+    return above a ceiling typed in thousands, say) would otherwise pass its schema; an empty
+    panel passes every rule of it."""
+    return [(int(y), int(n)) for y, n in con.execute(
+        "SELECT r.year, count(*) FROM _survey_ranked r WHERE r.sector IS NOT NULL "
+        "AND NOT EXISTS (SELECT 1 FROM panel.firm_years f WHERE f.year = r.year) "
+        "GROUP BY r.year ORDER BY r.year").fetchall()]
+
+
+def _empty_years_message(con: duckdb.DuckDBPyConnection, empty: list[tuple[int, int]]) -> str:
+    parts, seen = [], set()
+    for year, n in empty:
+        reasons = con.execute("SELECT reason, count(*) FROM panel.survey_rejects WHERE year = ? "
+                              "AND reason <> 'outside_clothing_footwear' GROUP BY reason ORDER BY 2 DESC",
+                              [year]).fetchall()
+        seen.update(r for r, _ in reasons)
+        parts.append(f"{year} ({n:,} returns of the two industries, all left out: "
+                     + ", ".join(f"{r} {c:,}" for r, c in reasons) + ")")
+    hint = (" Check the turnover ceiling (thresholds.yaml turnover_ceiling, in EUR, not thousands) "
+            "and the delivery's unit." if "above_turnover_ceiling" in seen else "")
+    return ("panel.firm_years would have no firm-year for " + "; ".join(parts)
+            + ". Nothing written: the previous panel stays." + hint)
 
 
 # ---------------------------------------------------------------- memory of the connection

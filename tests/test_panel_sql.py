@@ -112,6 +112,7 @@ def test_firm_crossing_ceiling_leaves_panel_and_counts_once_in_aida(con):
     load(con, [
         ret("b", 2007, PRATO, turnover=5e6),
         ret("b", 2008, PRATO, turnover=8e6),
+        ret("z", 2008, PRATO),  # a year whose every return is above the ceiling is refused (below)
     ], aida=[
         {"firm_id": fid("b"), "company_name": "B", "province": "po", "ateco_2007": "141310",
          "year": 2007, "turnover": 5e6, "employees": 40.0},
@@ -119,7 +120,7 @@ def test_firm_crossing_ceiling_leaves_panel_and_counts_once_in_aida(con):
          "year": 2008, "turnover": 8e6, "employees": 45.0},
     ], subs=[{"firm_id": fid("b"), "subsidiary_name": "B RO", "country_iso2": "RO",
               "destination": "europe", "ownership_pct": 60.0, "first_year": 2007, "last_year": None}])
-    assert rows(con, "SELECT year FROM panel.firm_years") == [(2007,)]
+    assert rows(con, "SELECT year FROM panel.firm_years WHERE firm_id = ?", fid("b")) == [(2007,)]
     assert rows(con, "SELECT year, reason FROM panel.survey_rejects") == [(2008, "above_turnover_ceiling")]
     assert rows(con, "SELECT year, drop_reason FROM panel.aida_large ORDER BY year") == [
         (2007, "in_survey_sme_panel"), (2008, None)]
@@ -171,8 +172,9 @@ def test_aida_sigla_outside_the_list_stops_the_panel_naming_it(con):
 
 def test_ceiling_is_per_year(con):
     # 6 million is above the 2006 ceiling (5,164,569) but below the 2007 one (7.5 million)
-    load(con, [ret("c", 2006, PRATO, turnover=6e6), ret("c", 2007, PRATO, turnover=6e6)])
-    assert rows(con, "SELECT year FROM panel.firm_years") == [(2007,)]
+    load(con, [ret("c", 2006, PRATO, turnover=6e6), ret("c", 2007, PRATO, turnover=6e6),
+               ret("z", 2006, PRATO)])  # a year whose every return is above the ceiling is refused
+    assert rows(con, "SELECT year FROM panel.firm_years WHERE firm_id = ?", fid("c")) == [(2007,)]
 
 
 def test_code_change_in_2010_maps_to_one_reference_municipality(con):
@@ -206,6 +208,26 @@ def test_code_in_no_province_is_refused_naming_file_and_row(con):
         panel.build_firm_years(con, THRESHOLDS)
     assert "survey_2009.csv row 17" in str(err.value)
     assert rows(con, "SELECT year, geo_resolution FROM panel.firm_years") == [(2008, "exact")]
+
+
+def test_a_loaded_year_left_without_firm_years_is_refused(con):
+    """Every return of a year above the ceiling (a ceiling or a delivery in thousands): the
+    panel would lose the year, or be empty, and still pass its schema. Refused, naming the
+    year and why its returns were left out; the previous panel stays."""
+    load(con, [ret("a", 2008, PRATO), ret("b", 2008, PRATO)])
+    over = [ret(f, 2009, PRATO, turnover=9e9) for f in ("a", "b", "c")]
+    outside = ret("d", 2009, PRATO, ateco="131000")  # another industry: not a return the panel uses
+    df = pl.DataFrame([*over, outside]).select(SURVEY_COLS).with_columns(pl.col("year").cast(pl.Int32))
+    con.register("over", df.to_arrow())
+    con.execute("INSERT INTO raw.survey_returns SELECT * FROM over")
+    with pytest.raises(panel.PanelSchemaError, match=r"no firm-year for 2009 \(3 returns") as err:
+        panel.build_firm_years(con, THRESHOLDS)
+    assert "above_turnover_ceiling 3" in str(err.value) and "turnover_ceiling" in str(err.value)
+    assert rows(con, "SELECT year, count(*) FROM panel.firm_years GROUP BY year") == [(2008, 2)]
+    # a year with returns of other industries only is no study year: not refused
+    con.execute("DELETE FROM raw.survey_returns WHERE year = 2009 AND turnover > 1e9")
+    panel.build_firm_years(con, THRESHOLDS)
+    assert rows(con, "SELECT DISTINCT year FROM panel.firm_years") == [(2008,)]
 
 
 def test_spells_backshoring_exit_and_left_censoring(con):
