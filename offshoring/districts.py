@@ -193,6 +193,7 @@ class DistrictSettings:
     override_file: str | None = None
 
     def __post_init__(self) -> None:
+        self._check_types()
         for name, allowed in _CHOICES.items():
             value = getattr(self, name)
             if value not in allowed:
@@ -235,6 +236,30 @@ class DistrictSettings:
             raise ValueError("tie_tolerance, single_medium_units and dominant_min_employees must be >= 0")
 
     # ------------------------------------------------------------------ io
+    def _check_types(self) -> None:
+        """Each setting of the type its default has: a threshold written "1,5" (a string) would
+        otherwise reach the procedure and fail there without naming the key, and a quoted
+        "false" would read as true."""
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            if default is None:
+                ok, what = value is None or isinstance(value, str), "a file name"
+            elif isinstance(default, bool):
+                ok, what = isinstance(value, bool), "true or false (unquoted)"
+            elif isinstance(default, float):
+                ok, what = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+            elif isinstance(default, int):
+                ok, what = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+            elif isinstance(default, str):
+                ok, what = isinstance(value, str), "a text"
+            elif isinstance(default, list):
+                ok, what = isinstance(value, (list, tuple)), "a list"
+            else:
+                ok, what = isinstance(value, Mapping), "a mapping"
+            if not ok:
+                raise ValueError(f"districts setting {f.name}={value!r}: expected {what}")
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> "DistrictSettings":
         """Settings from a (possibly partial) mapping; missing keys keep defaults.

@@ -60,9 +60,13 @@ def resolve_key(synthetic: bool = False) -> bytes:
     value = os.environ.get(settings.ENV_PSEUDONYM_KEY)
     if value:
         key = value.encode("utf-8")
-        if len(key) < MIN_KEY_BYTES:
+        # spaces around the key are not key: a value of blanks would pass the length rule here
+        # while the same blanks in a key file are refused (the file is stripped). The value is
+        # used as given (stripping it would change every pseudonym of an existing warehouse).
+        if len(key.strip()) < MIN_KEY_BYTES:
             raise PseudonymKeyError(
-                f"{settings.ENV_PSEUDONYM_KEY} is shorter than {MIN_KEY_BYTES} bytes; use a long random key"
+                f"{settings.ENV_PSEUDONYM_KEY} is shorter than {MIN_KEY_BYTES} bytes (spaces around it not "
+                f"counted); use a long random key"
             )
         return key
     key_file = os.environ.get(settings.ENV_PSEUDONYM_KEY_FILE)

@@ -29,6 +29,16 @@ def test_key_from_environment(monkeypatch, tmp_path):
         pseudonym.resolve_key()
 
 
+def test_key_of_blanks_in_the_environment_is_refused(monkeypatch):
+    """Sixteen spaces pass a length rule; in a key file they are stripped and refused: the
+    variable is held to the same rule (and used as given when it passes)."""
+    monkeypatch.setenv(ENV_PSEUDONYM_KEY, " " * 16)
+    with pytest.raises(pseudonym.PseudonymKeyError, match=ENV_PSEUDONYM_KEY):
+        pseudonym.resolve_key()
+    monkeypatch.setenv(ENV_PSEUDONYM_KEY, " a-long-enough-secret-value\n")
+    assert pseudonym.resolve_key() == b" a-long-enough-secret-value\n"
+
+
 def test_key_file_outside_repository(monkeypatch, tmp_path):
     f = tmp_path / "key"
     f.write_bytes(b"0123456789abcdef0123456789abcdef\n")

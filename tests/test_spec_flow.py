@@ -85,6 +85,22 @@ def test_misspelt_key_stops_naming_it(tmp_path):
         load_study_spec(cfg)
 
 
+def test_district_setting_of_the_wrong_type_stops_naming_it(tmp_path):
+    """A threshold typed "1,5" reached the procedure and failed there naming neither file nor
+    key; a quoted "false" read as true."""
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "districts.yaml").write_text('manufacturing_lq_threshold: "1,5"\n')
+    with pytest.raises(SpecError, match=r"districts.yaml.*manufacturing_lq_threshold='1,5': expected a number"):
+        load_study_spec(cfg)
+    (cfg / "districts.yaml").write_text('single_medium_exception: "false"\n')
+    with pytest.raises(SpecError, match=r"districts.yaml.*single_medium_exception='false': expected true or false"):
+        load_study_spec(cfg)
+    (cfg / "districts.yaml").write_text("manufacturing_lq_threshold: 2\nsingle_medium_exception: false\n")
+    spec = load_study_spec(cfg)
+    assert spec.districts.manufacturing_lq_threshold == 2 and spec.districts.single_medium_exception is False
+
+
 def test_the_library_imports_neither_orchestration_nor_assets():
     offenders = []
     for path in sorted((ROOT / "offshoring").rglob("*.py")):
