@@ -8,6 +8,7 @@ own generator the true value and the 95% interval's coverage sit beside each est
 
 import dataclasses
 import json
+import numbers
 import time
 from datetime import datetime, timezone
 
@@ -21,7 +22,8 @@ from offshoring.econometrics.dynamic import build_dynamic_sample
 from offshoring.econometrics.grouped_ph import fit_grouped_ph_table3, region_spell_risk_rows
 from offshoring.fitstore import write_fit
 from offshoring.truth import read_truth
-from offshoring.variants import changed_parts, inputs_fingerprint, stored_fingerprint
+from offshoring.reports.tables import probit_labels
+from offshoring.variants import changed_parts, fit_spec, fit_spec_record, inputs_fingerprint, stored_fingerprint
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "models"
@@ -82,6 +84,34 @@ def fit_fingerprint(con, spec_json: str, table: str, folders: Folders, truth: di
     return inputs_fingerprint(con, spec_json, [table], origin=folders.origin, truth=truth)
 
 
+def main_fit_spec(study: Study, estimator: str) -> dict:
+    """What the pipeline's own fit `estimator` (``probit``, ``cox``, ``grouped_ph``) depends on
+    under the study specification (`offshoring.variants.fit_spec`): recorded with the fit,
+    compared by the reports before they show it."""
+    sp = study.spec
+    return fit_spec(sp.probit if estimator == "probit" else sp.cox, estimator=estimator,
+                    thresholds=sp.thresholds, panel=sp.panel, districts=sp.districts)
+
+
+def settings_of(res, spec, keys) -> dict:
+    """The estimation settings a fit was made with (read from the results where they say, else
+    the specification's): recorded in models.fit_stats, printed in the tables' notes."""
+    out = {}
+    for k in keys:
+        v = getattr(res, k, None)
+        if v is None:
+            v = getattr(spec, k, None)
+        if isinstance(v, bool):
+            out[k] = int(v)
+        elif isinstance(v, numbers.Integral):
+            out[k] = int(v)
+        elif isinstance(v, (numbers.Real, str)):
+            out[k] = v
+        elif v is not None:
+            out[k] = str(v)
+    return out
+
+
 def fit_stamp(fp) -> dict:
     """Stored with a fit: its fingerprint (and its parts' hashes, so a refit can say why) and
     when it was made."""
@@ -121,8 +151,9 @@ def unchanged_fit(context, con, model: str, fp: str, label: str, labels: dict) -
 @dg.asset(
     group_name=GROUP, kinds={"duckdb", "python"}, pool=WRITER_POOL,
     deps=["model_panel"],
-    description="Dynamic random-effects probit of offshore outsourcing (Table 2): adaptive "
-                "Gauss-Hermite quadrature, firm-clustered errors, Wooldridge initial conditions.",
+    description="Dynamic random-effects probit of offshore outsourcing (Table 2), Wooldridge "
+                "initial conditions; link, quadrature and standard errors as the probit "
+                "specification sets them (the fit's statistics record them).",
 )
 def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
                        study: Study):
@@ -131,7 +162,7 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
     truth = _truth(context, folders, "probit", "params")
     with warehouse.connect() as con:
         fp = fit_fingerprint(con, _spec_json(spec, cfg), "panel.model_panel", folders, truth)
-        same = unchanged_fit(context, con, "outsourcing_probit", fp, "estimate", spec.labels)
+        same = unchanged_fit(context, con, "outsourcing_probit", fp, "estimate", probit_labels(spec))
         if same is not None:
             return same
         # only the columns the spec uses (a quarter of the panel's width)
@@ -150,7 +181,9 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
                  "lr_rho_chibar2": lr.get("chibar2"), "lr_rho_pvalue": lr.get("pvalue"),
                  "spec": str(spec_path), "spec_sha256": spec_sha,
                  # the period the tables print is the estimation sample's, stored with the fit
-                 "sample_first_year": min(years), "sample_last_year": max(years), **fit_stamp(fp)}
+                 "sample_first_year": min(years), "sample_last_year": max(years),
+                 **_initial_year(sample), **settings_of(res, spec, ("link", "cov_type", "quad_points", "adaptive")),
+                 **fit_spec_record(main_fit_spec(study, "probit")), **fit_stamp(fp)}
         coef = write_fit(con, "outsourcing_probit", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=res.ngroups, stats=stats, truth=truth)
         extra = {}
@@ -166,13 +199,20 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
             extra["partial_effects"] = frame_table(ape)
     return dg.MaterializeResult(metadata={
         "refit": True, "input_fingerprint": str(fp),
-        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, labels=spec.labels)),
+        "coefficients": dg.MetadataValue.md(_coef_markdown(coef, labels=probit_labels(spec, stats))),
         "nobs": res.nobs, "ngroups": res.ngroups, "llf": float(res.llf),
         "sigma_u": float(res.sigma_u), "rho": float(res.rho), "fit_seconds": round(fit_s, 2),
         "spec_file": str(spec_path), "spec_sha256": spec_sha,
         "sample": dg.MetadataValue.json(_jsonable(getattr(res, "sample", None))),
         **extra,
     })
+
+
+def _initial_year(sample) -> dict:
+    """The earliest initial period of the sample's firms (the year of the initial outcome the
+    table labels), from the sample's description."""
+    years = (getattr(sample, "description", None) or {}).get("initial_years") or {}
+    return {"sample_initial_year": int(min(years))} if years else {}
 
 
 def _jsonable(sample) -> dict:
@@ -187,8 +227,9 @@ def _jsonable(sample) -> dict:
 @dg.asset(
     group_name=GROUP, kinds={"duckdb", "python"}, pool=WRITER_POOL,
     deps=["spell_years"],
-    description="Cox model of backshoring (Table 3) on region spells in (start, stop] form: "
-                "Efron ties, firm-clustered sandwich errors, Schoenfeld PH test.",
+    description="Cox model of backshoring (Table 3) on region spells in (start, stop] form, "
+                "Schoenfeld PH test; ties method and standard errors as the Cox specification "
+                "sets them (the fit's statistics record them).",
 )
 def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
                     study: Study):
@@ -211,7 +252,8 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
         stats = {"llf": res.llf, "n_events": res.n_events, "fit_seconds": fit_s,
                  "spec": str(spec_path), "spec_sha256": spec_sha,
                  "sample_first_year": int(years.min()), "sample_last_year": int(years.max()),
-                 **fit_stamp(fp)}
+                 **settings_of(res, study.spec.cox, ("cov_type", "ties", "cluster_correction")),
+                 **fit_spec_record(main_fit_spec(study, "cox")), **fit_stamp(fp)}
         coef = write_fit(con, "backshoring_cox", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=ngroups, stats=stats, truth=truth)
         ph = res.ph_test().reset_index()
@@ -231,7 +273,7 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
     deps=["spell_years"],
     description="Grouped-time proportional hazard of backshoring (complementary log-log on the "
                 "spell-years, Prentice-Gloeckler), the companion of Table 3: exact for annual "
-                "data, so it shows how much Efron's ties approximation matters.",
+                "data, so it shows how much the Cox model's approximation for tied ends matters.",
 )
 def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
                            study: Study):
@@ -251,7 +293,9 @@ def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehou
         years = res.sample.data["year"]
         stats = {"llf": res.llf, "fit_seconds": fit_s, "spec": str(study.spec.files["cox"]),
                  "spec_sha256": spec_sha, "sample_first_year": int(years.min()),
-                 "sample_last_year": int(years.max()), **fit_stamp(fp)}
+                 "sample_last_year": int(years.max()),
+                 **settings_of(res, study.spec.cox, ("cov_type", "cluster_correction")),
+                 **fit_spec_record(main_fit_spec(study, "grouped_ph")), **fit_stamp(fp)}
         coef = write_fit(con, "backshoring_grouped_ph", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=res.ngroups, stats=stats, truth=truth)
     return dg.MaterializeResult(metadata={

@@ -19,6 +19,7 @@ from offshoring.fitstore import read_fit
 from offshoring.reports import figures, html, provenance, render, sdc, tables
 from offshoring.reports.source import DataSource
 from offshoring.truth import read_truth
+from assets.models import main_fit_spec
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "reports"
@@ -103,6 +104,41 @@ def _passed(summaries: Iterable[dict[str, Any] | None]) -> dg.AssetCheckResult:
         metadata={"unsafe_cells": 0, "cells": cells, "suppressed": suppressed,
                   **{f"suppressed_{rule}": n for rule, n in sorted(by_rule.items())}},
     )
+
+
+def _model_passed(fits: Iterable[tuple[str, Any]], rules: sdc.Rules,
+                  summaries: Iterable[dict[str, Any] | None] = ()) -> dg.AssetCheckResult:
+    """The passed check of a table of model estimates: what was checked is that every model
+    shown rests on at least ``min_firms`` firms (its groups, else its observations); the
+    metadata say how many models, the smallest count and what it counts. `summaries`: the
+    cell summaries of any protected output written beside it (a figure's points)."""
+    counted = []
+    for name, fit in fits:
+        groups, nobs = tables.ngroups_of(fit), tables.nobs_of(fit)
+        n, unit = (groups, "groups") if groups is not None else (nobs, "observations")
+        counted.append((n, unit, name))
+    known = [c for c in counted if c[0] is not None]
+    smallest = min(known, key=lambda c: c[0]) if known else None
+    cells = suppressed = 0
+    for s in summaries:
+        s = s or {}
+        cells += int(s.get("n_cells", 0))
+        suppressed += int(s.get("n_suppressed", 0))
+    meta: dict[str, Any] = {"unsafe_cells": 0, "rule": "threshold on each model's firms",
+                            "min_firms": int(rules.min_firms), "models_checked": len(counted)}
+    if smallest is not None:
+        meta.update({"smallest_model_firms": int(smallest[0]), "counted_as": smallest[1],
+                     "smallest_model": smallest[2]})
+    if len(counted) == 1 and smallest is not None:
+        meta[smallest[1]] = int(smallest[0])
+    if cells:
+        meta.update({"figure_cells": cells, "figure_suppressed": suppressed})
+    text = (f"{len(counted)} model(s) checked: the smallest rests on {smallest[0]} {smallest[1]} "
+            f"({smallest[2]}), at least {rules.min_firms}" if smallest is not None
+            else f"{len(counted)} model(s) checked; no count of firms recorded")
+    if cells:
+        text += f"; the figure's {cells} point(s) checked, {suppressed} suppressed"
+    return dg.AssetCheckResult(check_name=CHECK, passed=True, description=text + ".", metadata=meta)
 
 
 def _build(build: Callable[[], Any]) -> tuple[Any, list[sdc.Violation]]:
@@ -216,11 +252,49 @@ figure2 = _figure_asset("figure2", _figure2, 30,
 
 def _table2_spec(con, study: Study, fit) -> tables.ModelTableSpec:
     period = tables.probit_period(con, study.spec.probit, fit)
-    return tables.table2_spec(study.spec.probit, period)
+    return tables.table2_spec(study.spec.probit, period, fit=fit)
 
 
 def _table3_spec(con, study: Study, fit) -> tables.ModelTableSpec:
-    return tables.table3_spec(study.spec.cox, tables.cox_period(con, study.spec.cox, fit))
+    return tables.table3_spec(study.spec.cox, tables.cox_period(con, study.spec.cox, fit), fit)
+
+
+#: the estimator of each of the pipeline's own fits (what `assets.models.main_fit_spec` records)
+_ESTIMATORS = {"outsourcing_probit": "probit", "backshoring_cox": "cox", "backshoring_grouped_ph": "grouped_ph"}
+
+
+def refuse_stale_fit(fit, model: str, current: dict, table: str, *, spec_sha256: str,
+                     asset: str | None = None) -> None:
+    """Refuse (`dg.Failure`) to show `fit` when the part of the specification its estimates
+    depend on (`offshoring.variants.fit_spec`: model settings without labels, thresholds,
+    panel, districts) differs from the current one. A fit made before it recorded that part
+    is compared by its whole specification hash (`spec_sha256`: the current one); a fit that
+    records neither (written by hand) is shown. Report settings (labels, digits, titles) may differ: the table is rendered."""
+    from offshoring.variants import fit_spec_differences, fit_spec_sha256
+
+    stats = getattr(fit, "stats", None) or {}
+    recorded, whole = stats.get("fit_spec_sha256"), stats.get("spec_sha256")
+    current_sha = fit_spec_sha256(current)
+    asset = asset or model
+    if recorded is not None:
+        if str(recorded) == current_sha:
+            return
+        diff = fit_spec_differences(stats.get("fit_spec_json"), current)
+        what = (f" It differs from the current one in: {', '.join(diff[:8])}"
+                + (", ..." if len(diff) > 8 else "") + ".") if diff else ""
+        made = f"the model settings {str(recorded)[:12]}"
+    elif whole is not None and str(whole) != spec_sha256:
+        what = " (That fit predates the record of its model settings, so they cannot be compared.)"
+        made = "an earlier specification"
+    else:
+        return
+    when = f" on {stats['fitted_at']}" if stats.get("fitted_at") else ""
+    whole_text = f" (specification {str(whole)[:12]})" if whole is not None else ""
+    raise dg.Failure(description=(
+        f"{table} was not written: the fit {model} was made{when} under {made}{whole_text}, not "
+        f"under the current specification's model settings ({current_sha[:12]}).{what} "
+        f"Re-materialize {asset} (and then {table}) under the current settings, or run "
+        f"`offshoring run`."))
 
 
 def _model_asset(name: str, model: str, spec_fn, order: int, description: str):
@@ -232,6 +306,8 @@ def _model_asset(name: str, model: str, spec_fn, order: int, description: str):
         digits = study.spec.reports.format.digits
         with warehouse.connect(read_only=True) as con:
             fit = read_fit(con, model)
+            refuse_stale_fit(fit, model, main_fit_spec(study, _ESTIMATORS[model]), name,
+                             spec_sha256=study.spec.sha256)
             spec = spec_fn(con, study, fit)
         # true values belong to the synthetic demo only
         truth = (fit.truth or None) if folders.synthetic else None
@@ -252,8 +328,8 @@ def _model_asset(name: str, model: str, spec_fn, order: int, description: str):
         fit_sha = fit.stats.get("spec_sha256")
         if fit_sha is not None and fit_sha != study.spec.sha256:
             context.log.info(f"{model} was fitted under another specification ({str(fit_sha)[:12]}) "
-                             f"than this step's ({study.spec.sha256[:12]}); the table's notes list any "
-                             "term the two disagree on")
+                             f"than this step's ({study.spec.sha256[:12]}) with the same model settings "
+                             "(labels or report settings changed)")
         prov = _provenance(context, folders, study, source)
         record = render.write_table(main, folders.reports, prov, order=order)
         render.write_table(comparison, folders.reports, prov, order=order + 1)
@@ -262,7 +338,7 @@ def _model_asset(name: str, model: str, spec_fn, order: int, description: str):
             period=tables.period_text(spec.period), nobs=int(fit.nobs),
             **({"fit_spec_sha256": str(fit_sha)} if fit_sha is not None else {}),
             **({"ngroups": int(fit.ngroups)} if fit.ngroups is not None else {})))
-        yield _passed([])
+        yield _model_passed([(model, fit)], rules)
 
     return _table
 

@@ -23,13 +23,14 @@ import dagster as dg
 
 from assets._common import frame_table
 from assets.models import _coef_markdown, fit_stamp, log_refit
-from assets.reports import (_build, _disclosure_check, _failed, _markdown, _metadata, _passed,
-                            _provenance, _rules, _source, _violations)
+from assets.reports import (_build, _disclosure_check, _failed, _markdown, _metadata, _model_passed,
+                            _provenance, _rules, _source, _violations, refuse_stale_fit)
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 from offshoring.econometrics.errors import EstimationError
 from offshoring.fitstore import COEF_DDL, STATS_DDL, read_fit, write_fit
 from offshoring.reports import figures, render, robustness, tables
-from offshoring.variants import (TABLES, Variant, VariantNotFitted, fingerprint, fit_variant,
+from offshoring.reports.estimation import fit_settings
+from offshoring.variants import (TABLES, Variant, VariantNotFitted, fingerprint, fit_spec_record, fit_variant,
                                  stored_fingerprint)
 
 GROUP = "robustness"
@@ -83,6 +84,14 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
                 f"The variant '{name}' of {table} ({current.file}) no longer differs from the pipeline's "
                 f"own fit {current.main_fit}; reload the definitions (restart `offshoring ui`, or run again)."))
         model = current.fit_key
+        base = _baseline(study, table)
+        if base is not None and current.same_fit_as(base):
+            # nothing to estimate: the robustness table notes it instead of a column; a fit
+            # stored earlier stays (its fingerprint says what it was made from)
+            context.log.info(f"{model}: identical to the baseline under the current settings; not fitted")
+            return dg.MaterializeResult(metadata={"refit": False, "fitted": False,
+                                                  "identical_to_baseline": True, "variant_file": current.file,
+                                                  "description": current.description})
         with warehouse.connect() as con:
             fp = fingerprint(con, current, folders.raw, folders.origin)
             if stored_fingerprint(con, model) == fp:
@@ -103,7 +112,8 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
                                                       "input_fingerprint": str(fp), "variant_file": current.file})
             res = fit.results
             stats = {**fit.stats, "variant": name, "description": current.description,
-                     "variant_file": current.file, "spec_sha256": study.spec.sha256, **fit_stamp(fp)}
+                     "variant_file": current.file, "spec_sha256": study.spec.sha256,
+                     **fit_spec_record(current.fit_spec(study.spec.districts)), **fit_stamp(fp)}
             coef = write_fit(con, model, res.params, res.bse, res.pvalues, nobs=int(res.nobs),
                              ngroups=None if res.ngroups is None else int(res.ngroups), stats=stats)
         labels = getattr(current.model_spec, "labels", {}) or {}
@@ -126,11 +136,22 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
 # --------------------------------------------------------------------------- the tables
 
 
-def _columns(con, variants: tuple[Variant, ...]) -> tuple[list[robustness.VariantColumn], list[str]]:
+def _baseline(study: Study, table: str) -> Variant | None:
+    return next((v for v in study.spec.variants.get(table, ()) if v.is_baseline), None)
+
+
+def _columns(con, variants: tuple[Variant, ...], study: Study,
+             table: str) -> tuple[list[robustness.VariantColumn], list[str]]:
     """One column per fitted variant; the ones not fitted (their inputs absent) are left out
-    and named in a note."""
+    and named in a note, and so are the ones identical to the baseline under the current
+    settings. A fit made under other model settings than the variant's current ones is
+    refused (`refuse_stale_fit`)."""
     cols, notes = [], []
+    base = next((v for v in variants if v.is_baseline), None)
     for v in variants:
+        if base is not None and v is not base and v.same_fit_as(base):
+            notes.append(f"{v.name}: identical to the baseline under the current settings.")
+            continue
         try:
             fit = read_fit(con, v.fit_key)
         except LookupError:
@@ -143,10 +164,14 @@ def _columns(con, variants: tuple[Variant, ...]) -> tuple[list[robustness.Varian
                     f"`offshoring run` again.")) from None
             notes.append(f"Variant '{v.name}' ({v.description}) not fitted: {row[0][0]}.")
             continue
+        refuse_stale_fit(fit, v.fit_key, v.fit_spec(study.spec.districts), f"{table}_robustness",
+                         spec_sha256=study.spec.sha256, asset=v.main_fit or v.asset_name)
         description = v.description
         if fit.stats.get("dropped_dummies"):
             description += f" Dropped as Stata does: {fit.stats['dropped_dummies']}."
-        cols.append(robustness.VariantColumn(name=v.name, description=description, fit=fit))
+        cols.append(robustness.VariantColumn(name=v.name, description=description, fit=fit,
+                                             estimator=v.estimator,
+                                             settings=fit_settings(fit, v.model_spec, v.estimator)))
     return cols, notes
 
 
@@ -161,15 +186,17 @@ def _dummies_and_labels(variants: tuple[Variant, ...]) -> tuple[list[tables.Dumm
             groups.append(tables.DummyGroup(tables.dummy_label(src), tuple(levels.values())))
         if getattr(sp, "year_dummies", False):
             groups.append(tables.DummyGroup(tables.YEAR_DUMMIES, prefix="year_"))
-        for term, label in (getattr(sp, "labels", None) or {}).items():
+        shown = tables.probit_labels(sp) if v.table == "table2" else (getattr(sp, "labels", None) or {})
+        for term, label in shown.items():
             labels.setdefault(str(term), str(label))
     return groups, labels
 
 
 def _base_spec(con, study: Study, table: str, baseline_fit) -> tables.ModelTableSpec:
     if table == "table2":
-        return tables.table2_spec(study.spec.probit, tables.probit_period(con, study.spec.probit, baseline_fit))
-    return tables.table3_spec(study.spec.cox, tables.cox_period(con, study.spec.cox, baseline_fit))
+        return tables.table2_spec(study.spec.probit, tables.probit_period(con, study.spec.probit, baseline_fit),
+                                  fit=baseline_fit)
+    return tables.table3_spec(study.spec.cox, tables.cox_period(con, study.spec.cox, baseline_fit), baseline_fit)
 
 
 def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.AssetsDefinition:
@@ -188,9 +215,14 @@ def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.As
         digits = study.spec.reports.format.digits
         current = tuple(study.spec.variants.get(table, ()))
         with warehouse.connect(read_only=True) as con:
-            baseline = read_fit(con, TABLES[table]["main_fits"][TABLES[table]["estimators"][0]])
+            main = TABLES[table]["main_fits"][TABLES[table]["estimators"][0]]
+            baseline = read_fit(con, main)
+            base_variant = _baseline(study, table)
+            if base_variant is not None:
+                refuse_stale_fit(baseline, main, base_variant.fit_spec(study.spec.districts), name,
+                                 spec_sha256=study.spec.sha256)
             spec = _base_spec(con, study, table, baseline)
-            cols, notes = _columns(con, current)
+            cols, notes = _columns(con, current, study, table)
 
         groups, labels = _dummies_and_labels(current)
         gammas = frozenset(str(t) for c in cols if c.fit is not None for t in c.fit.params.index
@@ -220,7 +252,8 @@ def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.As
             record, folders.reports, table=_markdown(main),
             variants=frame_table_of(cols), figure_data=_markdown(fig.data),
             png=dg.MetadataValue.path(str(folders.reports / f"{curve}.png"))))
-        yield _passed([getattr(fig.protected, "summary", lambda: None)()])
+        yield _model_passed([(c.name, c.fit) for c in cols if c.fit is not None], rules,
+                            [getattr(fig.protected, "summary", lambda: None)()])
 
     return _robustness
 

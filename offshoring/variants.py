@@ -8,7 +8,14 @@ A variant is one small YAML file, an overlay on the baseline study specification
 
 Keys of a variant file (anything else is refused, naming the file and the nearest key):
 
-``description``   one sentence: what differs from the baseline (the column's footnote);
+``description``   one sentence: what differs from the baseline (the column's footnote). It
+                  names settings through placeholders, never as constants:
+                  ``{baseline.<key>}`` is the baseline's setting under the current
+                  specification, ``{variant.<key>}`` the variant's own; keys ``se`` (the
+                  standard errors in words), ``quadrature`` (points and rule), ``ties``,
+                  ``years``, ``ceilings`` (the turnover ceilings), and any plain setting of
+                  the model specification (``quad_points``, ``cov_type``, ``link``,
+                  ``first_year``, ...). An unknown key is refused, naming the valid ones;
 ``order``         where its column goes (lower first; the baseline is always column 1);
 ``enabled``       false drops a shipped variant (a user's copy with ``enabled: false``);
 ``estimator``     Table 3 only: ``cox`` (default) or ``grouped_ph`` (complementary log-log
@@ -25,6 +32,19 @@ built by the same library code as the baseline's, in a scratch database attached
 the warehouse whose raw and geography inputs are views of the warehouse's tables, so
 the warehouse's own tables are never written. Every other variant fits the baseline's
 panel (``panel.model_panel`` or ``panel.spell_years``).
+
+A variant whose effective specification (estimator, model specification without its
+labels, thresholds, panel settings, district list: `Variant.fit_spec`) equals the
+baseline's under the current settings (say ``oim_errors`` when the user's baseline already
+uses OIM errors) is not fitted and has no column of its own: the robustness table's notes
+say "<variant>: identical to the baseline under the current settings". Its stored fit, if
+any, is left as it was (its fingerprint still says what it was made from, so it is reused
+when the settings differ again).
+
+Every fit also records `fit_spec` (``fit_spec_sha256``, ``fit_spec_json`` in
+``models.fit_stats``): a report refuses to show a fit whose ``fit_spec`` differs from the
+current one (another specification's estimates under this one's labels), and does not
+refuse when only the labels or other report settings changed.
 
 Each fit records a fingerprint of what it was made from (code version, the variant's
 effective specification, the content hash of its input tables, the district list's
@@ -116,6 +136,17 @@ class Variant:
                 "order": self.order, "estimator": self.estimator, "overlay": _jsonable(self.overlay),
                 "file": self.file}
 
+    def fit_spec(self, districts: Any = None) -> dict[str, Any]:
+        """What the variant's estimates depend on (`fit_spec`): its model specification
+        without its labels, thresholds, panel settings, district list (and settings)."""
+        return fit_spec(self.model_spec, estimator=self.estimator, thresholds=self.thresholds,
+                        panel=self.panel, districts=districts, district_list=self.district_list)
+
+    def same_fit_as(self, other: "Variant") -> bool:
+        """True when this variant's estimates are the other's: same estimator, model
+        specification (labels aside), thresholds, panel settings and district list."""
+        return self.table == other.table and self.fit_spec() == other.fit_spec()
+
     def spec_json(self) -> str:
         """The variant's effective specification (what its fit depends on), canonical JSON."""
         import dataclasses
@@ -127,6 +158,111 @@ class Variant:
             "panel": self.panel.model_dump(mode="json"),
             "district_list": self.district_list,
         }, sort_keys=True, default=str)
+
+
+# --------------------------------------------------------------------------- what a fit depends on
+
+#: parts of thresholds.yaml that gate the loading of a delivery: no estimate depends on them
+_LOAD_ONLY_THRESHOLDS = ("delivery_gate", "plausibility")
+
+
+def fit_spec(model_spec: Any, *, estimator: str, thresholds: Any, panel: Any, districts: Any = None,
+             district_list: str | None = None) -> dict[str, Any]:
+    """The part of the study specification a fit's estimates depend on: the estimator, the
+    model specification without its row labels (a label is the report's, not the model's),
+    the thresholds the panel is built with (not the delivery gate), the panel settings, the
+    district settings and list. Recorded with every fit (`fit_spec_record`), so a report can
+    tell a fit made under other model settings from one whose labels only were edited."""
+    import dataclasses
+
+    model = _jsonable(dataclasses.asdict(model_spec))
+    model.pop("labels", None)
+    th = {k: v for k, v in thresholds.model_dump(mode="json").items() if k not in _LOAD_ONLY_THRESHOLDS}
+    return {"estimator": estimator, "model": model, "thresholds": th, "panel": panel.model_dump(mode="json"),
+            "districts": None if districts is None else _jsonable(dataclasses.asdict(districts)),
+            "district_list": district_list}
+
+
+def fit_spec_sha256(spec: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+                          .encode()).hexdigest()
+
+
+def fit_spec_record(spec: Mapping[str, Any]) -> dict[str, str]:
+    """The fit statistics that record `fit_spec` (its hash, and its JSON so a refusal can name
+    the settings that differ)."""
+    return {"fit_spec_sha256": fit_spec_sha256(spec),
+            "fit_spec_json": json.dumps(spec, sort_keys=True, default=str)}
+
+
+def fit_spec_differences(recorded_json: str | None, current: Mapping[str, Any]) -> list[str]:
+    """The settings (dotted keys, e.g. ``model.cov_type``) where a recorded fit spec differs
+    from `current`; empty when the recorded one is unknown."""
+    try:
+        old = json.loads(recorded_json) if recorded_json else None
+    except ValueError:
+        old = None
+    if not isinstance(old, Mapping):
+        return []
+    new = json.loads(json.dumps(current, sort_keys=True, default=str))
+    out: list[str] = []
+
+    def walk(a: Any, b: Any, path: str) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for k in sorted(set(a) | set(b), key=str):
+                walk(a.get(k), b.get(k), f"{path}.{k}" if path else str(k))
+        elif a != b:
+            out.append(path)
+
+    walk(old, new, "")
+    return out
+
+
+# --------------------------------------------------------------------------- descriptions
+
+_PLACEHOLDER = re.compile(r"\{(baseline|variant)\.([a-z_]+)\}")
+
+
+def setting_words(model_spec: Any, thresholds: Any) -> dict[str, str]:
+    """The values a variant's description may name, as ``{baseline.<key>}`` (the baseline's
+    setting) or ``{variant.<key>}`` (the variant's own): ``se`` (the standard errors in words),
+    ``quadrature`` (points and rule), ``ties``, ``years``, ``ceilings`` (the turnover
+    ceilings), ``link``, and any plain setting of the model specification by its key
+    (``quad_points``, ``cov_type``, ``first_year``, ...)."""
+    import dataclasses
+
+    from offshoring.reports import estimation as words
+
+    out: dict[str, str] = {}
+    for f in dataclasses.fields(model_spec):
+        v = getattr(model_spec, f.name)
+        if v is None or isinstance(v, (str, int, float, bool)):
+            out[f.name] = "null" if v is None else str(v)
+    if hasattr(model_spec, "cov_type"):
+        out["se"] = words.se_text(model_spec.cov_type, getattr(model_spec, "cluster_correction", None))
+    if hasattr(model_spec, "quad_points"):
+        out["quadrature"] = words.quadrature_text(model_spec.quad_points, model_spec.adaptive)
+    if hasattr(model_spec, "ties"):
+        out["ties"] = {"efron": "Efron", "breslow": "Breslow"}.get(str(model_spec.ties), str(model_spec.ties))
+    if hasattr(model_spec, "first_year"):
+        out["years"] = words.years_text(model_spec.first_year, model_spec.last_year)
+    out["ceilings"] = words.ceilings_text(thresholds)
+    return out
+
+
+def fill_description(text: str, *, variant: Mapping[str, str], baseline: Mapping[str, str], path: Any) -> str:
+    """`text` with its ``{baseline.<key>}`` / ``{variant.<key>}`` placeholders filled; an
+    unknown key is refused naming the file and the valid keys."""
+    def sub(m: re.Match) -> str:
+        values = baseline if m.group(1) == "baseline" else variant
+        if m.group(2) not in values:
+            from offshoring.spec import SpecError
+
+            raise SpecError(f"{path}: key 'description': unknown placeholder {m.group(0)}; valid: "
+                            + ", ".join("{" + m.group(1) + "." + k + "}" for k in sorted(values)) + ".")
+        return values[m.group(2)]
+
+    return _PLACEHOLDER.sub(sub, text)
 
 
 # --------------------------------------------------------------------------- loading
@@ -170,6 +306,7 @@ def load_variants(defaults: Path, user_dir: Path | None, *, model_layers: Mappin
     for table, files in variant_files(defaults, user_dir).items():
         part = TABLES[table]["part"]
         keys, parse = parsers[part]
+        base_words = setting_words(parse(dict(model_layers[part])), thresholds)
         variants = []
         for name, path in files.items():
             if not _NAME.match(name):
@@ -197,7 +334,9 @@ def load_variants(defaults: Path, user_dir: Path | None, *, model_layers: Mappin
             overlay = {k: v for k, v in (("model", vf.model), ("thresholds", vf.thresholds),
                                          ("panel", vf.panel), ("district_list", vf.district_list),
                                          ("estimator", vf.estimator)) if v}
-            variants.append(Variant(table=table, name=name, description=vf.description.strip(),
+            description = fill_description(vf.description.strip(), variant=setting_words(model_spec, th),
+                                           baseline=base_words, path=path)
+            variants.append(Variant(table=table, name=name, description=description,
                                     order=vf.order, estimator=estimator, model_spec=model_spec,
                                     thresholds=th, panel=pn, district_list=vf.district_list,
                                     overlay=overlay, file=str(path)))
@@ -433,7 +572,12 @@ def _fit_on(con: Any, variant: Variant) -> VariantFit:
         years = sample.description["estimation_years"]
         stats = {"llf": float(res.llf), "sigma_u": float(res.sigma_u), "rho": float(res.rho),
                  "sample_first_year": int(min(years)), "sample_last_year": int(max(years)),
-                 "link": str(sp.link), "quad_points": int(sp.quad_points), "cov_type": str(sp.cov_type)}
+                 "link": str(sp.link), "quad_points": int(getattr(res, "quad_points", sp.quad_points)),
+                 "adaptive": int(bool(getattr(res, "adaptive", sp.adaptive))),
+                 "cov_type": str(getattr(res, "cov_type", sp.cov_type))}
+        init = sample.description.get("initial_years") or {}
+        if init:
+            stats["sample_initial_year"] = int(min(init))
         if dropped:
             stats["dropped_dummies"] = "; ".join(dropped)
     else:
@@ -447,7 +591,11 @@ def _fit_on(con: Any, variant: Variant) -> VariantFit:
         del spells
         years = res.sample.data["year"]
         stats = {"llf": float(res.llf), "sample_first_year": int(years.min()),
-                 "sample_last_year": int(years.max())}
+                 "sample_last_year": int(years.max()), "cov_type": str(getattr(res, "cov_type", sp.cov_type))}
+        if getattr(res, "cluster_correction", None) is not None:
+            stats["cluster_correction"] = int(bool(res.cluster_correction))
+        if variant.estimator == "cox":
+            stats["ties"] = str(sp.ties)
         if getattr(res, "n_events", None) is not None:
             stats["n_events"] = int(res.n_events)
     stats["fit_seconds"] = time.perf_counter() - t0

@@ -339,7 +339,9 @@ def test_table2_layout(built):
         json.loads((built.reports / "table2.provenance.json").read_text())["display"]
     )
     labels = [r.label for r in t.rows]
-    lab = SPEC.probit.labels
+    lab = tables.probit_labels(SPEC.probit)
+    # the initial outcome's year is the specification's (the year before its first year)
+    assert lab["y_initial"] == f"Initial outcome (y_{SPEC.probit.first_year - 1})"
     assert labels == [
         lab["y_initial"],
         lab["y_lag"],
@@ -402,7 +404,7 @@ def test_comparison_tables(built):
     t = tables.comparison_table(built.res2, built.spec2, digits=3, rules=RULES, source=SRC)
     assert t.column_names() == ["Published", "Published s.e.", "Estimate", "Std. err.", "Difference"]
     cells = {r.label: r.cells for r in t.rows}
-    y0, y1 = SPEC.probit.labels["y_initial"], SPEC.probit.labels["y_lag"]
+    y0, y1 = tables.probit_labels(SPEC.probit)["y_initial"], SPEC.probit.labels["y_lag"]
     assert cells[y0] == ["0.527***", "0.039", "0.520***", "0.010", "-0.007"]
     assert cells["Observations"] == ["117,505", "", "1,000", "", "-116,505"]
     assert cells["Groups"][0] == "17,338"

@@ -286,3 +286,123 @@ def test_curve_figure_is_written_like_the_others(con, probit_columns, tmp_path):
     ]
     real = rb.specification_curve("c", BASE2, probit_columns, terms=terms[:1], rules=RULES, source=REAL)
     assert "synthetic" not in real.caption
+
+
+# --------------------------------------------------------------------------- settings in the notes
+
+
+def test_notes_name_each_columns_standard_errors_and_quadrature(con):
+    fit = stored(con, "probit_baseline", probit_params())
+    settings = {"cov_type": "cluster", "quad_points": 12, "adaptive": 1}
+    cols = [
+        rb.VariantColumn("baseline", "The baseline.", fit, estimator="probit", settings=settings),
+        rb.VariantColumn("oim_errors", "OIM.", fit, estimator="probit", settings={**settings, "cov_type": "oim"}),
+        rb.VariantColumn("quad_24", "24 points.", fit, estimator="probit", settings={**settings, "quad_points": 24}),
+        rb.VariantColumn("logit", "Logit.", fit, estimator="probit", settings=settings),
+    ]
+    t = rb.robustness_table("table2_robustness", BASE2, cols, digits=DIGITS, rules=RULES, source=SYN)
+    note = next(n for n in t.notes if n.startswith("Estimation"))
+    assert "(1), (4): clustered by firm s.e.; 12-point adaptive (mean-variance) Gauss-Hermite" in note
+    assert "(2): observed information (OIM) s.e.; 12-point" in note
+    assert "(3): clustered by firm s.e.; 24-point adaptive" in note
+    same = rb.robustness_table("table2_robustness", BASE2, [cols[0], cols[3]], digits=DIGITS, rules=RULES,
+                               source=SYN)
+    assert "Estimation, every column: clustered by firm s.e.; 12-point adaptive (mean-variance) " \
+           "Gauss-Hermite quadrature." in same.notes
+    cox = stored(con, "cox_baseline", cox_params())
+    t3 = rb.robustness_table("table3_robustness", BASE3, [
+        rb.VariantColumn("baseline", "Cox.", cox, estimator="cox", settings={"cov_type": "oim", "ties": "breslow"}),
+        rb.VariantColumn("grouped_time", "cloglog.", cox, estimator="grouped_ph", settings={"cov_type": "cluster"}),
+    ], digits=DIGITS, rules=RULES, source=SYN)
+    note = next(n for n in t3.notes if n.startswith("Estimation"))
+    assert "(1): observed information (OIM) s.e.; Breslow ties" in note
+    assert "(2): clustered by firm s.e.; exact grouped-time likelihood" in note
+
+
+# --------------------------------------------------------------------------- the robustness asset
+
+
+def _robustness_setup(tmp_path, *, stale: str | None = None):
+    """A warehouse with the fits table2_robustness reads, made under the user's settings
+    (the probit's baseline already with OIM errors and 24 points; other ceilings); `stale`:
+    a fit made under the default settings instead."""
+    import dagster as dg  # noqa: F401
+
+    from assets.resources import Folders, Study, Warehouse
+    from assets.robustness import _not_fitted
+    from offshoring.variants import fit_spec_record
+
+    user = tmp_path / "config"
+    user.mkdir()
+    (user / "probit_table2.yaml").write_text("cov_type: oim\nquad_points: 24\n")
+    (user / "thresholds.yaml").write_text("turnover_ceiling:\n  default: 6000000\n  by_year: {2005: 4000000, "
+                                          "2006: 4000000}\n")
+    spec = load_study_spec(user)
+    default = {v.name: v for v in SPEC.variants["table2"]}
+    db = tmp_path / "w.duckdb"
+    c = duckdb.connect(str(db))
+    for v in spec.variants["table2"]:
+        if v.name == "district_list":
+            _not_fitted(c, v.fit_key, "no district list at reference/istat_districts.csv", "fp")
+            continue
+        made = default[v.name] if v.name == stale else v
+        p = pd.Series(probit_params(), dtype=float)
+        b = pd.Series(0.05, index=p.index)
+        write_fit(c, v.fit_key, p, b, (p / b).abs().map(lambda z: math.erfc(z / math.sqrt(2))), nobs=4000,
+                  ngroups=600 if v.name != "logit" else 550,
+                  stats={"llf": -1500.0, "sample_first_year": 2006, "sample_last_year": 2012,
+                         "spec_sha256": "x", "cov_type": made.model_spec.cov_type,
+                         "quad_points": made.model_spec.quad_points, "adaptive": 1,
+                         **fit_spec_record(made.fit_spec(spec.districts))})
+    c.close()
+    (tmp_path / "raw").mkdir()
+    resources = {"warehouse": Warehouse(database=str(db)),
+                 "folders": Folders(raw_dir=str(tmp_path / "raw"), reports_dir=str(tmp_path / "reports"),
+                                    synthetic=False),
+                 "study": Study(config_dir=str(user))}
+    return spec, resources
+
+
+def _table2_robustness_asset(spec):
+    from assets.robustness import build_assets
+
+    return next(a for a in build_assets(spec.variants) if a.key.to_user_string() == "table2_robustness")
+
+
+def test_a_variant_identical_to_the_baseline_is_a_note_not_a_column(tmp_path):
+    import dagster as dg
+
+    spec, resources = _robustness_setup(tmp_path)
+    by = {v.name: v for v in spec.variants["table2"]}
+    assert by["oim_errors"].same_fit_as(by["baseline"]) and by["quad_24"].same_fit_as(by["baseline"])
+    result = dg.materialize([_table2_robustness_asset(spec)], resources=resources, raise_on_error=False)
+    assert result.success
+    md = (tmp_path / "reports" / "table2_robustness.md").read_text()
+    header = md.splitlines()[2]
+    assert "oim_errors" not in header and "quad_24" not in header and "logit" in header
+    assert "oim_errors: identical to the baseline under the current settings" in md
+    assert "quad_24: identical to the baseline under the current settings" in md
+    # the baseline's footnote names its own settings, not the shipped default's
+    assert "standard errors observed information (OIM); 24-point adaptive" in md
+    assert "(baseline: 6 million EUR (4 million EUR in 2005-2006))" in md
+    assert "Estimation, every column: observed information (OIM) s.e.; 24-point adaptive" in md
+    # the check covers the table: every model it prints, and the curve's points
+    check = next(e for e in result.get_asset_check_evaluations())
+    meta = {k: v.value for k, v in check.metadata.items()}
+    assert check.passed and meta["models_checked"] == 5  # baseline, ceiling, regions, logit, years
+    assert meta["smallest_model_firms"] == 550 and meta["smallest_model"] == "logit"
+    assert meta["min_firms"] == RULES.min_firms and meta["figure_cells"] > 0
+
+
+@pytest.mark.parametrize("stale", ["baseline", "logit"])
+def test_a_column_fitted_under_other_model_settings_is_refused(tmp_path, stale):
+    import dagster as dg
+
+    spec, resources = _robustness_setup(tmp_path, stale=stale)
+    result = dg.materialize([_table2_robustness_asset(spec)], resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = failure.step_failure_data.user_failure_data.description
+    model = "outsourcing_probit" if stale == "baseline" else "table2_variant_logit"
+    assert f"the fit {model} was made" in text and "model.cov_type" in text and f"Re-materialize {model}" in text
+    assert not (tmp_path / "reports" / "table2_robustness.md").exists()

@@ -45,13 +45,24 @@ def probit_terms(probit) -> list[str]:
     return terms + ["lnsig2u"]
 
 
+_ESTIMATORS = {"outsourcing_probit": "probit", "backshoring_cox": "cox", "backshoring_grouped_ph": "grouped_ph"}
+
+
 def store_fit(con, model: str, terms: list[str], *, nobs: int = 5000, ngroups: int | None = 800,
-              stats: dict | None = None) -> None:
+              stats: dict | None = None, spec=SPEC) -> None:
+    """A fit as the model assets store it, made under `spec` (its hash and model settings)."""
+    from types import SimpleNamespace
+
+    from assets.models import main_fit_spec
+    from offshoring.variants import fit_spec_record
+
     params = pd.Series([0.1 * (i % 7 - 3) + 0.01 for i in range(len(terms))], index=terms)
     bse = pd.Series(0.02, index=terms)
     pvalues = (params / bse).abs().map(lambda z: math.erfc(z / math.sqrt(2)))
+    made = fit_spec_record(main_fit_spec(SimpleNamespace(spec=spec), _ESTIMATORS[model])) \
+        if model in _ESTIMATORS else {}
     write_fit(con, model, params, bse, pvalues, nobs=nobs, ngroups=ngroups,
-              stats={"spec_sha256": SPEC.sha256, **(stats or {})})
+              stats={"spec_sha256": spec.sha256, **made, **(stats or {})})
 
 
 def build_panel(con, years=range(2005, 2013)) -> None:
@@ -80,7 +91,7 @@ def warehouse(tmp_path):
 
 def table2(con, probit, **kw):
     fit = read_fit(con, "outsourcing_probit")
-    spec = tables.table2_spec(probit, tables.probit_period(con, probit, fit), **kw)
+    spec = tables.table2_spec(probit, tables.probit_period(con, probit, fit), fit=fit, **kw)
     return tables.model_table(fit, spec, **KW)
 
 
@@ -94,7 +105,7 @@ def labels_of(t: render.DisplayTable) -> list[str]:
 def test_table2_rows_labels_and_dummies_come_from_the_spec(warehouse):
     _, con = warehouse
     t = table2(con, SPEC.probit)
-    lab = SPEC.probit.labels
+    lab = tables.probit_labels(SPEC.probit)
     shown = tables.probit_rows(SPEC.probit)
     assert shown[:2] == ["y_initial", "y_lag"] and "const" not in shown
     assert not any(s.startswith(("mean_", "init_")) for s in shown)
@@ -334,3 +345,103 @@ def test_comparison_says_how_many_misses_chance_gives():
     text = chance_note(20, 2)
     assert text.startswith("2 of 20 intervals miss")
     assert "about 1.0 would" in text and "up to 3 in 95% of seeds" in text
+
+
+# --------------------------------------------------------------------------- which fit, which settings
+
+
+def _user_model_config(tmp_path: Path) -> Path:
+    """The auditor's settings: probit with OIM errors, 24 points, years 2008-2011; Cox with
+    Breslow ties and OIM errors; other turnover ceilings."""
+    user = tmp_path / "model_config"
+    user.mkdir()
+    (user / "probit_table2.yaml").write_text("years:\n  first: 2008\n  last: 2011\ncov_type: oim\n"
+                                             "quad_points: 24\n")
+    (user / "cox_table3.yaml").write_text("ties: breslow\ncov_type: oim\n")
+    return user
+
+
+@pytest.mark.parametrize("asset, model", [("table2", "outsourcing_probit"), ("table3", "backshoring_cox"),
+                                          ("table3_grouped", "backshoring_grouped_ph")])
+def test_a_fit_made_under_other_model_settings_is_not_shown(tmp_path, warehouse, asset, model):
+    """A fit made under the user's settings, then the table alone re-materialized under the
+    default specification (as from the UI): refused with a plain sentence, nothing written."""
+    db, con = warehouse
+    other = load_study_spec(_user_model_config(tmp_path))
+    terms = probit_terms(other.probit) if model == "outsourcing_probit" else \
+        list(other.cox.covariates) + ["footwear", "area_centre"]
+    store_fit(con, model, terms, spec=other, stats={"fitted_at": "2026-01-01T00:00:00+00:00"})
+    con.close()
+    result = dg.materialize([getattr(report_assets, asset)], resources=_resources(tmp_path, db, synthetic=True),
+                            raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = failure.step_failure_data.user_failure_data.description
+    assert f"the fit {model} was made on 2026-01-01" in text and f"Re-materialize {model}" in text
+    assert other.sha256[:12] in text and "model.cov_type" in text
+    assert not (tmp_path / "reports" / f"{asset}.md").exists()
+
+
+def test_a_label_edit_renders_the_fit_made_under_the_same_model_settings(tmp_path, warehouse):
+    """Only report-side settings changed since the fit (a label, the digits): the table is
+    rendered with the new labels."""
+    db, con = warehouse
+    con.close()
+    user = tmp_path / "labels_only"
+    user.mkdir()
+    (user / "probit_table2.yaml").write_text("labels:\n  y_lag: \"Outcome at t-1 (edited)\"\n")
+    (user / "reports.yaml").write_text("format:\n  digits: 2\n")
+    assert load_study_spec(user).sha256 != SPEC.sha256
+    result = dg.materialize([report_assets.table2], resources=_resources(tmp_path, db, synthetic=False,
+                                                                          config_dir=user),
+                            raise_on_error=False)
+    assert result.success
+    assert "| Outcome at t-1 (edited) |" in (tmp_path / "reports" / "table2.md").read_text()
+
+
+def test_notes_name_standard_errors_quadrature_and_ties_of_the_fit(warehouse):
+    _, con = warehouse
+    # recorded with the fit: they win over the specification
+    store_fit(con, "outsourcing_probit", probit_terms(SPEC.probit),
+              stats={"cov_type": "opg", "quad_points": 24, "adaptive": 0})
+    t = table2(con, SPEC.probit)
+    note = next(n for n in t.notes if n.startswith("Estimation:"))
+    assert "outer product of the gradients (OPG)" in note and "24-point ordinary (non-adaptive)" in note
+    # not recorded: the specification the fit was made under
+    store_fit(con, "outsourcing_probit", probit_terms(SPEC.probit))
+    note = next(n for n in table2(con, SPEC.probit).notes if n.startswith("Estimation:"))
+    assert f"{SPEC.probit.quad_points}-point adaptive" in note and "clustered by firm" in note
+    store_fit(con, "backshoring_cox", list(SPEC.cox.covariates), ngroups=None,
+              stats={"cov_type": "oim", "ties": "breslow"})
+    fit = read_fit(con, "backshoring_cox")
+    t3 = tables.model_table(fit, tables.table3_spec(SPEC.cox, (2007, 2012), fit), **KW)
+    note = next(n for n in t3.notes if n.startswith("Estimation:"))
+    assert "Breslow's approximation for tied event times" in note and "observed information (OIM)" in note
+    t3 = tables.model_table(fit, tables.table3_spec(SPEC.cox, (2007, 2012)), **KW)
+    assert any(f"{SPEC.cox.ties.capitalize()}'s approximation" in n for n in t3.notes)
+    g = tables.table3_grouped_spec(SPEC.cox, (2007, 2012), fit)
+    assert any("no approximation for ties" in n for n in g.notes)
+
+
+def test_the_initial_outcome_is_labelled_with_its_year(warehouse):
+    _, con = warehouse
+    later = dataclasses.replace(SPEC.probit, first_year=2009)
+    assert labels_of(table2(con, later))[0] == "Initial outcome (y_2008)"
+    assert labels_of(table2(con, dataclasses.replace(SPEC.probit, initial_period=2007)))[0] == \
+        "Initial outcome (y_2007)"
+    # the fit's own record of its firms' earliest initial period wins
+    store_fit(con, "outsourcing_probit", probit_terms(SPEC.probit), stats={"sample_initial_year": 2006})
+    assert labels_of(table2(con, SPEC.probit))[0] == "Initial outcome (y_2006)"
+
+
+def test_the_model_tables_check_says_what_it_checked(tmp_path, warehouse):
+    db, con = warehouse
+    con.close()
+    result = dg.materialize([report_assets.table2], resources=_resources(tmp_path, db, synthetic=True),
+                            raise_on_error=False)
+    check = _checks(result)["table2"]
+    assert check.passed
+    meta = {k: v.value for k, v in check.metadata.items()}
+    assert meta["groups"] == 800 and meta["min_firms"] == RULES.min_firms and meta["models_checked"] == 1
+    assert "cells" not in meta  # no cell-by-cell check is claimed
+    assert "800 groups" in check.description

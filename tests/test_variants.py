@@ -113,6 +113,74 @@ def test_two_baselines_are_refused(tmp_path):
         load_study_spec(tmp_path)
 
 
+def _auditor_config(folder: Path) -> Path:
+    """The user's baseline: OIM errors and 24 points for the probit, Breslow ties, other ceilings."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "probit_table2.yaml").write_text("years:\n  first: 2008\n  last: 2011\ncov_type: oim\n"
+                                               "quad_points: 24\n")
+    (folder / "cox_table3.yaml").write_text("ties: breslow\n")
+    (folder / "thresholds.yaml").write_text("turnover_ceiling:\n  default: 6000000\n"
+                                            "  by_year: {2005: 4000000, 2006: 4000000}\n")
+    return folder
+
+
+def test_descriptions_name_the_current_baselines_settings(tmp_path):
+    shipped = {t: {v.name: v.description for v in vs} for t, vs in load_study_spec(None).variants.items()}
+    assert "(baseline: clustered by firm)" in shipped["table2"]["oim_errors"]
+    assert "(baseline: 12-point adaptive" in shipped["table2"]["quad_24"]
+    assert "(baseline: 7.5 million EUR (5.16 million EUR in 2005-2006))" in shipped["table2"]["ceiling_7_5m"]
+    assert "Efron ties" in shipped["table3"]["baseline"]
+    spec = load_study_spec(_auditor_config(tmp_path / "cfg"))
+    d = {t: {v.name: v.description for v in vs} for t, vs in spec.variants.items()}
+    assert d["table2"]["oim_errors"] == ("Standard errors: observed information (OIM) "
+                                         "(baseline: observed information (OIM)).")
+    assert "(baseline: 24-point adaptive" in d["table2"]["quad_24"]
+    assert "(baseline: 6 million EUR (4 million EUR in 2005-2006))" in d["table2"]["ceiling_7_5m"]
+    assert d["table2"]["years_2007_2012"] == "Estimation years pinned to 2007-2012 (baseline: 2008-2011)."
+    assert "Breslow ties" in d["table3"]["baseline"] and "Efron" not in d["table3"]["baseline"]
+    for text in (*d["table2"].values(), *d["table3"].values()):
+        assert "{" not in text and "in the baseline)" not in text
+    _user_variant(tmp_path / "bad", "table2", "mine", "description: \"{baseline.quadpoints}\"\nmodel:\n  link: logit\n")
+    with pytest.raises(SpecError, match=r"unknown placeholder \{baseline.quadpoints\}.*baseline.quad_points"):
+        load_study_spec(tmp_path / "bad")
+
+
+def test_a_variant_equal_to_the_baseline_is_known_and_not_fitted(tmp_path):
+    import dagster as dg
+
+    from assets.resources import Folders, Study, Warehouse
+    from assets.robustness import build_assets
+
+    shipped = {v.name: v for v in load_study_spec(None).variants["table2"]}
+    assert not shipped["oim_errors"].same_fit_as(shipped["baseline"])
+    config = _auditor_config(tmp_path / "cfg")
+    spec = load_study_spec(config)
+    by = {v.name: v for v in spec.variants["table2"]}
+    assert by["oim_errors"].same_fit_as(by["baseline"]) and by["quad_24"].same_fit_as(by["baseline"])
+    assert not by["logit"].same_fit_as(by["baseline"]) and not by["ceiling_7_5m"].same_fit_as(by["baseline"])
+    # a label is the report's: a variant changing only labels is still the baseline's fit
+    _user_variant(config, "table2", "relabelled", "description: x\nmodel:\n  labels: {y_lag: Lagged}\n")
+    assert {v.name: v for v in load_study_spec(config).variants["table2"]}["relabelled"].same_fit_as(by["baseline"])
+    asset = next(a for a in build_assets(spec.variants) if a.key.to_user_string() == "table2_variant_oim_errors")
+    (tmp_path / "raw").mkdir()
+    result = dg.materialize([asset], resources={
+        "warehouse": Warehouse(database=str(tmp_path / "none.duckdb")),
+        "folders": Folders(raw_dir=str(tmp_path / "raw"), reports_dir=str(tmp_path / "reports"), synthetic=False),
+        "study": Study(config_dir=str(config))})
+    meta = result.asset_materializations_for_node("table2_variant_oim_errors")[0].metadata
+    assert meta["identical_to_baseline"].value is True and meta["fitted"].value is False
+    assert not (tmp_path / "none.duckdb").exists()  # nothing was read or fitted
+
+
+def test_model_asset_descriptions_assert_no_setting():
+    from assets import models
+
+    for asset in (models.outsourcing_probit, models.backshoring_cox, models.backshoring_grouped_ph):
+        text = " ".join(asset.descriptions_by_key.values()).lower()
+        for fixed in ("efron", "breslow", "firm-clustered", "clustered", "12 points", "oim"):
+            assert fixed not in text, (asset.key, fixed)
+
+
 # --------------------------------------------------------------------------- the fits
 
 

@@ -86,12 +86,17 @@ class VariantColumn:
                  results (params, bse, pvalues, nobs, ngroups; ``stats['llf']`` or ``.llf``);
                  None: the variant was not fitted
     reason       why it was not fitted (shown in the footnote when `fit` is None)
+    estimator    ``probit``, ``cox`` or ``grouped_ph`` (which settings its notes name)
+    settings     its estimation settings (`estimation.fit_settings`: standard errors,
+                 quadrature, ties), named in the table's notes column by column
     """
 
     name: str
     description: str
     fit: Any | None
     reason: str | None = None
+    estimator: str | None = None
+    settings: Mapping[str, Any] | None = None
 
 
 # --------------------------------------------------------------------------- helpers
@@ -223,6 +228,26 @@ def table_rows(
     return rows
 
 
+def _settings_note(cols: Sequence[VariantColumn]) -> str:
+    """Which standard errors, quadrature and ties each fitted column used, columns with the
+    same settings named together: "Estimation: (1)-(4), (6) ...; (5) ..."."""
+    from offshoring.reports.estimation import column_settings_text
+
+    groups: dict[str, list[int]] = {}
+    for i, c in enumerate(cols, start=1):
+        if c.fit is None or not c.settings:
+            continue
+        text = column_settings_text(c.settings, c.estimator or "")
+        if text:
+            groups.setdefault(text, []).append(i)
+    if not groups:
+        return ""
+    if len(groups) == 1 and sum(len(v) for v in groups.values()) == sum(c.fit is not None for c in cols):
+        return f"Estimation, every column: {next(iter(groups))}."
+    parts = [", ".join(f"({i})" for i in nums) + f": {text}" for text, nums in groups.items()]
+    return "Estimation: " + "; ".join(parts) + "."
+
+
 def _short_title(base: ModelTableSpec) -> str:
     return base.title.split(".")[0].strip() or base.name
 
@@ -321,6 +346,9 @@ def robustness_table(
                      "(HR x se(b)); stars test b = 0.")
     else:
         notes.append("Coefficients; standard errors in parentheses.")
+    estimation = _settings_note(cols)
+    if estimation:
+        notes.append(estimation)
     not_shown: list[str] = []
     for c in cols:
         for t in _terms(c.fit) if c.fit is not None else []:

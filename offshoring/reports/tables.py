@@ -366,25 +366,66 @@ def probit_rows(probit: Any) -> list[str]:
     return [t for t in probit.exog_names if t != "const" and t not in dummy_cols and t not in re_cols]
 
 
+#: the placeholder of the initial outcome's year in a probit label ("Initial outcome (y_{initial_year})")
+INITIAL_YEAR = "{initial_year}"
+
+
+def initial_year_of(probit: Any, fit: Any = None) -> int:
+    """The year of the initial outcome: the earliest initial period of the fit's firms when the
+    fit records it (``sample_initial_year``), else the specification's: its common initial year
+    (``initial_period: 2005``), or the year before the first estimation year (each firm's
+    initial period is its first year in the panel from that year on,
+    `offshoring.econometrics.dynamic.build_dynamic_sample`)."""
+    stats = getattr(fit, "stats", None) or {}
+    v = stats.get("sample_initial_year") if isinstance(stats, Mapping) else None
+    if v is not None:
+        try:
+            return int(float(v))
+        except (TypeError, ValueError):
+            pass
+    if isinstance(probit.initial_period, int) and not isinstance(probit.initial_period, bool):
+        return int(probit.initial_period)
+    return int(probit.first_year) - 1
+
+
+def probit_labels(probit: Any, fit: Any = None) -> dict[str, str]:
+    """The probit's row labels with ``{initial_year}`` filled (`initial_year_of`)."""
+    year = None
+    out = {}
+    for term, label in (probit.labels or {}).items():
+        label = str(label)
+        if INITIAL_YEAR in label:
+            year = initial_year_of(probit, fit) if year is None else year
+            label = label.replace(INITIAL_YEAR, str(year))
+        out[str(term)] = label
+    return out
+
+
 def table2_spec(
     probit: Any,
     period: tuple[int, int],
     *,
     initial_outcome_label: str | None = None,
+    fit: Any = None,
 ) -> ModelTableSpec:
     """Table 2 from the probit specification (a `DynamicSpec`).
 
     Rows: `probit_rows`, labelled by ``probit.labels`` (the term's name when it has
-    none); `initial_outcome_label` (the reports' ``table2.initial_outcome_label``, when
-    not empty) replaces the initial outcome's label. One "<...> dummies: Yes" line per
-    dummy set of the specification, and "Year dummies" with ``year_dummies: true``.
-    `period`: the estimation sample's first and last year (`probit_period`).
+    none), ``{initial_year}`` in a label filled with the initial outcome's year
+    (`initial_year_of`); `initial_outcome_label` (a caller's override, when not empty; it
+    may hold ``{initial_year}`` too) replaces the initial outcome's label. One
+    "<...> dummies: Yes" line per dummy set of the specification, and "Year dummies" with
+    ``year_dummies: true``. `period`: the estimation sample's first and last year
+    (`probit_period`). `fit`: the stored fit the table shows; its recorded estimation
+    settings (standard errors, quadrature) are named in the notes (the specification's
+    where the fit recorded none).
     """
     from offshoring.econometrics.re_probit import SIGMA_NAME
+    from offshoring.reports.estimation import fit_settings, settings_note
 
-    labels = dict(probit.labels or {})
+    labels = probit_labels(probit, fit)
     if initial_outcome_label:
-        labels["y_initial"] = initial_outcome_label
+        labels["y_initial"] = str(initial_outcome_label).replace(INITIAL_YEAR, str(initial_year_of(probit, fit)))
     rows = tuple((t, str(labels.get(t, t))) for t in probit_rows(probit))
     groups = _dummy_groups(probit.dummies)
     if probit.year_dummies:
@@ -398,7 +439,10 @@ def table2_spec(
                          + (" and their initial-period values" if probit.initial_values else "")
                          + " (correlated random effect)")
     not_shown.append("ln sigma_u^2")
-    model = "Logit" if str(probit.link) == "logit" else "Probit"
+    settings = fit_settings(fit, probit, "probit")
+    link = str(settings.get("link", probit.link))
+    model = "Logit" if link == "logit" else "Probit"
+    estimation = settings_note(settings, "probit")
     return ModelTableSpec(
         name="table2",
         title=(
@@ -412,17 +456,23 @@ def table2_spec(
             STARS_NOTE,
             f"Random-effects dynamic {model.lower()}; period: the years t of the estimation "
             "sample. Not shown: " + ", ".join(not_shown) + ".",
+            *((estimation,) if estimation else ()),
         ),
         period=(int(period[0]), int(period[1])),
     )
 
 
-def table3_spec(cox: Any, period: tuple[int, int]) -> ModelTableSpec:
+def table3_spec(cox: Any, period: tuple[int, int], fit: Any = None, *, estimator: str = "cox") -> ModelTableSpec:
     """Table 3 from the Cox specification (a `CoxSpec`): its covariates in order,
     labelled by its labels, one "<...> dummies: Yes" line per dummy set.
-    `period`: the first and last year of the spell-years in the sample (`cox_period`)."""
+    `period`: the first and last year of the spell-years in the sample (`cox_period`).
+    `fit`: the stored fit the table shows; its recorded standard errors and ties method
+    are named in the notes (the specification's where the fit recorded none)."""
+    from offshoring.reports.estimation import fit_settings, settings_note
+
     labels = dict(cox.labels or {})
     rows = tuple((c, str(labels.get(c, c))) for c in cox.covariates)
+    estimation = settings_note(fit_settings(fit, cox, estimator), estimator)
     return ModelTableSpec(
         name="table3",
         title=(
@@ -438,6 +488,7 @@ def table3_spec(cox: Any, period: tuple[int, int]) -> ModelTableSpec:
             STARS_NOTE,
             "Hazard ratios exp(b); standard errors by the delta method (HR x se(b)); "
             "stars test b = 0.",
+            *((estimation,) if estimation else ()),
         ),
         period=(int(period[0]), int(period[1])),
     )
@@ -458,7 +509,7 @@ def table3_grouped_spec(cox: Any, period: tuple[int, int], fit: Any) -> ModelTab
     """The companion of Table 3: the same rows as a grouped-time proportional hazard
     (complementary log-log), compared with the paper's Table 3; the per-year intercepts of
     the fit are not shown."""
-    base = table3_spec(cox, period)
+    base = table3_spec(cox, period, fit, estimator="grouped_ph")
     gammas = frozenset(t for t in fit.params.index if str(t).startswith("gamma_"))
     return dataclasses.replace(
         base, name="table3_grouped", published_as="table3", hidden=base.hidden | gammas,
