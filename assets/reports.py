@@ -39,15 +39,20 @@ def _source(folders: Folders) -> DataSource:
 
 
 def _provenance(context: dg.AssetExecutionContext, folders: Folders, study: Study,
-                source: DataSource) -> dict[str, Any]:
+                source: DataSource, warehouse: Warehouse) -> dict[str, Any]:
     """The step's provenance record (computed once per step, never kept across runs):
     inputs, code, packages, the effective specification whole and its SHA-256, the data's
-    origin."""
+    origin. The inputs are the files the warehouse was loaded from, with their SHA-256 at
+    load time (raw.load_log), not the raw folder as it is now: a delivery replaced in the
+    folder but not yet loaded is not what the report's numbers rest on."""
     spec = study.spec
     paths = app_settings.Settings().as_dict() | {"raw_dir": str(folders.raw),
-                                                 "reports_dir": str(folders.reports)}
-    return provenance.collect([folders.raw], spec.as_dict(), spec.sha256, source, context.run_id,
-                              spec_files=dict(spec.files), paths=paths)
+                                                 "reports_dir": str(folders.reports),
+                                                 "db_path": str(warehouse.database)}
+    with warehouse.connect(read_only=True) as con:  # as the report assets read it
+        inputs = provenance.loaded_inputs(con)
+    return provenance.collect([], spec.as_dict(), spec.sha256, source, context.run_id,
+                              spec_files=dict(spec.files), paths=paths, inputs=inputs)
 
 
 def _rules(study: Study) -> sdc.Rules:
@@ -186,7 +191,7 @@ def table1(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Fol
         yield _failed(found)
         return
     main, comparison = built
-    prov = _provenance(context, folders, study, source)
+    prov = _provenance(context, folders, study, source, warehouse)
     record = render.write_table(main, folders.reports, prov, order=10)
     render.write_table(comparison, folders.reports, prov, order=11)
     yield dg.MaterializeResult(metadata=_metadata(
@@ -213,7 +218,7 @@ def _figure_asset(name: str, build: Callable[[Any, Study, sdc.Rules, DataSource]
             yield _failed(found)
             return
         record = figures.write_figure(out, folders.reports,
-                                      _provenance(context, folders, study, source), order=order)
+                                      _provenance(context, folders, study, source, warehouse), order=order)
         png = folders.reports / f"{out.name}.png"
         svg = folders.reports / f"{out.name}.svg"
         yield dg.MaterializeResult(metadata=_metadata(
@@ -330,7 +335,7 @@ def _model_asset(name: str, model: str, spec_fn, order: int, description: str):
             context.log.info(f"{model} was fitted under another specification ({str(fit_sha)[:12]}) "
                              f"than this step's ({study.spec.sha256[:12]}) with the same model settings "
                              "(labels or report settings changed)")
-        prov = _provenance(context, folders, study, source)
+        prov = _provenance(context, folders, study, source, warehouse)
         record = render.write_table(main, folders.reports, prov, order=order)
         render.write_table(comparison, folders.reports, prov, order=order + 1)
         yield dg.MaterializeResult(metadata=_metadata(
@@ -368,9 +373,9 @@ table3 = _model_asset("table3", "backshoring_cox", _table3_spec, 50,
           deps=["table1", "figure1", "figure2", "table2", "table3", "table3_grouped",
                 "table2_robustness", "table3_robustness"],
           description="reports/index.html: every table and figure with its provenance, offline.")
-def report_index(context: dg.AssetExecutionContext, folders: Folders, study: Study):
+def report_index(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
     source = _source(folders)
-    path = html.write_index(folders.reports, None, _provenance(context, folders, study, source),
+    path = html.write_index(folders.reports, None, _provenance(context, folders, study, source, warehouse),
                             source=source)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
                                           "outputs": len(render.read_records(folders.reports)),

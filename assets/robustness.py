@@ -245,7 +245,7 @@ def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.As
             yield _failed(found)
             return
         main, fig = built
-        prov = _provenance(context, folders, study, source)
+        prov = _provenance(context, folders, study, source, warehouse)
         record = render.write_table(main, folders.reports, prov, order=order)
         figures.write_figure(fig, folders.reports, prov, order=order + 1)
         yield dg.MaterializeResult(metadata=_metadata(

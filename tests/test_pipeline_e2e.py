@@ -95,6 +95,24 @@ def test_reports_written_with_paper_layout(pipeline_run):
     assert "<script src=\"http" not in index and "<link href=\"http" not in index  # offline
 
 
+def test_provenance_lists_the_files_as_loaded(con, pipeline_run):
+    """A report's inputs are the files its warehouse was loaded from, with their SHA-256 at
+    load time (raw.load_log), not the raw folder hashed when the report was written (which
+    listed truth.json and any stray file, and the new hash of a delivery replaced but not yet
+    loaded)."""
+    loaded = {(f, sha) for f, sha in con.execute(
+        "SELECT file, sha256 FROM raw.load_log WHERE status <> 'rejected' "
+        "QUALIFY row_number() OVER (PARTITION BY table_name, coalesce(partition, '') "
+        "ORDER BY loaded_at DESC) = 1").fetchall()}
+    assert any("survey_" in f for f, _ in loaded) and any("aida_firms" in f for f, _ in loaded)
+    for name in ("table1", "table2", "figure1", "table3_robustness"):
+        prov = json.loads((pipeline_run.reports / f"{name}.provenance.json").read_text())["provenance"]
+        listed = {(i["path"], i["sha256"]) for i in prov["inputs"]}
+        assert listed == loaded, name
+        assert not any(i["path"].endswith("truth.json") for i in prov["inputs"])
+        assert {"table", "partition", "rows", "loaded_at"} <= set(prov["inputs"][0])
+
+
 def test_every_csv_says_its_data_are_synthetic(pipeline_run):
     """A CSV opened on its own (a spreadsheet, a colleague's e-mail) still says where its
     numbers come from: a last column `data_source`, on every row, the run's source line."""

@@ -72,6 +72,25 @@ def input_hashes(input_files: Iterable[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
+def loaded_inputs(con: Any) -> list[dict[str, Any]]:
+    """The files the warehouse's tables were loaded from, as raw.load_log records them: per
+    table and partition the latest load that was written (file, SHA-256 at load time, rows,
+    when). This, not the raw folder as it is when a report is written, is what a report's
+    numbers rest on: a delivery replaced in the folder but not loaded yet is not among them."""
+    try:
+        rows = con.execute(
+            "SELECT table_name, partition, file, sha256, rows_written, loaded_at, load_id FROM raw.load_log "
+            "WHERE status <> 'rejected' "
+            "QUALIFY row_number() OVER (PARTITION BY table_name, coalesce(partition, '') "
+            "ORDER BY loaded_at DESC, load_id DESC) = 1 "
+            "ORDER BY table_name, partition NULLS FIRST").fetchall()
+    except Exception:  # noqa: BLE001 - no load log (a warehouse built by hand): nothing to list
+        return []
+    return [{"path": str(f), "sha256": sha, "table": t, "partition": part, "rows": None if n is None else int(n),
+             "loaded_at": None if at is None else str(at), "load_id": lid}
+            for t, part, f, sha, n, at, lid in rows]
+
+
 def code_version(repo: str | Path | None = None) -> dict[str, Any]:
     """Git commit and dirty flag (see `offshoring.version.git_state`)."""
     return git_state(repo)
@@ -140,12 +159,14 @@ def collect(
     spec_files: dict[str, str] | None = None,
     paths: dict[str, Any] | None = None,
     repo: str | Path | None = None,
+    inputs: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The provenance record of a run step (JSON-serialisable).
 
     spec         the effective study specification, whole (`StudySpec.as_dict()`)
     spec_sha256  its hash (`StudySpec.sha256`)
     source       synthetic or real data (and the generator's seed)
+    inputs       the inputs as loaded (`loaded_inputs`); None: `input_files` hashed now
     """
     if not isinstance(source, DataSource):
         raise TypeError("collect needs the DataSource (synthetic or real) of the run")
@@ -155,7 +176,7 @@ def collect(
         "data": source.data,
         "source": source.line(),
         "seed": source.seed,
-        "inputs": input_hashes(input_files),
+        "inputs": input_hashes(input_files) if inputs is None else list(inputs),
         "code_version": code_version(repo),
         "packages": package_versions(),
         "python": sys.version.split()[0],
