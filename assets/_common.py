@@ -8,6 +8,25 @@ import duckdb
 
 
 
+def data_source(folders: Any) -> Any:
+    """Synthetic or real, as the run was asked (`Folders.synthetic`); the generator's seed
+    from its truth file when synthetic (`offshoring.reports.source.DataSource`)."""
+    from offshoring.reports.source import DataSource
+    from offshoring.truth import read_truth
+
+    if not folders.synthetic:
+        return DataSource.of(False)
+    truth, _ = read_truth(folders.raw)
+    return DataSource.of(True, (truth or {}).get("seed"))
+
+
+def with_origin(result: dg.MaterializeResult, folders: Any) -> dg.MaterializeResult:
+    """`result` with the data's origin in its metadata (``data``: synthetic or real, and the
+    source line), so every asset page in the UI says what the numbers come from."""
+    src = data_source(folders)
+    return result._replace(metadata={**(result.metadata or {}), "data": src.data, "source": src.line()})
+
+
 def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:
     rows = con.execute(f"DESCRIBE {table}").fetchall()
     return dg.TableSchema(columns=[dg.TableColumn(name=r[0], type=str(r[1])) for r in rows])

@@ -24,6 +24,7 @@ from offshoring.fitstore import write_fit
 from offshoring.truth import read_truth
 from offshoring.reports.tables import probit_labels
 from offshoring.variants import changed_parts, fit_spec, fit_spec_record, inputs_fingerprint, stored_fingerprint
+from assets._common import with_origin
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
 GROUP = "models"
@@ -164,7 +165,7 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
         fp = fit_fingerprint(con, _spec_json(spec, cfg), "panel.model_panel", folders, truth)
         same = unchanged_fit(context, con, "outsourcing_probit", fp, "estimate", probit_labels(spec))
         if same is not None:
-            return same
+            return with_origin(same, folders)
         # only the columns the spec uses (a quarter of the panel's width)
         cols = sorted({spec.group, spec.time, spec.outcome, *spec.lagged, *spec.contemporaneous,
                        *spec.counts, *spec.dummies})
@@ -197,7 +198,7 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
             ape = res.average_partial_effects(terms).reset_index()
             _frame_table(con, "probit_partial_effects", ape)
             extra["partial_effects"] = frame_table(ape)
-    return dg.MaterializeResult(metadata={
+    return with_origin(dg.MaterializeResult(metadata={
         "refit": True, "input_fingerprint": str(fp),
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, labels=probit_labels(spec, stats))),
         "nobs": res.nobs, "ngroups": res.ngroups, "llf": float(res.llf),
@@ -205,7 +206,7 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
         "spec_file": str(spec_path), "spec_sha256": spec_sha,
         "sample": dg.MetadataValue.json(_jsonable(getattr(res, "sample", None))),
         **extra,
-    })
+    }), folders)
 
 
 def _initial_year(sample) -> dict:
@@ -239,7 +240,7 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
         fp = fit_fingerprint(con, _spec_json(study.spec.cox, "cox"), "panel.spell_years", folders, truth)
         same = unchanged_fit(context, con, "backshoring_cox", fp, "log hazard ratio", study.spec.cox.labels)
         if same is not None:
-            return same
+            return with_origin(same, folders)
         spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
                                         study.spec.cox.firm_exit)
         t0 = time.perf_counter()
@@ -258,14 +259,14 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
                          nobs=res.nobs, ngroups=ngroups, stats=stats, truth=truth)
         ph = res.ph_test().reset_index()
         _frame_table(con, "cox_ph_test", ph)
-    return dg.MaterializeResult(metadata={
+    return with_origin(dg.MaterializeResult(metadata={
         "refit": True, "input_fingerprint": str(fp),
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio", study.spec.cox.labels)),
         "nobs": int(res.nobs), "n_events": int(res.n_events),
         **({"ngroups": int(ngroups)} if ngroups is not None else {}),
         "fit_seconds": round(fit_s, 2), "spec_file": str(spec_path), "spec_sha256": spec_sha,
         "ph_test": frame_table(ph),
-    })
+    }), folders)
 
 
 @dg.asset(
@@ -284,7 +285,7 @@ def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehou
         same = unchanged_fit(context, con, "backshoring_grouped_ph", fp, "log hazard ratio",
                              study.spec.cox.labels)
         if same is not None:
-            return same
+            return with_origin(same, folders)
         spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
                                         study.spec.cox.firm_exit)
         t0 = time.perf_counter()
@@ -298,9 +299,9 @@ def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehou
                  **fit_spec_record(main_fit_spec(study, "grouped_ph")), **fit_stamp(fp)}
         coef = write_fit(con, "backshoring_grouped_ph", res.params, res.bse, res.pvalues,
                          nobs=res.nobs, ngroups=res.ngroups, stats=stats, truth=truth)
-    return dg.MaterializeResult(metadata={
+    return with_origin(dg.MaterializeResult(metadata={
         "refit": True, "input_fingerprint": str(fp),
         "coefficients": dg.MetadataValue.md(_coef_markdown(coef, "log hazard ratio", study.spec.cox.labels)),
         "nobs": int(res.nobs), **({"ngroups": int(res.ngroups)} if res.ngroups is not None else {}),
         "fit_seconds": round(fit_s, 2), "spec_sha256": spec_sha,
-    })
+    }), folders)

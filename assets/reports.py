@@ -18,7 +18,7 @@ from offshoring import settings as app_settings
 from offshoring.fitstore import read_fit
 from offshoring.reports import figures, html, provenance, render, sdc, tables
 from offshoring.reports.source import DataSource
-from offshoring.truth import read_truth
+from assets._common import data_source
 from assets.models import main_fit_spec
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 
@@ -30,12 +30,8 @@ CHECK = "disclosure_safe"
 
 
 def _source(folders: Folders) -> DataSource:
-    """Synthetic or real, as the run was asked (`Folders.synthetic`); the generator's seed
-    from its truth file when synthetic."""
-    if not folders.synthetic:
-        return DataSource.of(False)
-    truth, _ = read_truth(folders.raw)
-    return DataSource.of(True, (truth or {}).get("seed"))
+    """Synthetic or real, as the run was asked (`assets._common.data_source`)."""
+    return data_source(folders)
 
 
 def _provenance(context: dg.AssetExecutionContext, folders: Folders, study: Study,

@@ -21,7 +21,7 @@ from typing import Any
 
 import dagster as dg
 
-from assets._common import frame_table
+from assets._common import frame_table, with_origin
 from assets.models import _coef_markdown, fit_stamp, log_refit
 from assets.reports import (_build, _disclosure_check, _failed, _markdown, _metadata, _model_passed,
                             _provenance, _rules, _source, _violations, refuse_stale_fit)
@@ -78,6 +78,11 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
               pool=WRITER_POOL, deps=[dep],
               description=f"{table} variant '{name}': {variant.description} ({variant.file})")
     def _fit(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
+        # every outcome's metadata says what the numbers come from (synthetic or real)
+        return with_origin(_fit_variant(context, warehouse, folders, study), folders)
+
+    def _fit_variant(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders,
+                     study: Study) -> dg.MaterializeResult:
         current = _current(study, table, name)
         if current.main_fit is not None:
             raise dg.Failure(description=(

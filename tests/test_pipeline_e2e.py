@@ -113,6 +113,21 @@ def test_provenance_lists_the_files_as_loaded(con, pipeline_run):
         assert {"table", "partition", "rows", "loaded_at"} <= set(prov["inputs"][0])
 
 
+def test_every_asset_page_says_the_data_are_synthetic(pipeline_run):
+    """The UI's page of a fit, a variant or a load shows coefficients and counts: its metadata
+    say what they come from, as the report pages' do."""
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(pipeline_run.home)) as instance:
+        for asset in ("outsourcing_probit", "backshoring_cox", "backshoring_grouped_ph",
+                      "table2_variant_logit", "table3_variant_firm_spells", "table2"):
+            event = instance.get_latest_materialization_event(dg.AssetKey(asset))
+            assert event is not None, asset
+            meta = event.asset_materialization.metadata
+            assert meta["data"].value == "synthetic", asset
+            assert "synthetic" in meta["source"].value and "seed" in meta["source"].value, asset
+
+
 def test_every_csv_says_its_data_are_synthetic(pipeline_run):
     """A CSV opened on its own (a spreadsheet, a colleague's e-mail) still says where its
     numbers come from: a last column `data_source`, on every row, the run's source line."""
