@@ -3,7 +3,9 @@
 Each asset calls the library loader, which reads and validates the whole file before
 touching the database and then replaces its rows in one transaction: a rejected file
 leaves the table as it was. A run over several survey years reads and validates every one
-of them before it writes any, so a refused year leaves all of them as they were. A file is
+of them before it writes any, so a refused year leaves all of them as they were; the checks
+of each year are computed once every year of the run is written (the plausibility checks
+compare a year with all the others, those after it in the run included). A file is
 found by the rule of the command line's pre-flight (`offshoring.readers.layout`): two
 candidates for one input are refused, never one of them picked. The error names file, row and column, never a tax code.
 """
@@ -66,19 +68,24 @@ def _as_check(name: str, res: v.CheckResult, severity=dg.AssetCheckSeverity.ERRO
 
 
 def _check_results(con, table: str, report: loader.LoadReport, *, year: int | None = None,
-                   plausibility: Thresholds | None = None):
-    for name, res in v.table_checks(con, table, year=year).items():
+                   thresholds: Thresholds | None = None):
+    """The checks of a loaded table; for a survey year (`year` and `thresholds` given) also the
+    row count and the plausibility checks, which compare the year with the other years in the
+    warehouse: the asset computes them once every year of its run is written."""
+    survey_year = year is not None and thresholds is not None
+    ratio = {"row_count_ratio": thresholds.delivery_gate.min_share_of_neighbours} if survey_year else {}
+    for name, res in v.table_checks(con, table, year=year, **ratio).items():
         severity = dg.AssetCheckSeverity.WARN if name == "row_count_vs_previous" else dg.AssetCheckSeverity.ERROR
         yield _as_check(name, res, severity, year)
     for name, res in v.warning_checks(report.warnings, table).items():
         yield _as_check(name, res, dg.AssetCheckSeverity.WARN, year)
-    if plausibility is not None and year is not None:
-        bounds = plausibility.plausibility
+    if survey_year:
+        bounds = thresholds.plausibility
         years = [r[0] for r in con.execute("SELECT DISTINCT year FROM raw.survey_returns").fetchall()]
         for name, res in (
                 ("amounts_on_usual_scale", plausible.amounts_on_usual_scale(con, year, bounds)),
                 ("turnover_above_ceiling",
-                 plausible.turnover_above_ceiling(con, year, plausibility.ceilings(years), bounds))):
+                 plausible.turnover_above_ceiling(con, year, thresholds.ceilings(years), bounds))):
             yield _as_check(name, res, dg.AssetCheckSeverity.WARN, year)
 
 
@@ -104,10 +111,9 @@ def _target(warehouse: Warehouse, folders: Folders) -> dict[str, Any]:
 
 
 def _load_one(context, con, table: str, run: Callable[[Any], loader.LoadReport], *,
-              year: int | None = None, plausibility: Thresholds | None = None
-              ) -> tuple[dict[str, Any], list[dg.AssetCheckResult], loader.LoadReport]:
+              year: int | None = None) -> tuple[dict[str, Any], loader.LoadReport]:
     """One file loaded in its own transaction (the loader's): the materialization's metadata
-    and the check results, computed on the table as this load left it."""
+    and the load's report (its warnings feed the checks, `_check_results`)."""
     loader.create_schema(con)
     try:
         report = run(con)
@@ -131,16 +137,25 @@ def _load_one(context, con, table: str, run: Callable[[Any], loader.LoadReport],
         # the partition's own row count, not the whole table's
         metadata["dagster/row_count"] = meta["rows_written"]
     context.log.info(f"raw.{table}: {meta['rows_written']} rows from {Path(meta['file']).name}")
-    checks = list(_check_results(con, table, report, year=year, plausibility=plausibility))
-    return metadata, checks, report
+    return metadata, report
 
 
 def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, table: str,
           run: Callable[[Any], loader.LoadReport]):
     with warehouse.connect() as con:
-        metadata, checks, _ = _load_one(context, con, table, run)
+        metadata, report = _load_one(context, con, table, run)
+        checks = list(_check_results(con, table, report))
     yield dg.MaterializeResult(metadata=metadata)
     yield from checks
+
+
+def _year_checks(con, done: list[tuple[int, dict[str, Any], loader.LoadReport]],
+                 thresholds: Thresholds) -> list[list[dg.AssetCheckResult]]:
+    """The checks of every survey year of the run written so far, each computed on the warehouse
+    as the run left it: a year is compared with every other year there, those written after
+    it in the run included (a first load writes every year in one run)."""
+    return [list(_check_results(con, "survey_returns", report, year=year, thresholds=thresholds))
+            for year, _, report in done]
 
 
 #: the unpartitioned raw assets: the table each writes (``raw.load_log.table_name``) and the
@@ -230,19 +245,31 @@ def _evaluation(result: dg.AssetCheckResult) -> dg.AssetCheckEvaluation:
     backfill_policy=dg.BackfillPolicy.single_run(),
     check_specs=_table_checks("survey_returns", "survey_returns") + [
         dg.AssetCheckSpec("row_count_vs_previous", asset="survey_returns",
-                          description="(warning) rows not below half of the previous year's delivery "
-                                      "(a smaller year passes the delivery gate only when accepted)"),
+                          description="(warning) a survey year's rows at least delivery_gate."
+                                      "min_share_of_neighbours times the rows of the "
+                                      "latest earlier year in the warehouse (a smaller year passes the "
+                                      "delivery gate only when accepted); the ratio in the metadata. "
+                                      "With no earlier year: NOT checked (metadata checked: false)"),
         dg.AssetCheckSpec("amounts_on_usual_scale", asset="survey_returns",
                           description="(warning) medians of turnover, employees, value added, wage costs "
-                                      "and value added per employee within a factor of the other years'"),
+                                      "and value added per employee within plausibility.max_median_factor "
+                                      "of the median of every other survey year's medians, once every year "
+                                      "of the run is written; a measure the other years have and this year "
+                                      "lacks (no positive value) fails. With no other year: NOT checked "
+                                      "(metadata checked: false)"),
         dg.AssetCheckSpec("turnover_above_ceiling", asset="survey_returns",
-                          description="(warning) the share of returns above the turnover ceiling in line "
-                                      "with the other years' (count and share in the metadata)"),
+                          description="(warning) the share of returns above the turnover ceiling at most "
+                                      "plausibility.max_share_above_ceiling, and at most the other survey "
+                                      "years' largest share plus plausibility.ceiling_share_margin (count "
+                                      "and share in the metadata; compared_with_other_years: false when "
+                                      "there is no other year)"),
     ],
     description="Survey returns, one partition per delivery (survey/survey_<YYYY>.*); "
                 "tax codes replaced by keyed pseudonyms. A run may load several years: every one is "
                 "read, validated and passed through the delivery gate before any is written (a "
-                "refused year leaves them all as they were), then each in its own transaction.",
+                "refused year leaves them all as they were), then each in its own transaction. Each "
+                "year's checks run once every year of the run is written, so a year is compared with "
+                "all the others.",
 )
 def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, warehouse: Warehouse,
                    folders: Folders, study: Study):
@@ -261,7 +288,7 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
     accepted = set(config.accept_smaller_years) | (set(years) if config.accept_smaller else set())
     gates = {y: loader.DeliveryGate.from_spec(thresholds.delivery_gate, [y] if y in accepted else [])
              for y in years}
-    done: list[tuple[int, dict[str, Any], list[dg.AssetCheckResult]]] = []
+    done: list[tuple[int, dict[str, Any], loader.LoadReport]] = []
     with warehouse.connect() as con:
         loader.create_schema(con)
         # every year of the run read, validated and passed through its delivery gate before any
@@ -271,13 +298,14 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
             t0 = time.perf_counter()
             try:
                 prepared, item.prepared = item.prepared or _read_again(item, gates[item.year], target, folders.raw), None
-                metadata, checks, report = _load_one(
+                metadata, report = _load_one(
                     context, con, "survey_returns",
                     lambda c, p=prepared: _write_year(c, p, target),
-                    year=item.year, plausibility=thresholds)
+                    year=item.year)
             except dg.Failure:
-                # the years before this one are loaded (each committed): record them as such
-                for y, meta, results in done:
+                # the years before this one are loaded (each committed): record them as such, with
+                # their checks against every year the warehouse now holds
+                for (y, meta, _), results in zip(done, _year_checks(con, done, thresholds)):
                     context.log_event(dg.AssetMaterialization(SURVEY_KEY, partition=str(y), metadata=meta))
                     for r in results:
                         context.log_event(_evaluation(r))
@@ -286,15 +314,18 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
                 raise
             del prepared
             context.add_asset_metadata(metadata, partition_key=str(item.year))
-            done.append((item.year, metadata, checks))
+            done.append((item.year, metadata, report))
             if config.print_progress:
                 print(f"  survey year {item.year}: {report.rows_written:,} returns from {Path(report.file).name} "
                       f"({item.seconds + time.perf_counter() - t0:.1f} s)", flush=True)
+        # every year of the run written: each year's checks now, against all the other years
+        # (a year checked right after its write would be compared only with those before it)
+        results = _year_checks(con, done, thresholds)
     yield dg.MaterializeResult()
-    for _, _, results in done[:-1]:
-        for r in results:
+    for year_results in results[:-1]:
+        for r in year_results:
             context.log_event(_evaluation(r))
-    yield from done[-1][2]
+    yield from results[-1]
 
 
 #: validated survey years held in memory between their check and their writing, at most this

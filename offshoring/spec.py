@@ -77,8 +77,14 @@ class DeliveryGateSpec(_Strict):
 
 
 class PlausibilitySpec(_Strict):
+    """Bounds of the survey's plausibility checks (`offshoring.plausibility`): a year's medians
+    within `max_median_factor` of the other years'; its share of returns above the turnover
+    ceiling at most `max_share_above_ceiling` in any case, and at most the other years' largest
+    share plus `ceiling_share_margin`."""
+
     max_median_factor: float = Field(gt=1)
     ceiling_share_margin: float = Field(ge=0, le=1)
+    max_share_above_ceiling: float = Field(gt=0, le=1)
 
 
 class Thresholds(_Strict):

@@ -37,14 +37,15 @@ def _key(monkeypatch):
     monkeypatch.setenv("OFFSHORING_PSEUDONYM_KEY", KEY)
 
 
-def _resources(root: Path, raw: Path) -> dict:
+def _resources(root: Path, raw: Path, config_dir: Path | None = None) -> dict:
     return {"warehouse": Warehouse(database=str(root / "w.duckdb")),
             "folders": Folders(raw_dir=str(raw), reports_dir=str(root / "reports")),
-            "study": Study()}
+            "study": Study(config_dir=str(config_dir)) if config_dir else Study()}
 
 
 def _materialize(assets: list, root: Path, raw: Path, years: list[str] | None = None,
-                 instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+                 instance: dg.DagsterInstance | None = None,
+                 config_dir: Path | None = None) -> dg.ExecuteInProcessResult:
     """As the UI launches it: one run, a partition range for several survey years."""
     instance = instance or dg.DagsterInstance.ephemeral()
     tags = {}
@@ -52,7 +53,7 @@ def _materialize(assets: list, root: Path, raw: Path, years: list[str] | None = 
         instance.add_dynamic_partitions(SURVEY_YEARS, years)
         tags = {RANGE_START_TAG: years[0], RANGE_END_TAG: years[-1]}
     return dg.materialize(assets, instance=instance, tags=tags, raise_on_error=False,
-                          resources=_resources(root, raw))
+                          resources=_resources(root, raw, config_dir))
 
 
 def _failure(result: dg.ExecuteInProcessResult) -> str:
@@ -236,6 +237,89 @@ def test_a_file_replaced_between_its_check_and_its_write_is_refused(tmp_path, mo
     # 2009 (checked, unchanged) is loaded and recorded as such; 2010 is as it was
     assert [r[:2] for r in _by_year(tmp_path / "w.duckdb")] == [(2009, 21), (2010, 20)]
     assert _materialized(instance, result) == ["2009"]
+
+
+# --- the survey's checks, in a run over several years ---------------------------------------
+
+
+def _checks(instance: dg.DagsterInstance, result: dg.ExecuteInProcessResult) -> dict[tuple[str, str], dict]:
+    """(check, year) -> passed, description and metadata, of every check evaluation the run
+    recorded (the earlier years' as events of their own, the last year's as the step's outputs)."""
+    out = {}
+    for rec in instance.all_logs(result.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION):
+        e = rec.dagster_event.event_specific_data
+        meta = {k: getattr(m, "value", m) for k, m in e.metadata.items()}
+        key = (e.check_name, str(meta["partition"]))
+        assert key not in out, key  # each year's check evaluated once
+        out[key] = {"passed": e.passed, "description": e.description, "metadata": meta}
+    return out
+
+
+def _in_thousands(rows: list[dict]) -> list[dict]:
+    return [{**r, **{c: round(r[c] / 1000, 3) for c in ("turnover", "value_added", "wage_costs")}} for r in rows]
+
+
+def test_each_year_of_a_run_is_checked_against_all_the_other_years(tmp_path):
+    """The usual first load (every year in one run), with the first year's delivery in thousands
+    of EUR: that year is the one the scale check blames, compared with the years written after
+    it in the run; the clean years pass. Checked one by one right after each write, 2005 had
+    nothing to compare with and passed, and the clean 2006 was blamed."""
+    raw = tmp_path / "raw"
+    write_survey_csv(raw / "survey" / "survey_2005.csv", _in_thousands(survey_rows(30, 2005)))
+    for year in (2006, 2007):
+        write_survey_csv(raw / "survey" / f"survey_{year}.csv", survey_rows(30, year))
+    instance = dg.DagsterInstance.ephemeral()
+    result = _materialize([raw_assets.survey_returns], tmp_path, raw, ["2005", "2006", "2007"], instance)
+    assert result.success
+    checks = _checks(instance, result)
+    bad = checks[("amounts_on_usual_scale", "2005")]
+    assert not bad["passed"], bad["description"]
+    assert "turnover" in bad["description"] and "wage_costs" in bad["description"]
+    assert bad["metadata"]["compared_with_years"] == [2006, 2007]
+    for year in ("2006", "2007"):
+        clean = checks[("amounts_on_usual_scale", year)]
+        assert clean["passed"], clean["description"]
+        assert clean["metadata"]["compared_with_years"] == [y for y in (2005, 2006, 2007) if str(y) != year]
+    # every check of every year recorded, once
+    names = {spec.name for spec in raw_assets.survey_returns.check_specs}
+    assert set(checks) == {(n, y) for n in names for y in ("2005", "2006", "2007")}
+
+
+def test_a_year_alone_says_its_comparisons_were_not_made(tmp_path):
+    """With one survey year in the warehouse the comparisons pass (a Dagster check has no
+    'skipped' result) and say plainly they were not made."""
+    raw = tmp_path / "raw"
+    write_survey_csv(raw / "survey" / "survey_2009.csv", survey_rows(20, 2009))
+    instance = dg.DagsterInstance.ephemeral()
+    result = _materialize([raw_assets.survey_returns], tmp_path, raw, ["2009"], instance)
+    assert result.success
+    checks = _checks(instance, result)
+    for name in ("amounts_on_usual_scale", "row_count_vs_previous"):
+        res = checks[(name, "2009")]
+        assert res["passed"] and "NOT checked" in res["description"], res
+        assert res["metadata"]["checked"] is False
+    ceiling = checks[("turnover_above_ceiling", "2009")]  # its absolute bound is checked
+    assert ceiling["passed"] and "NOT compared with other years" in ceiling["description"]
+    assert ceiling["metadata"]["compared_with_other_years"] is False
+
+
+def test_the_row_count_warning_reads_its_ratio_from_the_specification(tmp_path):
+    """A user's delivery gate asks for 90% of the neighbouring years; 2011 (55% of 2010) is
+    accepted past the gate and the row-count warning fires at the same bar, its ratio shown."""
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "thresholds.yaml").write_text("delivery_gate:\n  min_share_of_neighbours: 0.9\n"
+                                         "  accept_smaller: [2011]\n")
+    raw = tmp_path / "raw"
+    write_survey_csv(raw / "survey" / "survey_2010.csv", survey_rows(40, 2010))
+    write_survey_csv(raw / "survey" / "survey_2011.csv", survey_rows(22, 2011))
+    instance = dg.DagsterInstance.ephemeral()
+    result = _materialize([raw_assets.survey_returns], tmp_path, raw, ["2010", "2011"], instance, cfg)
+    assert result.success
+    res = _checks(instance, result)[("row_count_vs_previous", "2011")]
+    assert not res["passed"], res["description"]
+    assert res["metadata"]["min_ratio"] == 0.9 and res["metadata"]["ratio"] == 0.55
+    assert "90%" in res["description"] and "55%" in res["description"]
 
 
 # --- the column map (the command line's pre-flight; through the CLI: tests/test_gate_battery.py) --

@@ -15,7 +15,7 @@ from offshoring.spec import Thresholds
 
 THRESHOLDS = Thresholds.model_validate({
     "turnover_ceiling": {"default": 7_500_000, "by_year": {2005: 5_164_569, 2006: 5_164_569}},
-    "offshoring_ownership_pct": 50, "plausibility": {"max_median_factor": 3, "ceiling_share_margin": 0.02},
+    "offshoring_ownership_pct": 50, "plausibility": {"max_median_factor": 3, "ceiling_share_margin": 0.02, "max_share_above_ceiling": 0.05},
     "delivery_gate": {"max_shrink_share": 0.1, "min_share_of_neighbours": 0.5, "accept_smaller": []}})
 
 SURVEY_COLS = [

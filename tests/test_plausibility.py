@@ -9,7 +9,7 @@ import pytest
 from offshoring import plausibility
 from offshoring.spec import PlausibilitySpec, load_study_spec
 
-BOUNDS = PlausibilitySpec(max_median_factor=3, ceiling_share_margin=0.02)
+BOUNDS = PlausibilitySpec(max_median_factor=3, ceiling_share_margin=0.02, max_share_above_ceiling=0.05)
 CEILINGS = {y: 7_500_000.0 for y in range(2007, 2013)}
 
 
@@ -54,11 +54,15 @@ def test_scale_check_fires_on_a_delivery_in_thousands():
     assert plausibility.amounts_on_usual_scale(con, 2008, BOUNDS).passed
 
 
-def test_first_delivery_has_nothing_to_compare_with():
+def test_first_delivery_has_nothing_to_compare_with_and_says_it_was_not_checked():
     con = _world(years=[2008])
-    assert plausibility.amounts_on_usual_scale(con, 2008, BOUNDS).passed
+    scale = plausibility.amounts_on_usual_scale(con, 2008, BOUNDS)
+    # passed only because a Dagster check has no "skipped" result: it says plainly it was not checked
+    assert scale.passed and scale.description.startswith("NOT checked")
+    assert scale.metadata["checked"] is False and scale.metadata["compared_with_years"] == []
     res = plausibility.turnover_above_ceiling(con, 2008, CEILINGS, BOUNDS)
-    assert res.passed and "no other year" in res.description
+    assert res.passed and "NOT compared with other years" in res.description
+    assert res.metadata["compared_with_other_years"] is False
     assert res.metadata["returns_above_ceiling"] == 4
 
 
@@ -70,3 +74,78 @@ def test_ceiling_crossers_are_metadata_and_warn_only_when_their_share_jumps():
     loud = plausibility.turnover_above_ceiling(con, 2010, CEILINGS, BOUNDS)
     assert not loud.passed and "8.0%" in loud.description
     assert loud.metadata["returns_above_ceiling"] == 32
+
+
+def test_scale_check_fails_on_a_measure_the_other_years_have_and_this_year_lacks():
+    """Value added all empty and wage costs all 0 in one year: no median to compare, which is a
+    failure naming them, not a measure skipped in silence."""
+    con = _world()
+    con.execute("UPDATE raw.survey_returns SET value_added = NULL, wage_costs = 0 WHERE year = 2010")
+    res = plausibility.amounts_on_usual_scale(con, 2010, BOUNDS)
+    assert not res.passed
+    assert "value_added" in res.description and "wage_costs" in res.description
+    assert "turnover" not in res.description  # present and on scale
+    assert set(res.metadata["measures_missing"]) == {"value_added", "wage_costs", "value_added_per_employee"}
+    # the other years stay clean: 2010's missing measures leave their reference (the others') intact
+    assert plausibility.amounts_on_usual_scale(con, 2008, BOUNDS).passed
+    # a measure no year has is not compared (nothing to compare with), and said so
+    con.execute("UPDATE raw.survey_returns SET wage_costs = NULL")
+    other = plausibility.amounts_on_usual_scale(con, 2008, BOUNDS)
+    assert other.passed and other.metadata["measures_in_no_other_year"] == ["wage_costs"]
+
+
+def test_ceiling_check_fails_when_most_returns_are_above_it_in_every_year():
+    """A ceiling typed in thousands (7,500): every return of every year is above it. The years
+    agree with each other, so only the absolute bound of the specification catches it."""
+    thousands = {y: 7_500.0 for y in range(2007, 2013)}
+    con = _world()
+    for y in range(2007, 2012):
+        res = plausibility.turnover_above_ceiling(con, y, thousands, BOUNDS)
+        assert not res.passed, res.description
+        assert res.metadata["share_above_ceiling"] == 1.0
+        assert res.metadata["max_share_above_ceiling"] == 0.05 and "5.0%" in res.description
+    # also with one year only (nothing to compare with)
+    alone = _world(years=[2008])
+    assert not plausibility.turnover_above_ceiling(alone, 2008, thousands, BOUNDS).passed
+    # the right ceiling: a few returns above it, well within the bound
+    assert plausibility.turnover_above_ceiling(con, 2008, CEILINGS, BOUNDS).passed
+
+
+def test_the_ceiling_bound_leaves_the_synthetic_demo_a_wide_margin(tmp_path):
+    """The generator's returns above the ceiling (crossers, 1.2% of firms over the years) stay far
+    below the default bound, in every year: the demo's check passes with margin."""
+    import polars as pl
+
+    from offshoring.synth import generate
+
+    spec = load_study_spec()
+    raw = tmp_path / "raw"
+    generate(raw, firms=900, seed=5, years=range(2005, 2013))
+    files = sorted((raw / "survey").glob("survey_*.csv"))
+    assert len(files) == 8
+    for path in files:
+        year = int(path.stem.split("_")[-1])
+        frame = pl.read_csv(path, separator=";", infer_schema=False, encoding="utf8-lossy")
+        turnover = frame["turnover"].str.replace(",", ".", literal=True).cast(pl.Float64)
+        share = float((turnover > spec.thresholds.ceiling(year)).mean())
+        assert share <= spec.thresholds.plausibility.max_share_above_ceiling / 5, (year, share)
+
+
+def test_row_count_check_reads_its_ratio_and_shows_it():
+    """The bound is an argument (the asset passes delivery_gate.min_share_of_neighbours), in the
+    description and the metadata; the first year says it was not checked."""
+    from offshoring import validation as v
+
+    con = duckdb.connect()
+    con.execute("CREATE SCHEMA raw")
+    cols = ", ".join(f"{n} {t}" for n, t in v.RAW_TABLES["survey_returns"])
+    con.execute(f"CREATE TABLE raw.survey_returns ({cols})")
+    con.execute("INSERT INTO raw.survey_returns (firm_id, year) SELECT 'a' || i, 2010 FROM range(1000) t(i)")
+    con.execute("INSERT INTO raw.survey_returns (firm_id, year) SELECT 'b' || i, 2011 FROM range(550) t(i)")
+    strict = v.table_checks(con, "survey_returns", year=2011, row_count_ratio=0.9)["row_count_vs_previous"]
+    assert not strict.passed
+    assert strict.metadata["min_ratio"] == 0.9 and strict.metadata["ratio"] == 0.55
+    assert strict.metadata["previous_year"] == 2010 and "90%" in strict.description and "55%" in strict.description
+    assert v.row_count_check(con, 2011, ratio=0.5).passed
+    first = v.row_count_check(con, 2010, ratio=0.9)
+    assert first.passed and first.description.startswith("NOT checked") and first.metadata["checked"] is False
