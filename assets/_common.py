@@ -20,11 +20,16 @@ def data_source(folders: Any) -> Any:
     return DataSource.of(True, (truth or {}).get("seed"))
 
 
-def with_origin(result: dg.MaterializeResult, folders: Any) -> dg.MaterializeResult:
-    """`result` with the data's origin in its metadata (``data``: synthetic or real, and the
-    source line), so every asset page in the UI says what the numbers come from."""
+def origin_metadata(folders: Any) -> dict[str, str]:
+    """``data`` (synthetic or real) and the source line, as metadata."""
     src = data_source(folders)
-    return result._replace(metadata={**(result.metadata or {}), "data": src.data, "source": src.line()})
+    return {"data": src.data, "source": src.line()}
+
+
+def with_origin(result: dg.MaterializeResult, folders: Any) -> dg.MaterializeResult:
+    """`result` with the data's origin in its metadata (`origin_metadata`), so every asset page
+    in the UI says what the numbers come from."""
+    return result._replace(metadata={**(result.metadata or {}), **origin_metadata(folders)})
 
 
 def table_schema(con: duckdb.DuckDBPyConnection, table: str) -> dg.TableSchema:

@@ -20,7 +20,7 @@ from typing import Any, Callable
 import dagster as dg
 from pydantic import Field
 
-from assets._common import table_metadata
+from assets._common import origin_metadata, table_metadata, with_origin
 from offshoring import load as loader
 from offshoring import validation as v
 from offshoring.identity import Identity, IdentityError, key_fingerprint
@@ -29,7 +29,7 @@ from offshoring.readers.layout import MUNICIPALITY_OVERRIDES, municipality_list_
 from offshoring.readers.layout import _one as _one_file
 from offshoring import plausibility as plausible
 from offshoring.spec import Thresholds
-from offshoring.truth import generated_folder_problem
+from offshoring.truth import generated_folder_problem, synthetic_in_real_mode
 from offshoring.readers.survey import discover_survey_files
 from offshoring.version import code_version
 from assets.partitions import survey_year_partitions
@@ -102,6 +102,10 @@ def _target(warehouse: Warehouse, folders: Folders) -> dict[str, Any]:
                 f"Synthetic mode, but {problem}. The demo runs only on files the generator wrote: point "
                 f"OFFSHORING_RAW_DIR at an empty folder for `offshoring demo`, or run real files with "
                 f"`offshoring run` and your key."))
+    else:
+        problem = synthetic_in_real_mode(folders.raw)  # the generator's files, truth.json or not
+        if problem:
+            raise dg.Failure(description=problem)
     try:
         key = resolve_key(folders.synthetic)
     except PseudonymKeyError as exc:
@@ -140,12 +144,12 @@ def _load_one(context, con, table: str, run: Callable[[Any], loader.LoadReport],
     return metadata, report
 
 
-def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, table: str,
+def _load(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, table: str,
           run: Callable[[Any], loader.LoadReport]):
     with warehouse.connect() as con:
         metadata, report = _load_one(context, con, table, run)
         checks = list(_check_results(con, table, report))
-    yield dg.MaterializeResult(metadata=metadata)
+    yield with_origin(dg.MaterializeResult(metadata=metadata), folders)
     yield from checks
 
 
@@ -313,6 +317,7 @@ def survey_returns(context: dg.AssetExecutionContext, config: SurveyLoadConfig, 
                     print(f"  survey year {item.year}: refused", flush=True)
                 raise
             del prepared
+            metadata = {**metadata, **origin_metadata(folders)}  # the UI's page says synthetic or real
             context.add_asset_metadata(metadata, partition_key=str(item.year))
             done.append((item.year, metadata, report))
             if config.print_progress:
@@ -455,7 +460,7 @@ class _GateCounts:
 def aida_firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
     path = _required(folders, "aida_firm_years")
     target = _target(warehouse, folders)
-    yield from _load(context, warehouse, "aida_firm_years",
+    yield from _load(context, warehouse, folders, "aida_firm_years",
                      lambda con: loader.load_aida_firms(con, path, code_version=code_version(), raw_dir=folders.raw,
                                                         **target))
 
@@ -466,7 +471,7 @@ def aida_firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
 def aida_subsidiaries(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders):
     path = _required(folders, "aida_subsidiaries")
     target = _target(warehouse, folders)
-    yield from _load(context, warehouse, "aida_subsidiaries",
+    yield from _load(context, warehouse, folders, "aida_subsidiaries",
                      lambda con: loader.load_aida_subsidiaries(con, path, code_version=code_version(),
                                                                **target))
 
@@ -483,7 +488,7 @@ def municipalities(context: dg.AssetExecutionContext, warehouse: Warehouse, fold
         raise dg.Failure(description=str(exc)) from None
     target = _target(warehouse, folders)
     target.pop("key")
-    yield from _load(context, warehouse, "municipalities",
+    yield from _load(context, warehouse, folders, "municipalities",
                      lambda con: loader.load_municipalities(con, path, code_version=code_version(), **target))
 
 
@@ -494,7 +499,7 @@ def llma_map(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: F
     path = _required(folders, "llma_map")
     target = _target(warehouse, folders)
     target.pop("key")
-    yield from _load(context, warehouse, "llma",
+    yield from _load(context, warehouse, folders, "llma",
                      lambda con: loader.load_llma(con, path, code_version=code_version(), **target))
 
 
@@ -505,6 +510,6 @@ def census_employment(context: dg.AssetExecutionContext, warehouse: Warehouse, f
     path = _required(folders, "census_employment")
     target = _target(warehouse, folders)
     target.pop("key")
-    yield from _load(context, warehouse, "census_employment",
+    yield from _load(context, warehouse, folders, "census_employment",
                      lambda con: loader.load_census_employment(con, path, code_version=code_version(),
                                                                **target))

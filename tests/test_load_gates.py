@@ -114,6 +114,25 @@ def test_two_istat_lists_are_refused_as_the_pre_flight_refuses_them(tmp_path):
     assert table_digests(tmp_path / "w.duckdb") == before
 
 
+# --- the generator's files in real mode ------------------------------------------------------------
+
+
+def test_generated_files_without_truth_are_refused_from_dagster(tmp_path):
+    """From the UI or a sensor as from the command line: the generator's workbook, its
+    truth.json deleted, is still synthetic, and a run for real data loads none of it."""
+    from offshoring.synth import generate
+
+    raw = tmp_path / "raw"
+    generate(raw, firms=300, seed=4, years=range(2009, 2011))  # AIDA as a workbook: its author says so
+    (raw / "truth.json").unlink()
+    result = _materialize([raw_assets.aida_firm_years, raw_assets.llma_map], tmp_path, raw)
+    assert not result.success
+    text = _failure(result)
+    assert "written by the synthetic-data generator" in text and "aida_firms.xlsx" in text
+    assert not (tmp_path / "w.duckdb").exists() or "aida_firm_years" not in str(
+        table_digests(tmp_path / "w.duckdb")[0])
+
+
 # --- two candidates for one input ----------------------------------------------------------------
 
 

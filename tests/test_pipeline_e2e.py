@@ -120,7 +120,8 @@ def test_every_asset_page_says_the_data_are_synthetic(pipeline_run):
 
     with dg.DagsterInstance.from_config(str(pipeline_run.home)) as instance:
         for asset in ("outsourcing_probit", "backshoring_cox", "backshoring_grouped_ph",
-                      "table2_variant_logit", "table3_variant_firm_spells", "table2"):
+                      "table2_variant_logit", "table3_variant_firm_spells", "table2", "survey_returns",
+                      "aida_firm_years", "census_employment"):
             event = instance.get_latest_materialization_event(dg.AssetKey(asset))
             assert event is not None, asset
             meta = event.asset_materialization.metadata
