@@ -404,8 +404,40 @@ def load_study_spec(config_dir: str | Path | None = None) -> StudySpec:
     if missing:
         raise SpecError(f"{files['models']}: key 'probit.partial_effects' names terms the probit spec does "
                         f"not have: {missing}.")
+    if user is not None:
+        _check_settings_names(user, {*PART_FILES.values(), models.probit.spec, models.cox.spec})
     from offshoring.variants import load_variants
 
     parts["variants"] = load_variants(defaults_dir(), user, model_layers=model_layers,
                                       thresholds=parts["thresholds"], panel=parts["panel"])
     return StudySpec(files=files, **parts)
+
+
+#: extensions of files that look like settings (a file of another kind, a README, is left alone)
+_SETTINGS_SUFFIXES = (".yaml", ".yml", ".json", ".toml")
+
+
+def _check_settings_names(user: Path, read: set[str]) -> None:
+    """A settings-like file in the user's folder that no part reads (``thresholds.yml``, a
+    ``Thresholds.yaml``, a misspelt name) would be ignored without a word and the defaults
+    kept: refused, naming it and the file it was probably meant to be."""
+    from offshoring.variants import TABLES, VARIANTS_DIR
+
+    known = sorted(read | {p.name for p in defaults_dir().glob("*.yaml")})
+    for path in sorted(user.iterdir()):
+        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in _SETTINGS_SUFFIXES:
+            continue
+        if path.name not in known:
+            near = difflib.get_close_matches(path.stem.lower() + ".yaml", known, n=1, cutoff=0.6)
+            hint = f"rename it {near[0]}" if near else f"the settings files are {', '.join(known)}"
+            raise SpecError(f"{path} is not a settings file this project reads, so it would be ignored and "
+                            f"the defaults kept: {hint} (or move it out of {user}).")
+    for table in TABLES:
+        folder = user / VARIANTS_DIR / table
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in _SETTINGS_SUFFIXES \
+                    and path.suffix != ".yaml":
+                raise SpecError(f"{path} would be ignored: a variant is read from a .yaml file; rename it "
+                                f"{path.stem}.yaml.")

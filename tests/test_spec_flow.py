@@ -101,6 +101,33 @@ def test_district_setting_of_the_wrong_type_stops_naming_it(tmp_path):
     assert spec.districts.manufacturing_lq_threshold == 2 and spec.districts.single_medium_exception is False
 
 
+def test_a_settings_file_of_another_name_is_refused_not_ignored(tmp_path):
+    """thresholds.yml (with a misspelt key inside) was ignored without a word and the
+    defaults kept; a variant saved as .yml too."""
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / "README.md").write_text("my settings\n")  # not a settings file: left alone
+    (cfg / ".hidden.yaml").write_text("x: 1\n")
+    load_study_spec(cfg)
+    (cfg / "thresholds.yml").write_text("turnover_ceilling:\n  default: 7000000\n")
+    with pytest.raises(SpecError, match=r"thresholds\.yml is not a settings file.*rename it thresholds\.yaml"):
+        load_study_spec(cfg)
+    (cfg / "thresholds.yml").unlink()
+    (cfg / "variants" / "table2").mkdir(parents=True)
+    (cfg / "variants" / "table2" / "my_variant.yml").write_text("description: mine\n")
+    with pytest.raises(SpecError, match=r"my_variant\.yml would be ignored.*rename it my_variant\.yaml"):
+        load_study_spec(cfg)
+    (cfg / "variants" / "table2" / "my_variant.yml").unlink()
+    # a model specification named in the user's models.yaml is a settings file
+    import yaml
+
+    models = yaml.safe_load((ROOT / "config" / "models.yaml").read_text())
+    (cfg / "my_probit.yaml").write_text((ROOT / "config" / "probit_table2.yaml").read_text())
+    models["probit"]["spec"] = "my_probit.yaml"
+    (cfg / "models.yaml").write_text(yaml.safe_dump(models))
+    assert load_study_spec(cfg).files["probit"].endswith("my_probit.yaml")
+
+
 def test_the_library_imports_neither_orchestration_nor_assets():
     offenders = []
     for path in sorted((ROOT / "offshoring").rglob("*.py")):
