@@ -225,6 +225,10 @@ SPEC_READERS: dict[str, tuple[str, ...]] = {
     "cox.labels": ("table3", "table3_grouped", "table3_robustness"),
     "reports": ("group:reports", "table2_robustness", "table3_robustness"),
     "variants": ("group:robustness",),
+    # one table's variants (their files, or their descriptions, which name the baseline's
+    # settings): that table's variant fits and robustness table, not the other's
+    "variants.table2": ("variants:table2", "table2_robustness"),
+    "variants.table3": ("variants:table3", "table3_robustness"),
     "alerts": (),    # the alert sensors, at their next tick
     "schedule": (),  # the schedule's cron, when the definitions load
     "files": (),     # which files the parts were read from, not what they say

@@ -13,6 +13,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from conftest import as_real_files
+
 ROOT = Path(__file__).resolve().parent.parent
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 
@@ -23,6 +25,7 @@ def small_raw(tmp_path_factory) -> Path:
 
     raw = tmp_path_factory.mktemp("raw_small") / "raw"
     generate(raw, firms=400, seed=3)
+    as_real_files(raw)  # run as real files (a key): the kill test loads a changed delivery
     return raw
 
 

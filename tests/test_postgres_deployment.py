@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import small_world_config
+
+from conftest import as_real_files, small_world_config
 
 from assets.partitions import RANGE_END_TAG, RANGE_START_TAG
 
@@ -186,6 +187,7 @@ def deployed(postgres, tmp_path_factory):
     shutil.copy(DEPLOY_YAML, home / "dagster.yaml")
     raw = Path(env["OFFSHORING_RAW_DIR"])
     generate(raw, firms=FIRMS, seed=SEED)
+    as_real_files(raw)  # real mode (a key): without the generator's marks
     years = sorted(p.stem.rsplit("_", 1)[-1] for p in (raw / "survey").glob("survey_*.*"))
     assert years
     proc = subprocess.run([sys.executable, "-c", RUN_SCRIPT], env={**os.environ, **env}, cwd=ROOT,
