@@ -104,3 +104,25 @@ def record_state(database: str | Path, state: dict[str, Any]) -> None:
                     [datetime.now(timezone.utc).replace(tzinfo=None), json.dumps(state, sort_keys=True)])
     finally:
         con.close()
+
+
+def reports_origins(reports: Path) -> dict[str, list[str]]:
+    """The origin (``synthetic`` or ``real``) each provenance record in the reports folder gives:
+    origin -> the files saying it (``unknown`` for a record that says neither)."""
+    found: dict[str, list[str]] = {}
+    if not Path(reports).is_dir():
+        return found
+    for path in sorted(Path(reports).glob("*.provenance.json")):
+        try:
+            origin = json.loads(path.read_text(encoding="utf-8")).get("provenance", {}).get("data")
+        except (OSError, ValueError, AttributeError):
+            origin = None
+        found.setdefault(str(origin) if origin in ("synthetic", "real") else "unknown", []).append(path.name)
+    return found
+
+
+def reports_of(reports: Path, origin: str) -> bool:
+    """True when the reports folder holds a complete set (its index) made from data of `origin`
+    and of nothing else: a folder the demo wrote into (or a real run, for the demo) is not up to
+    date, whatever the warehouse's state says."""
+    return (Path(reports) / "index.html").exists() and set(reports_origins(reports)) == {origin}

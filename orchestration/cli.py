@@ -105,6 +105,13 @@ def _check_yaml(path: Path) -> None:
     except yaml.YAMLError as exc:
         raise Refusal(f"{path} is not valid YAML: {_yaml_problem(exc)}. Fix it (indentation, brackets, "
                       f"colons) and run again.") from None
+    if path.name == "column_map.yaml":  # every source, option, column, variable and factor checked
+        from offshoring.readers.column_map import ColumnMapError, load_column_map
+
+        try:
+            load_column_map(path)
+        except ColumnMapError as exc:
+            raise Refusal(str(exc)) from None
 
 
 def _yaml_problem(exc: BaseException) -> str:
@@ -150,12 +157,22 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
     problem = None if synthetic else synthetic_in_real_mode(raw)
     if problem:
         raise Refusal(problem)
+    if synthetic:
+        from offshoring.truth import generated_folder_problem
+
+        problem = generated_folder_problem(raw)
+        if problem:
+            raise Refusal(f"Synthetic mode, but {problem}. The demo reads only the generator's own files: "
+                          f"point {settings.ENV_RAW_DIR} at an empty folder for `offshoring demo`, or run "
+                          f"real files with `offshoring run` and your key.")
+    _check_reports_folder(settings.reports_dir(), "synthetic" if synthetic else "real")
     key = resolve_key(synthetic)
     if not rekey:
         wanted = Identity("synthetic" if synthetic else "real", key_fingerprint(key))
         problem = check_database_file(settings.db_path(), wanted)
         if problem:
             raise Refusal(problem)
+        _check_years_still_delivered(raw, settings.db_path())
     from offshoring.inputs import DeliveryGate, check_changed_inputs
 
     gate = DeliveryGate.from_spec(spec.thresholds.delivery_gate, accept_smaller)
@@ -163,6 +180,63 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
     if checked:
         print(f"Checked {len(checked)} new or changed input file(s) before loading any.", flush=True)
     return spec
+
+
+def _check_reports_folder(reports: Path, origin: str) -> None:
+    """Before anything loads: the reports folder can be written, and the demo does not write its
+    synthetic tables over a real run's (a real run replaces the demo's, and says so)."""
+    if reports.exists() and not reports.is_dir():
+        raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) is a file, not a folder. "
+                      f"Point {settings.ENV_REPORTS_DIR} at a folder (it is created if missing).")
+    parent = reports
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) cannot be written "
+                      f"({parent} is not a writable folder). Point {settings.ENV_REPORTS_DIR} elsewhere.")
+    if origin == "synthetic":
+        from offshoring import runstate
+
+        real = runstate.reports_origins(reports).get("real")
+        if real:
+            raise Refusal(f"The reports folder {reports} holds reports of real data ({real[0]} says so); the "
+                          f"demo would write synthetic tables over them. Point {settings.ENV_REPORTS_DIR} "
+                          f"at another folder for the demo.")
+
+
+def _check_years_still_delivered(raw: Path, db: Path) -> None:
+    """A survey year the warehouse holds whose delivery is gone from the raw folder: a run would
+    keep it in the panel, the models and the tables while their provenance lists only the files
+    present. Refused, naming the years."""
+    if not db.exists():
+        return
+    import duckdb
+
+    from offshoring.readers.layout import discover_survey_files  # light: the no-op path imports no pandas
+
+    try:
+        con = duckdb.connect(str(db), read_only=True)
+    except duckdb.Error:
+        return  # the identity check above has already judged the file; the run says the rest
+    try:
+        held = [int(y) for y, in con.execute("SELECT DISTINCT year FROM raw.survey_returns ORDER BY 1").fetchall()]
+    except duckdb.Error:
+        held = []
+    finally:
+        con.close()
+    try:
+        present = set(discover_survey_files(raw))
+    except Exception:  # noqa: BLE001 - the folder's own problems are refused by the checks that follow
+        return
+    gone = [y for y in held if y not in present]
+    if gone:
+        years = ", ".join(map(str, gone))
+        raise Refusal(f"The warehouse {db} holds survey year{'s' if len(gone) > 1 else ''} {years}, whose "
+                      f"deliver{'ies are' if len(gone) > 1 else 'y is'} no longer in {raw / 'survey'}. A run "
+                      f"would keep {'them' if len(gone) > 1 else 'it'} in the panel and the tables without "
+                      f"{'their files' if len(gone) > 1 else 'its file'}. Put the file{'s' if len(gone) > 1 else ''} "
+                      f"back; to leave {'these years' if len(gone) > 1 else 'the year'} out of the study, start "
+                      f"a new warehouse ({settings.ENV_DB}) from the files you keep.")
 
 
 def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
@@ -178,7 +252,7 @@ def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
     state = runstate.inputs_state(raw, spec, "synthetic" if synthetic else "real")
     accepting = bool(getattr(args, "accept_smaller", None))
     if (not rekey and not accepting and runstate.last_state(db) == state
-            and (settings.reports_dir() / "index.html").exists()):
+            and runstate.reports_of(settings.reports_dir(), "synthetic" if synthetic else "real")):
         print(f"Nothing changed since the last complete run (same files, specification and code "
               f"version): the warehouse {db} and the reports in {settings.reports_dir()} are up to date.",
               flush=True)
@@ -234,6 +308,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     problem = check_database_file(settings.db_path(), Identity("synthetic", key_fingerprint(DEMO_KEY)))
     if problem:
         raise Refusal(problem)
+    _check_reports_folder(settings.reports_dir(), "synthetic")  # nor over a real run's reports
     _prepare_demo(raw, args)
     return _run(raw, args, synthetic=True)
 

@@ -299,8 +299,9 @@ def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
         elif parts is None and state.get("spec_sha256") != spec_sha:
             why = ("the specification differs from the last complete run, which did not record "
                    "its parts")
-        elif not (reports / "index.html").exists():
-            why = "the reports are missing"
+        elif not runstate.reports_of(reports, origin):
+            why = (f"the reports in {reports} are missing, or hold another origin's reports than "
+                   f"this run's ({origin})")
         else:
             now = runstate.file_hashes(raw_dir)
             before = state.get("files") or {}

@@ -373,6 +373,70 @@ def real_files_on_demo_warehouse(c: Case):
 
 def demo_on_real_files(c: Case):
     c.env["OFFSHORING_DB"] = str(c.root / "demo.duckdb")
+    c.env["OFFSHORING_REPORTS_DIR"] = str(c.root / "demo_reports")  # not the real run's reports
+
+
+def reports_dir_is_a_file(c: Case):
+    (c.root / "a_file").write_text("not a folder\n")
+    c.env["OFFSHORING_REPORTS_DIR"] = str(c.root / "a_file")
+
+
+def removed_delivery(c: Case):
+    (c.survey / "survey_2005.csv").rename(c.root / "survey_2005.csv")
+
+
+def synthetic_flag_on_real_files(c: Case):
+    pass  # `run --synthetic` on files that are not the generator's (no truth.json)
+
+
+def blank_key(c: Case):
+    c.env["OFFSHORING_PSEUDONYM_KEY"] = " " * 16
+
+
+def district_threshold_as_text(c: Case):
+    cfg = c.root / "settings"
+    cfg.mkdir()
+    (cfg / "districts.yaml").write_text('manufacturing_lq_threshold: "1,5"\n')
+    c.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
+
+
+def settings_file_misnamed(c: Case):
+    cfg = c.root / "settings"
+    cfg.mkdir()
+    (cfg / "thresholds.yml").write_text("turnover_ceiling:\n  default: 6000000\n")
+    c.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
+
+
+def demo_over_real_reports(c: Case):
+    c.env["OFFSHORING_RAW_DIR"] = str(c.root / "empty_raw")
+    c.env["OFFSHORING_DB"] = str(c.root / "demo.duckdb")
+
+
+def survey_at_the_top(c: Case):
+    # the deliveries beside aida/ and reference/, not in survey/ (the contract's survey/survey_<YYYY>.csv)
+    for p in sorted(c.survey.iterdir()):
+        p.rename(c.raw / p.name)
+    c.survey.rmdir()
+
+
+def nested_year_folder(c: Case):
+    (c.survey / "2013").mkdir()
+    (c.survey / "2013" / "survey_2013.csv").write_bytes((c.survey / "survey_2012.csv").read_bytes())
+
+
+def xlsx_delivery(c: Case):
+    shutil.copy(c.survey / "survey_2012.csv", c.survey / "survey_2013.xlsx")
+
+
+def folder_named_like_a_delivery(c: Case):
+    (c.survey / "survey_2014.csv").mkdir()
+    shutil.copy(c.survey / "survey_2012.csv", c.survey / "survey_2014.csv" / "data.csv")
+
+
+def _column_map(text: str) -> Callable[[Case], None]:
+    def write(c: Case):
+        (c.raw / "column_map.yaml").write_text(text)
+    return write
 
 
 CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
@@ -410,7 +474,46 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
     ("demo_on_real_warehouse", demo_on_real_warehouse, ["demo", "--firms", "300"], [r"holds real survey data"]),
     ("real_files_on_demo_warehouse", real_files_on_demo_warehouse, ["run"], [r"holds synthetic demo data"]),
     ("demo_on_real_files", demo_on_real_files, ["demo"], [r"runs only on synthetic files", r"no truth\.json"]),
+    ("survey_at_the_top", survey_at_the_top, ["run"],
+     [r"survey_2005\.csv, .*survey_2012\.csv are at the top of the raw folder", r"move them into .*survey/"]),
+    ("nested_year_folder", nested_year_folder, ["run"],
+     [r"survey/2013/survey_2013\.csv is in a subfolder", r"survey_<YYYY>\.csv"]),
+    ("xlsx_delivery", xlsx_delivery, ["run"], [r"survey/survey_2013\.xlsx looks like a delivery", r"save it as CSV"]),
+    ("folder_named_like_a_delivery", folder_named_like_a_delivery, ["run"],
+     [r"survey/survey_2014\.csv is a folder named like a delivery"]),
+    ("column_map_scale_typo", _column_map("aida_firms:\n  scale:\n    turnovers: 1000\n"), ["run"],
+     [r"column_map\.yaml: aida_firms\.scale\.turnovers: 'turnovers' is no variable of aida_firms "
+      r"\(did you mean 'turnover'\?\)"]),
+    ("column_map_scale_factor", _column_map("aida_firms:\n  scale:\n    turnover: mille\n"), ["run"],
+     [r"column_map\.yaml: aida_firms\.scale\.turnover: the factor must be a positive number"]),
+    ("column_map_values_typo", _column_map("survey:\n  values:\n    market_areas: {locale: local}\n"), ["run"],
+     [r"column_map\.yaml: survey\.values\.market_areas: .*did you mean 'market_area'"]),
+    ("column_map_unknown_source", _column_map("surveys:\n  columns:\n    RICAVI: turnover\n"), ["run"],
+     [r"column_map\.yaml: surveys: 'surveys' is no source \(did you mean 'survey'\?\)"]),
+    ("column_map_unknown_option", _column_map("survey:\n  decimals: ','\n  columns:\n    RICAVI: turnover\n"),
+     ["run"], [r"column_map\.yaml: survey\.decimals: .*did you mean 'decimal'"]),
+    ("column_map_separator", _column_map("survey:\n  separator: ';;'\n"), ["run"],
+     [r"column_map\.yaml: survey\.separator: must be one character"]),
+    ("reports_dir_is_a_file", reports_dir_is_a_file, ["run"], [r"a_file", r"OFFSHORING_REPORTS_DIR", r"is a file"]),
+    ("removed_delivery", removed_delivery, ["run"],
+     [r"holds survey year 2005", r"no longer in", r"Put the file back"]),
+    ("synthetic_flag_on_real_files", synthetic_flag_on_real_files, ["run", "--synthetic"],
+     [r"Synthetic mode", r"no truth\.json"]),
+    ("blank_key", blank_key, ["run"], [r"OFFSHORING_PSEUDONYM_KEY is shorter than 16 bytes"]),
+    ("district_threshold_as_text", district_threshold_as_text, ["run"],
+     [r"districts\.yaml", r"manufacturing_lq_threshold='1,5'", r"expected a number"]),
+    ("settings_file_misnamed", settings_file_misnamed, ["run"],
+     [r"thresholds\.yml is not a settings file", r"rename it thresholds\.yaml"]),
+    ("demo_over_real_reports", demo_over_real_reports, ["demo", "--firms", "300"],
+     [r"holds reports of real data", r"OFFSHORING_REPORTS_DIR"]),
 ]
+
+#: refused by the pre-flight, before any run: the command line's exit code 2
+PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folder_named_like_a_delivery",
+              "column_map_scale_typo", "column_map_scale_factor", "column_map_values_typo",
+              "column_map_unknown_source", "column_map_unknown_option", "column_map_separator",
+              "reports_dir_is_a_file", "removed_delivery", "synthetic_flag_on_real_files", "blank_key",
+              "district_threshold_as_text", "settings_file_misnamed", "demo_over_real_reports"}
 
 
 @pytest.mark.parametrize("name,breaks,args,patterns", CASES, ids=[c[0] for c in CASES])
@@ -420,9 +523,11 @@ def test_refused_and_nothing_changed(base, tmp_path, name, breaks, args, pattern
     case.before = table_digests(case.root / "w.duckdb")
     proc = cli(args, case.env)
     out = assert_refused(base, case, proc, *patterns)
+    if name in PRE_FLIGHT:
+        assert proc.returncode == 2 and "rerun with --debug" not in out, out[-3000:]
     if case.expected_row is not None:
         assert re.search(rf"\b{case.expected_row}\b", out), out[-3000:]
-    if name == "demo_on_real_warehouse":
+    if name in ("demo_on_real_warehouse", "demo_over_real_reports"):
         assert not (case.root / "empty_raw").exists(), "the demo generated data before refusing"
 
 

@@ -295,6 +295,23 @@ def test_changed_alert_setting_runs_nothing(world):
     assert world.new_runs() == []
 
 
+def test_reports_of_another_origin_are_not_up_to_date(world):
+    """The demo's reports written into this run's folder (a shared OFFSHORING_REPORTS_DIR): the
+    warehouse is up to date, the reports are not; the next run rewrites them all, as real."""
+    path = world.root / "reports" / "table1.provenance.json"
+    record = json.loads(path.read_text())
+    record["provenance"]["data"] = "synthetic"
+    path.write_text(json.dumps(record))
+    proc = world.run()
+    assert "Nothing changed since the last complete run" not in proc.stdout
+    assert "another origin's reports" in proc.stdout
+    mats = world.materialized(world.new_runs())
+    assert {"table1", "table2", "report_index"} <= _assets(mats)
+    assert not _assets(mats) & world.group("raw")
+    assert json.loads(path.read_text())["provenance"]["data"] == "real"
+    assert "Nothing changed since the last complete run" in world.run().stdout
+
+
 def test_a_state_without_spec_parts_counts_them_all_changed(world, monkeypatch):
     """A state recorded before the parts were: the same specification is still no change; another
     one is a change of every part (planned in-process, not run)."""

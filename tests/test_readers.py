@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import socket
 
 import polars as pl
@@ -171,15 +172,170 @@ def test_discover_survey_files(tmp_path):
     write_survey_csv(tmp_path / "survey" / "survey_2007.csv", rows)
     write_survey_csv(tmp_path / "survey" / "survey_2009.csv.gz", survey_rows(2, 2009), gz=True)
     write_parquet(tmp_path / "survey" / "survey_2010.parquet", survey_rows(2, 2010), columns=SURVEY_COLUMNS)
-    (tmp_path / "survey" / "notes.txt").write_text("x")
-    (tmp_path / "survey" / "survey_2011.xlsx").write_text("x")
+    (tmp_path / "survey" / "notes.txt").write_text("x")  # what is no delivery is left alone
+    (tmp_path / "survey" / "README.md").write_text("x")
+    (tmp_path / "survey" / ".DS_Store").write_text("x")
+    (tmp_path / "survey" / "._survey_2011.csv").write_text("x")  # macOS's shadow of a copied file
+    (tmp_path / "survey" / "~$survey_2011.xlsx").write_text("x")  # the lock file of an open workbook
+    (tmp_path / "survey" / "old").mkdir()
+    (tmp_path / "survey" / "old" / "notes.txt").write_text("x")
     found = discover_survey_files(tmp_path)
     assert list(found) == [2007, 2009, 2010]
     assert found[2009].name == "survey_2009.csv.gz"
-    assert discover_survey_files(tmp_path / "survey") == found
+    # the raw folder is what is given: the survey folder itself holds deliveries at its top
+    with pytest.raises(ContractError, match="at the top of the raw folder"):
+        discover_survey_files(tmp_path / "survey")
     write_survey_csv(tmp_path / "survey" / "survey_2007.csv.gz", rows, gz=True)
     with pytest.raises(ContractError, match="more than one delivery.*2007"):
         discover_survey_files(tmp_path)
+
+
+def test_survey_files_at_the_top_of_the_raw_folder_are_refused(tmp_path):
+    """The contract's place is <raw>/survey/: deliveries beside it were read, but nothing else
+    (the no-op's file hashes, the column map, the municipality list) took them for deliveries, so
+    a corrected one was never loaded. Refused, naming them and where they go."""
+    from offshoring.readers.layout import discover_raw_files
+
+    write_survey_csv(tmp_path / "survey_2011.csv", survey_rows(2, 2011))
+    write_survey_csv(tmp_path / "survey_2012.csv", survey_rows(2, 2012))
+    (tmp_path / "column_map.yaml").write_text("survey:\n  RICAVI: turnover\n")
+    with pytest.raises(ContractError) as err:
+        discover_survey_files(tmp_path)
+    msg = str(err.value)
+    assert [f.rule for f in err.value.failures] == ["misplaced_delivery"]
+    assert "survey_2011.csv and survey_2012.csv are at the top of the raw folder" in msg
+    assert f"move them into {tmp_path / 'survey'}/" in msg
+    with pytest.raises(ContractError, match="at the top of the raw folder"):
+        discover_raw_files(tmp_path)
+    # also beside a survey folder: the one at the top would be left out
+    (tmp_path / "survey").mkdir()
+    (tmp_path / "survey_2011.csv").rename(tmp_path / "survey" / "survey_2011.csv")
+    with pytest.raises(ContractError, match=r"survey_2012\.csv is at the top of the raw folder"):
+        discover_survey_files(tmp_path)
+    (tmp_path / "survey_2012.csv").rename(tmp_path / "survey" / "survey_2012.csv")
+    assert list(discover_survey_files(tmp_path)) == [2011, 2012]
+    # a survey folder spelt otherwise
+    (tmp_path / "survey").rename(tmp_path / "Survey")
+    with pytest.raises(ContractError, match="the survey folder is called Survey"):
+        discover_survey_files(tmp_path)
+
+
+@pytest.mark.parametrize("entry,named", [
+    ("2013/survey_2013.csv", r"survey/2013/survey_2013\.csv is in a subfolder"),
+    ("survey_2013.xlsx", r"survey/survey_2013\.xlsx looks like a delivery"),
+    ("survey_2014.csv/data.csv", r"survey/survey_2014\.csv is a folder named like a delivery"),
+    ("survey_2012_old.csv", r"survey/survey_2012_old\.csv looks like a delivery"),
+    ("returns_2013.zip", r"survey/returns_2013\.zip looks like a delivery"),
+])
+def test_entries_that_look_like_deliveries_but_would_not_be_read_are_refused(tmp_path, entry, named):
+    """A nested year folder, another extension, a folder named like a delivery: the run used to
+    skip them without a word (2013 silently missing). Refused, naming the entry and the names
+    that are read."""
+    write_survey_csv(tmp_path / "survey" / "survey_2012.csv", survey_rows(2, 2012))
+    target = tmp_path / "survey" / entry
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("x")
+    with pytest.raises(ContractError) as err:
+        discover_survey_files(tmp_path)
+    msg = str(err.value)
+    assert [f.rule for f in err.value.failures] == ["not_a_delivery"]
+    assert re.search(named, msg), msg
+    assert "survey_<YYYY>.csv, survey_<YYYY>.csv.gz or survey_<YYYY>.parquet" in msg
+
+
+# --- column_map.yaml: every key checked ------------------------------------------------------
+
+
+@pytest.mark.parametrize("text,key,words", [
+    ("aida_firms:\n  scale:\n    turnovers: 1000\n", "aida_firms.scale.turnovers",
+     ["'turnovers' is no variable of aida_firms (did you mean 'turnover'?)"]),
+    ("aida_firms:\n  scale:\n    turnover_2009: 1000\n", "aida_firms.scale.turnover_2009",
+     ["names one year", "write 'turnover'"]),
+    ("aida_firms:\n  scale:\n    turnover: 0\n", "aida_firms.scale.turnover", ["positive number, not 0"]),
+    ("aida_firms:\n  scale:\n    turnover: -1000\n", "aida_firms.scale.turnover", ["positive number"]),
+    ("aida_firms:\n  scale:\n    turnover: mille\n", "aida_firms.scale.turnover",
+     ["positive number, not 'mille'"]),
+    ("survey:\n  scale:\n    market_area: 2\n", "survey.scale.market_area", ["cannot name 'market_area'"]),
+    ("llma:\n  scale:\n    llma_code: 2\n", "llma.scale", ["read only for survey, aida_firms"]),
+    ("survey:\n  values:\n    market_areas: {locale: local}\n", "survey.values.market_areas",
+     ["did you mean 'market_area'?"]),
+    ("aida_subsidiaries:\n  values:\n    country_iso2: {UK: GB}\n", "aida_subsidiaries.values",
+     ["read only for survey"]),
+    ("surveys:\n  columns:\n    RICAVI: turnover\n", "surveys", ["is no source (did you mean 'survey'?)"]),
+    ("survey:\n  decimals: ','\n  columns:\n    RICAVI: turnover\n", "survey.decimals",
+     ["is no option of the column map (did you mean 'decimal'?)"]),
+    ("survey:\n  decimals: ','\n", "survey.decimals", ["did you mean 'decimal'?"]),
+    ("survey:\n  separator: ';;'\n", "survey.separator", ["one character"]),
+    ("survey:\n  columns:\n    RICAVI: turnovr\n", "survey.columns['RICAVI']",
+     ["'turnovr', which is no column of survey (did you mean 'turnover'?)"]),
+    ("- survey\n", "", ["the file must be a mapping of sources"]),
+])
+def test_column_map_key_that_does_not_fit_is_refused_naming_file_and_key(tmp_path, text, key, words):
+    """A misspelt variable under scale: was skipped (an AIDA export in thousand EUR loaded 1000
+    times too small), and a mistake elsewhere was a bare ValueError the command line could not
+    show: every key is checked, and the error is a ContractError naming the file and the key."""
+    from offshoring.readers.column_map import ColumnMapError
+
+    (tmp_path / "column_map.yaml").write_text(text, encoding="utf-8")
+    with pytest.raises(ColumnMapError) as err:
+        load_column_map(tmp_path)
+    msg = str(err.value)
+    assert isinstance(err.value, ContractError)
+    assert msg.startswith(f"{tmp_path / 'column_map.yaml'}: {f'{key}: ' if key else ''}"), msg
+    for w in words:
+        assert w in msg, msg
+    assert "\n" not in msg
+
+
+def test_column_map_valid_keys_still_read(tmp_path):
+    cmap = as_column_map({"aida_firms": {"scale": {"turnover": 1000, "employees": 1}, "columns": {
+        "Ricavi {year}": "turnover_{year}", "Dipendenti 2010": "employees_2010"}},
+        "survey": {"values": {"market_area": {"1": "local"}, "credit_access": {"si": "1"}},
+                   "columns": {"decimals_col": "roi"}, "separator": "\\t"}})
+    assert cmap.source("aida_firms").scale == {"turnover": 1000.0, "employees": 1.0}
+    assert cmap.source("survey").separator == "\t" and cmap.source("survey").target("DECIMALS_COL") == "roi"
+
+
+def test_column_map_names_are_the_readers(tmp_path):
+    """The column map's own lists (kept light for the pre-flight) are the readers' columns, and
+    scale and values name exactly what the readers apply them to."""
+    from offshoring import validation
+    from offshoring.readers import column_map as cm
+    from offshoring.readers import survey as survey_reader
+
+    assert cm.COLUMNS["survey"] == tuple(SURVEY_COLUMNS)
+    assert cm.COLUMNS["aida_firms"] == (*aida.AIDA_COLUMNS, *(f"{s}_{{year}}" for s in aida.AIDA_STEMS))
+    assert cm.COLUMNS["aida_subsidiaries"] == tuple(aida.SUBSIDIARY_COLUMNS)
+    assert cm.COLUMNS["llma"] == tuple(reference.LLMA_COLUMNS)
+    assert cm.COLUMNS["census_employment"] == tuple(reference.CENSUS_COLUMNS)
+    assert cm.AIDA_STEMS == aida.AIDA_STEMS
+    assert set(cm.SCALED["survey"]) == {c for c, k in survey_reader.SURVEY_KINDS.items() if k == "number"}
+    assert set(cm.VALUE_MAPPED["survey"]) == {c for c, k in survey_reader.SURVEY_KINDS.items()
+                                              if k in ("number", "integer", "flag", "lower")}
+    assert set(cm.SCALED["survey"]) == set(validation.SURVEY_AMOUNTS)
+    assert not {c for c, k in aida.SUBSIDIARY_KINDS.items() if k == "number"} & set(cm.SCALED)
+
+
+def test_a_bad_column_map_fails_the_asset_with_its_sentence(tmp_path, monkeypatch):
+    """From the Dagster path (the UI, the sensors): the asset reading the map fails with the
+    same sentence the command line prints, and nothing is written."""
+    import dagster as dg
+
+    from assets import raw as raw_assets
+    from assets.resources import Folders, Warehouse
+
+    monkeypatch.setenv("OFFSHORING_PSEUDONYM_KEY", "column-map-key-0123456789abcdef-not-secret")
+    raw, db = tmp_path / "raw", tmp_path / "w.duckdb"
+    write_aida_xlsx(raw / "aida" / "aida_firms.xlsx", aida_firms(3, [2009, 2010]))
+    (raw / "column_map.yaml").write_text("aida_firms:\n  scale:\n    turnovers: 1000\n")
+    resources = {"warehouse": Warehouse(database=str(db)),
+                 "folders": Folders(raw_dir=str(raw), reports_dir=str(tmp_path / "reports"))}
+    result = dg.materialize([raw_assets.aida_firm_years], resources=resources, raise_on_error=False)
+    assert not result.success
+    user = result.get_step_failure_events()[0].step_failure_data.user_failure_data
+    assert user is not None, "not a dagster.Failure: the UI shows a stack trace"
+    assert user.description.startswith(f"{raw / 'column_map.yaml'}: aida_firms.scale.turnovers: "
+                                       f"'turnovers' is no variable of aida_firms (did you mean 'turnover'?)")
 
 
 # --- AIDA ----------------------------------------------------------------------------------

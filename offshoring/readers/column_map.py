@@ -29,23 +29,91 @@ in the same file are an error, and so is one header written twice.
 Without ``thousands`` a survey number holding the other mark than the decimal
 one (``352.300`` in a decimal-comma file) reads two ways and is refused; with
 it, that mark is read as a thousands separator.
+
+Every key is checked when the map is read (the command line's pre-flight reads it
+before any run): a source, an option, a canonical name, a ``values:`` column or a
+``scale:`` variable the readers do not use, or a factor that is not a positive
+number, raises `ColumnMapError` (a `ContractError`) naming the file, the key and
+the nearest valid name. A key left unread would load the data otherwise than the
+map says (``scale: {turnovers: 1000}`` left AIDA in thousand EUR).
 """
 
 from __future__ import annotations
 
+import difflib
+import math
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from offshoring.validation import TAX_CODE_RE, ContractError, Failure
-
-_TAX_CODE = re.compile(TAX_CODE_RE)
+from offshoring.contract import ContractError, Failure
+from offshoring.readers.layout import PlainFailure
 
 SOURCES = ("survey", "aida_firms", "aida_subsidiaries", "llma", "census_employment")
 _OPTIONS = {"columns", "encoding", "separator", "decimal", "thousands", "sheet", "values", "scale"}
+
+# The contract's columns per source, as the readers name them (kept here, without the readers'
+# polars and pandera, so that the command line's pre-flight can check a map before any run;
+# tests/test_readers.py checks that they are the readers' own).
+_SURVEY_AMOUNTS = ("turnover", "employees", "value_added", "wage_costs", "net_income", "roi", "export_share",
+                   "subcontracting_italy", "subcontracting_europe", "subcontracting_north_africa",
+                   "subcontracting_east_asia", "subcontracting_other")
+_SURVEY_FLAGS = ("credit_access", "high_value_added", "supplier")
+AIDA_STEMS = ("turnover", "employees")
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "survey": ("tax_code", "year", "filing_date", "ateco_2007", "municipality_code", *_SURVEY_AMOUNTS[:7],
+               "credit_access", "market_area", "high_value_added", "supplier", *_SURVEY_AMOUNTS[7:]),
+    "aida_firms": ("tax_code", "company_name", "province", "ateco_2007",
+                   *(f"{stem}_{{year}}" for stem in AIDA_STEMS)),
+    "aida_subsidiaries": ("tax_code", "subsidiary_name", "country_iso2", "ownership_pct", "first_year",
+                          "last_year"),
+    "llma": ("municipality_code", "llma_code", "llma_name"),
+    "census_employment": ("llma_code", "ateco_division", "size_class", "local_units", "employees"),
+}
+#: the variables ``scale:`` multiplies: the readers' amount columns (AIDA's per variable, every year)
+SCALED: dict[str, tuple[str, ...]] = {"survey": _SURVEY_AMOUNTS, "aida_firms": AIDA_STEMS}
+#: the columns whose codes ``values:`` maps (only the survey's reader applies it: its numbers,
+#: flags, year and market area)
+VALUE_MAPPED: dict[str, tuple[str, ...]] = {"survey": ("year", *_SURVEY_AMOUNTS, *_SURVEY_FLAGS, "market_area")}
+_WIDE_NAME = re.compile(rf"^({'|'.join(AIDA_STEMS)})_(\d{{4}}|\{{year\}})$")
+
+
+class ColumnMapError(ContractError):
+    """``column_map.yaml`` cannot be used as written: one plain sentence naming the file and the
+    key (a `ContractError`, so that the command line and the assets say it as they say a
+    refused delivery; nothing is loaded)."""
+
+    def __init__(self, origin: str | Path, key: str, problem: str):
+        self.key = key
+        detail = f"{key}: {problem}" if key else problem
+        super().__init__(origin, [PlainFailure("invalid_column_map", None, detail=detail)])
+        self.args = (f"{origin}: {f'{key}: ' if key else ''}{problem}. Correct it in the column map (see "
+                     f"config/column_map.example.yaml) and run again.",)
+
+
+def _nearest(name: Any, choices: Any) -> str:
+    hit = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{hit[0]}'?)" if hit else ""
+
+
+def _listed(names: Any) -> str:
+    return ", ".join(str(n) for n in names)
+
+
+def _mapping(value: Any, origin: str, key: str, what: str) -> dict:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ColumnMapError(origin, key, f"must be a mapping of {what}, not {type(value).__name__}")
+    return value
+
+
+def _is_column(source: str, name: str) -> bool:
+    return name in COLUMNS[source] or (source == "aida_firms" and bool(_WIDE_NAME.match(name)))
 
 
 def normalise_header(header: str) -> str:
@@ -66,19 +134,34 @@ class SourceMap:
 
     @classmethod
     def from_dict(cls, name: str, data: Any, origin: str) -> SourceMap:
+        """One source's entry, every key checked: an option, a column, a variable or a factor
+        that does not fit raises `ColumnMapError` naming the file and the key (with the nearest
+        valid name), since a key left unread would load the data otherwise than written."""
         if data is None:
             return cls()
         if not isinstance(data, dict):
-            raise ValueError(f"{origin}: '{name}' must be a mapping")
+            raise ColumnMapError(origin, name, "must be a mapping (the source's options, or "
+                                               "delivery header: canonical name)")
         if not set(data) & _OPTIONS:
-            data = {"columns": data}  # a plain header -> canonical mapping
+            for header, canonical in data.items():  # a plain header -> canonical mapping
+                if not (isinstance(canonical, str) and _is_column(name, canonical)) and _nearest(header, _OPTIONS):
+                    raise ColumnMapError(origin, f"{name}.{header}", f"'{header}' is no option of the column "
+                                         f"map{_nearest(header, _OPTIONS)}; options: {_listed(sorted(_OPTIONS))}")
+            data = {"columns": data}
         elif not set(data) <= _OPTIONS:
-            unknown = sorted(set(data) - _OPTIONS)
-            raise ValueError(f"{origin}: '{name}' has unknown keys {unknown}; allowed: {sorted(_OPTIONS)}")
+            unknown = sorted(str(k) for k in set(data) - _OPTIONS)
+            raise ColumnMapError(origin, f"{name}.{unknown[0]}", f"'{unknown[0]}' is no option of the column "
+                                 f"map{_nearest(unknown[0], _OPTIONS)}; options: {_listed(sorted(_OPTIONS))}")
         out = cls()
-        for header, canonical in (data.get("columns") or {}).items():
+        for header, canonical in _mapping(data.get("columns"), origin, f"{name}.columns",
+                                          "delivery header: canonical name").items():
+            where = f"{name}.columns[{str(header)!r}]"
             if not isinstance(canonical, str):
-                raise ValueError(f"{origin}: {name}.columns[{header!r}] must be a column name")
+                raise ColumnMapError(origin, where, "must be a column name")
+            if not _is_column(name, canonical):
+                raise ColumnMapError(origin, where, f"maps to '{canonical}', which is no column of "
+                                     f"{name}{_nearest(canonical, COLUMNS[name])}; the columns: "
+                                     f"{_listed(COLUMNS[name])}")
             key = normalise_header(header)
             if "{year}" in key:
                 regex = re.escape(key).replace(re.escape("{year}"), r"(?P<year>\d{4})")
@@ -87,17 +170,19 @@ class SourceMap:
                 out.columns[key] = canonical
         sep = data.get("separator")
         if sep is not None and (not isinstance(sep, str) or len(sep.replace("\\t", "\t")) != 1):
-            raise ValueError(f"{origin}: {name}.separator must be one character")
+            raise ColumnMapError(origin, f"{name}.separator", "must be one character (such as ';', ',', "
+                                 "'|' or \"\\t\" for a tab)")
         out.separator = sep.replace("\\t", "\t") if sep else None
         dec = data.get("decimal")
         if dec is not None and dec not in (",", "."):
-            raise ValueError(f"{origin}: {name}.decimal must be ',' or '.'")
+            raise ColumnMapError(origin, f"{name}.decimal", "must be ',' or '.'")
         out.decimal = dec
         thousands = data.get("thousands")
         if thousands is not None and thousands not in (",", "."):
-            raise ValueError(f"{origin}: {name}.thousands must be ',' or '.'")
+            raise ColumnMapError(origin, f"{name}.thousands", "must be ',' or '.'")
         if thousands is not None and thousands == dec:
-            raise ValueError(f"{origin}: {name}.thousands and {name}.decimal are both {dec!r}")
+            raise ColumnMapError(origin, f"{name}.thousands", f"{name}.thousands and {name}.decimal are both "
+                                 f"{dec!r}; one of them is wrong")
         out.thousands = thousands
         enc = data.get("encoding")
         if enc is not None:
@@ -105,11 +190,15 @@ class SourceMap:
             if enc in ("windows-1252", "cp-1252"):
                 enc = "cp1252"
             if enc not in ("utf-8", "utf8", "cp1252", "latin-1", "iso-8859-1", "iso-8859-15"):
-                raise ValueError(f"{origin}: {name}.encoding {enc!r} not supported")
+                raise ColumnMapError(origin, f"{name}.encoding", f"{enc!r} is not supported; use utf-8 or cp1252")
         out.encoding = enc
-        out.sheet = data.get("sheet")
-        out.values = {str(k): {str(a): str(b) for a, b in (v or {}).items()} for k, v in (data.get("values") or {}).items()}
-        out.scale = {str(k): float(v) for k, v in (data.get("scale") or {}).items()}
+        sheet = data.get("sheet")
+        if sheet is not None and (isinstance(sheet, bool) or not isinstance(sheet, (int, str))
+                                  or (isinstance(sheet, int) and sheet < 0)):
+            raise ColumnMapError(origin, f"{name}.sheet", "must be a sheet's index (0 for the first) or its name")
+        out.sheet = sheet
+        out.values = _values(name, data.get("values"), origin)
+        out.scale = _scale(name, data.get("scale"), origin)
         return out
 
     def target(self, header: str) -> str | None:
@@ -121,6 +210,50 @@ class SourceMap:
             if m:
                 return template.replace("{year}", m.group("year"))
         return None
+
+
+def _unknown_variable(source: str, var: str, valid: tuple[str, ...], option: str) -> str:
+    stem = re.sub(r"_\d{4}$", "", var)
+    if source == "aida_firms" and stem != var and stem in valid:
+        return f"'{var}' names one year; {option} applies to a variable in every year: write '{stem}'"
+    if var in COLUMNS[source] or (source == "aida_firms" and _WIDE_NAME.match(var)):
+        return f"{option} cannot name '{var}' (its reader does not apply it there); it may name {_listed(valid)}"
+    return f"'{var}' is no variable of {source}{_nearest(var, valid)}; {option} may name {_listed(valid)}"
+
+
+def _values(source: str, data: Any, origin: str) -> dict[str, dict[str, str]]:
+    data = _mapping(data, origin, f"{source}.values", "column: {delivery value: canonical value}")
+    valid = VALUE_MAPPED.get(source, ())
+    if data and not valid:
+        raise ColumnMapError(origin, f"{source}.values", f"values are read only for "
+                             f"{_listed(VALUE_MAPPED)}; {source}'s reader does not map values")
+    out = {}
+    for var, codes in data.items():
+        where = f"{source}.values.{var}"
+        if str(var) not in valid:
+            raise ColumnMapError(origin, where, _unknown_variable(source, str(var), valid, "values"))
+        codes = _mapping(codes, origin, where, "delivery value: canonical value")
+        out[str(var)] = {str(a): str(b) for a, b in codes.items()}
+    return out
+
+
+def _scale(source: str, data: Any, origin: str) -> dict[str, float]:
+    data = _mapping(data, origin, f"{source}.scale", "variable: factor")
+    valid = SCALED.get(source, ())
+    if data and not valid:
+        raise ColumnMapError(origin, f"{source}.scale", f"scale is read only for {_listed(SCALED)}; "
+                             f"{source}'s reader does not scale")
+    out = {}
+    for var, factor in data.items():
+        where = f"{source}.scale.{var}"
+        if str(var) not in valid:
+            raise ColumnMapError(origin, where, _unknown_variable(source, str(var), valid, "scale"))
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not math.isfinite(factor) \
+                or factor <= 0:
+            raise ColumnMapError(origin, where, f"the factor must be a positive number, not {factor!r} "
+                                 f"(1000 for an export in thousand EUR)")
+        out[str(var)] = float(factor)
+    return out
 
 
 @dataclass
@@ -150,12 +283,18 @@ def load_column_map(path: str | Path | None = None) -> ColumnMap:
             return ColumnMap()
     with open(p, encoding="utf-8") as fh:
         data = yaml.safe_load(fh) or {}
+    return ColumnMap(_sources(data, str(p)), p)
+
+
+def _sources(data: Any, origin: str) -> dict[str, SourceMap]:
     if not isinstance(data, dict):
-        raise ValueError(f"{p}: expected a mapping of sources ({', '.join(SOURCES)})")
-    unknown = sorted(set(data) - set(SOURCES))
-    if unknown:
-        raise ValueError(f"{p}: unknown sources {unknown}; known: {list(SOURCES)}")
-    return ColumnMap({k: SourceMap.from_dict(k, v, str(p)) for k, v in data.items()}, p)
+        raise ColumnMapError(origin, "", f"the file must be a mapping of sources ({_listed(SOURCES)}), "
+                                                 f"not {type(data).__name__}")
+    for k in data:
+        if k not in SOURCES:
+            raise ColumnMapError(origin, str(k), f"'{k}' is no source{_nearest(k, SOURCES)}; the sources: "
+                                 f"{_listed(SOURCES)}")
+    return {k: SourceMap.from_dict(k, v, origin) for k, v in data.items()}
 
 
 def as_column_map(value: ColumnMap | dict | str | Path | None, default_dir: Path | None = None) -> ColumnMap:
@@ -163,10 +302,17 @@ def as_column_map(value: ColumnMap | dict | str | Path | None, default_dir: Path
     if isinstance(value, ColumnMap):
         return value
     if isinstance(value, dict):
-        return ColumnMap({k: SourceMap.from_dict(k, v, "column map") for k, v in value.items()})
+        return ColumnMap(_sources(value, "column map"))
     if value is None:
         return load_column_map(default_dir) if default_dir is not None else ColumnMap()
     return load_column_map(value)
+
+
+@lru_cache(maxsize=1)
+def _tax_code() -> re.Pattern[str]:
+    from offshoring.validation import TAX_CODE_RE  # pandera: only when a delivery is read
+
+    return re.compile(TAX_CODE_RE)
 
 
 _NAME_LIKE = re.compile(r"^[^\W\d][\w .'’%&()/+-]{0,63}$")
@@ -185,7 +331,7 @@ def plausible_header(header: str) -> bool:
     text = " ".join(str(header).split())
     if not _NAME_LIKE.match(text) or sum(ch.isdigit() for ch in text) > 3:
         return False
-    return not any(_TAX_CODE.match(word) for word in re.split(r"[\s_.'’/()+&%-]+", text.upper()))
+    return not any(_tax_code().match(word) for word in re.split(r"[\s_.'’/()+&%-]+", text.upper()))
 
 
 def _describe_found(headers: list[str], matched: set[str]) -> str:

@@ -56,9 +56,25 @@ def inside_folder(path: str | Path, folder: str | Path) -> Path:
 # --- survey deliveries ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PlainFailure(Failure):
+    """A refusal of a folder or a setting said in one sentence (`detail`), not a row rule."""
+
+    def describe(self, row_label: str = "row") -> str:
+        return f"[{self.rule}] {self.detail}"
+
+
+#: extensions of data files: an entry of ``survey/`` with one of them is taken for a delivery
+DATA_EXTENSIONS = (".csv", ".tsv", ".gz", ".zip", ".bz2", ".xz", ".7z", ".parquet", ".xlsx", ".xls",
+                   ".xlsm", ".xlsb", ".ods", ".dta", ".sav", ".sas7bdat", ".feather", ".arrow")
+_SURVEY_AND_YEAR = re.compile(r"survey.*(?<!\d)(?:19|20)\d{2}(?!\d)|(?<!\d)(?:19|20)\d{2}(?!\d).*survey",
+                              re.IGNORECASE)
+ACCEPTED_NAMES = "survey_<YYYY>.csv, survey_<YYYY>.csv.gz or survey_<YYYY>.parquet"
+
+
 def survey_folder(raw_dir: str | Path) -> Path:
-    raw = Path(raw_dir)
-    return raw / "survey" if (raw / "survey").is_dir() else raw
+    """``<raw>/survey``: the contract's one place for the survey deliveries."""
+    return Path(raw_dir) / "survey"
 
 
 def current_year() -> int:
@@ -66,17 +82,89 @@ def current_year() -> int:
     return dt.date.today().year
 
 
-def discover_survey_files(raw_dir: str | Path, this_year: int | None = None) -> dict[int, Path]:
-    """Year -> delivery file, from the names ``survey_<YYYY>.(csv|csv.gz|parquet)``.
+def _ignored(name: str) -> bool:
+    """Entries no one delivers: hidden files (``.DS_Store``, macOS's ``._`` copies) and the
+    lock files office programs leave beside an open workbook (``~$survey_2013.xlsx``)."""
+    return name.startswith((".", "~$"))
 
-    `raw_dir` is the raw folder (its ``survey/`` subfolder is searched) or the
-    survey folder itself. Refused with a `ContractError` naming the file: two
-    files for one year (which one counts would be a guess), a year after this
-    one (a fiscal year cannot be in the future: a typo in the name), and a file
-    that is a link leading outside `raw_dir` (files are read only inside the raw
-    folder). `this_year`: the current year (default: `current_year()`).
+
+def looks_like_delivery(name: str) -> bool:
+    """Whether an entry's name reads as a survey delivery: it names the survey and a year, or
+    it has a data file's extension."""
+    lower = name.lower()
+    return bool(_SURVEY_AND_YEAR.search(name)) or lower.endswith(DATA_EXTENSIONS)
+
+
+def _not_a_delivery(raw: Path, folder: Path) -> list[Failure]:
+    """Entries that look like survey deliveries but that the run would not read: at the top of
+    the raw folder, in a subfolder of ``survey/``, with another name or extension, or a folder
+    named like a delivery. Each would be silently left out; refused instead, by name."""
+    out: list[Failure] = []
+    where = f"directly in {folder}"
+    if raw.is_dir():
+        top = [p for p in sorted(raw.iterdir()) if not _ignored(p.name) and p.name != "survey"
+               and (SURVEY_FILE_RE.match(p.name) or _SURVEY_AND_YEAR.search(p.name))]
+        if top:
+            names = _names(top) if len(top) > 1 else top[0].name
+            out.append(PlainFailure("misplaced_delivery", None, detail=(
+                f"{names} {'are' if len(top) > 1 else 'is'} at the top of the raw folder {raw}, where the run "
+                f"does not read survey deliveries: move {'them' if len(top) > 1 else 'it'} into {folder}/ "
+                f"(the data contract's survey/survey_<YYYY>.csv)")))
+        if not folder.is_dir():
+            other = [p for p in sorted(raw.iterdir()) if p.is_dir() and p.name.casefold() in ("survey", "surveys")]
+            if other:
+                out.append(PlainFailure("misplaced_delivery", None, detail=(
+                    f"the survey folder is called {other[0].name}; the run reads {folder}: rename it to survey")))
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.iterdir()):
+        if _ignored(p.name):
+            continue
+        rel = p.relative_to(folder).as_posix()
+        if p.is_dir():
+            if looks_like_delivery(p.name):
+                out.append(PlainFailure("not_a_delivery", None, detail=(
+                    f"survey/{rel} is a folder named like a delivery; a delivery is one file, "
+                    f"{ACCEPTED_NAMES}, {where}: put the file there in its place")))
+                continue
+            if p.is_symlink():
+                continue  # a linked folder is not searched (it may lead anywhere, or loop)
+            nested = [q for q in sorted(p.rglob("*")) if not any(_ignored(part) for part in q.relative_to(p).parts)
+                      and looks_like_delivery(q.name)]
+            if nested:
+                out.append(PlainFailure("not_a_delivery", None, detail=(
+                    f"survey/{nested[0].relative_to(folder).as_posix()}"
+                    f"{f' (and {len(nested) - 1} more in survey/{rel})' if len(nested) > 1 else ''} "
+                    f"is in a subfolder, where the run does not read deliveries: a delivery is "
+                    f"{ACCEPTED_NAMES} {where}; move it there, or move survey/{rel} out of the survey folder")))
+            continue
+        if SURVEY_FILE_RE.match(p.name):
+            continue  # a delivery (a link is checked, and a dangling one skipped, by the caller)
+        if looks_like_delivery(p.name):
+            out.append(PlainFailure("not_a_delivery", None, detail=(
+                f"survey/{rel} looks like a delivery, but the run reads only {ACCEPTED_NAMES} {where}: "
+                f"rename it (an Excel workbook: save it as CSV first), or move it out of the survey folder")))
+    return out
+
+
+def discover_survey_files(raw_dir: str | Path, this_year: int | None = None) -> dict[int, Path]:
+    """Year -> delivery file, from the names ``<raw>/survey/survey_<YYYY>.(csv|csv.gz|parquet)``.
+
+    `raw_dir` is the raw folder. Refused with a `ContractError` naming the entry: two
+    files for one year (which one counts would be a guess), a year after this one (a
+    fiscal year cannot be in the future: a typo in the name), a file that is a link
+    leading outside `raw_dir` (files are read only inside the raw folder), and anything
+    that looks like a survey delivery but would not be read (`_not_a_delivery`: at the
+    top of the raw folder, in a subfolder of ``survey/``, another name or extension, a
+    folder named like a delivery). Hidden files, office lock files and other files
+    (a README, notes) are left alone. `this_year`: the current year (default:
+    `current_year()`).
     """
-    folder = survey_folder(raw_dir)
+    raw = Path(raw_dir)
+    folder = survey_folder(raw)
+    misfits = _not_a_delivery(raw, folder)
+    if misfits:
+        raise ContractError(folder if folder.is_dir() else raw, misfits)
     found: dict[int, list[Path]] = {}
     if folder.is_dir():
         for p in sorted(folder.iterdir()):
