@@ -20,7 +20,7 @@ from assets._common import frame_table
 from offshoring.econometrics.cox import fit_cox_table3
 from offshoring.econometrics.dynamic import build_dynamic_sample
 from offshoring.econometrics.grouped_ph import fit_grouped_ph_table3, region_spell_risk_rows
-from offshoring.fitstore import write_fit
+from offshoring.fitstore import restamp, write_fit
 from offshoring.truth import read_truth
 from offshoring.reports.tables import probit_labels
 from offshoring.variants import changed_parts, fit_spec, fit_spec_record, inputs_fingerprint, stored_fingerprint
@@ -129,8 +129,12 @@ def log_refit(context, con, model: str, fp) -> None:
                      f"{', '.join(changed_parts(con, model, fp)) or 'its fingerprint'}")
 
 
-def unchanged_fit(context, con, model: str, fp: str, label: str, labels: dict) -> dg.MaterializeResult | None:
-    """The stored fit when it was made from exactly these inputs (no refit), else None."""
+def unchanged_fit(context, con, model: str, fp: str, label: str, labels: dict,
+                  record: dict | None = None) -> dg.MaterializeResult | None:
+    """The stored fit when it was made from exactly these inputs (no refit), else None. A fit
+    reused is recorded as valid under the current settings (`record`: `fit_spec_record`), since
+    its inputs (the panel's content) and its model settings are the same: a threshold that
+    changed nothing in the panel must not leave the reports refusing a fit no run would redo."""
     if stored_fingerprint(con, model) != fp:
         log_refit(context, con, model, fp)
         return None
@@ -138,6 +142,7 @@ def unchanged_fit(context, con, model: str, fp: str, label: str, labels: dict) -
                        "models.coefficients WHERE model = ? ORDER BY position", [model]).fetchdf()
     if coef.empty:
         return None
+    restamp(con, model, record or {})
     stats = dict(con.execute("SELECT stat, coalesce(text, CAST(value AS VARCHAR)) FROM models.fit_stats "
                              "WHERE model = ?", [model]).fetchall())
     context.log.info(f"{model}: code, specification and inputs unchanged since its fit of "
@@ -163,7 +168,8 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
     truth = _truth(context, folders, "probit", "params")
     with warehouse.connect() as con:
         fp = fit_fingerprint(con, _spec_json(spec, cfg), "panel.model_panel", folders, truth)
-        same = unchanged_fit(context, con, "outsourcing_probit", fp, "estimate", probit_labels(spec))
+        same = unchanged_fit(context, con, "outsourcing_probit", fp, "estimate", probit_labels(spec),
+                             fit_spec_record(main_fit_spec(study, "probit")))
         if same is not None:
             return with_origin(same, folders)
         # only the columns the spec uses (a quarter of the panel's width)
@@ -238,7 +244,8 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
     truth = _truth(context, folders, "cox", "coefficients")
     with warehouse.connect() as con:
         fp = fit_fingerprint(con, _spec_json(study.spec.cox, "cox"), "panel.spell_years", folders, truth)
-        same = unchanged_fit(context, con, "backshoring_cox", fp, "log hazard ratio", study.spec.cox.labels)
+        same = unchanged_fit(context, con, "backshoring_cox", fp, "log hazard ratio", study.spec.cox.labels,
+                             fit_spec_record(main_fit_spec(study, "cox")))
         if same is not None:
             return with_origin(same, folders)
         spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
@@ -283,7 +290,7 @@ def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehou
     with warehouse.connect() as con:
         fp = fit_fingerprint(con, _spec_json(study.spec.cox, "grouped_ph"), "panel.spell_years", folders, truth)
         same = unchanged_fit(context, con, "backshoring_grouped_ph", fp, "log hazard ratio",
-                             study.spec.cox.labels)
+                             study.spec.cox.labels, fit_spec_record(main_fit_spec(study, "grouped_ph")))
         if same is not None:
             return with_origin(same, folders)
         spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),

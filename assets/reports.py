@@ -41,6 +41,7 @@ def _provenance(context: dg.AssetExecutionContext, folders: Folders, study: Stud
     origin. The inputs are the files the warehouse was loaded from, with their SHA-256 at
     load time (raw.load_log), not the raw folder as it is now: a delivery replaced in the
     folder but not yet loaded is not what the report's numbers rest on."""
+    _check_reports_origin(folders)
     spec = study.spec
     paths = app_settings.Settings().as_dict() | {"raw_dir": str(folders.raw),
                                                  "reports_dir": str(folders.reports),
@@ -49,6 +50,34 @@ def _provenance(context: dg.AssetExecutionContext, folders: Folders, study: Stud
         inputs = provenance.loaded_inputs(con)
     return provenance.collect([], spec.as_dict(), spec.sha256, source, context.run_id,
                               spec_files=dict(spec.files), paths=paths, inputs=inputs)
+
+
+def _check_reports_origin(folders: Folders) -> None:
+    """Before an output is written, from the UI or a sensor as from the command line: synthetic
+    tables are never written into a folder holding a real run's reports."""
+    from offshoring import runstate
+
+    if folders.synthetic:
+        real = runstate.reports_origins(folders.reports).get("real")
+        if real:
+            raise dg.Failure(description=(
+                f"The reports folder {folders.reports} holds reports of real data ({real[0]} says so); the "
+                f"demo would write synthetic tables over them. Point OFFSHORING_REPORTS_DIR at another "
+                f"folder for the demo."))
+
+
+def _remove_other_origin(folders: Folders, source: DataSource) -> list[str]:
+    """A real run's index: outputs another origin left in the folder (the demo's, written there
+    before) are removed, so the folder and its index hold this run's outputs only; their names
+    are returned for the metadata and the log."""
+    removed = []
+    for rec in render.read_records(folders.reports):
+        origin = (rec.provenance or {}).get("data")
+        if origin in ("synthetic", "real") and origin != source.data:
+            for name in [*rec.files, rec.sidecar]:
+                (folders.reports / name).unlink(missing_ok=True)
+            removed.append(rec.name)
+    return removed
 
 
 def _rules(study: Study) -> sdc.Rules:
@@ -371,8 +400,12 @@ table3 = _model_asset("table3", "backshoring_cox", _table3_spec, 50,
           description="reports/index.html: every table and figure with its provenance, offline.")
 def report_index(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
     source = _source(folders)
+    removed = _remove_other_origin(folders, source)
+    if removed:
+        context.log.warning(f"removed outputs of another origin left in {folders.reports}: {', '.join(removed)}")
     path = html.write_index(folders.reports, None, _provenance(context, folders, study, source, warehouse),
                             source=source)
     return dg.MaterializeResult(metadata={"path": dg.MetadataValue.path(str(path)),
                                           "outputs": len(render.read_records(folders.reports)),
+                                          "removed_other_origin": ", ".join(removed) or "none",
                                           "data": source.data, "source": source.line()})

@@ -27,7 +27,7 @@ from assets.reports import (_build, _disclosure_check, _failed, _markdown, _meta
                             _provenance, _rules, _source, _violations, refuse_stale_fit)
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 from offshoring.econometrics.errors import EstimationError
-from offshoring.fitstore import COEF_DDL, STATS_DDL, read_fit, write_fit
+from offshoring.fitstore import COEF_DDL, STATS_DDL, read_fit, restamp, write_fit
 from offshoring.reports import figures, render, robustness, tables
 from offshoring.reports.estimation import fit_settings
 from offshoring.variants import (TABLES, Variant, VariantNotFitted, fingerprint, fit_spec_record, fit_variant,
@@ -100,6 +100,9 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
         with warehouse.connect() as con:
             fp = fingerprint(con, current, folders.raw, folders.origin)
             if stored_fingerprint(con, model) == fp:
+                # same inputs and settings: valid under the current specification too (recorded,
+                # so the robustness table does not refuse a fit no run would redo)
+                restamp(con, model, fit_spec_record(current.fit_spec(study.spec.districts)))
                 context.log.info(f"{model}: code, specification and inputs unchanged; not refitted")
                 return dg.MaterializeResult(metadata={"refit": False, "input_fingerprint": str(fp),
                                                       "variant_file": current.file})

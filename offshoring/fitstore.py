@@ -115,3 +115,20 @@ def read_fit(con: duckdb.DuckDBPyConnection, model: str) -> StoredFit:
         ngroups=None if stats.get("ngroups") is None else int(stats["ngroups"]),
         stats=stats, truth=truth,
     )
+
+
+def restamp(con: Any, model: str, stats: Mapping[str, Any]) -> None:
+    """Replace some statistics of a stored fit (text values), in one transaction: a fit reused
+    because its inputs and model settings are unchanged is recorded as valid under the current
+    specification (`offshoring.variants.fit_spec_record`), so a report does not refuse it."""
+    if not stats:
+        return
+    con.execute("BEGIN TRANSACTION")
+    try:
+        for stat, text in stats.items():
+            con.execute("DELETE FROM models.fit_stats WHERE model = ? AND stat = ?", [model, stat])
+            con.execute("INSERT INTO models.fit_stats VALUES (?, ?, NULL, ?)", [model, stat, str(text)])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise

@@ -302,6 +302,10 @@ def test_reports_of_another_origin_are_not_up_to_date(world):
     record = json.loads(path.read_text())
     record["provenance"]["data"] = "synthetic"
     path.write_text(json.dumps(record))
+    # and an output only the demo wrote: no real run rewrites it, so it is removed
+    extra = dict(record, output=dict(record["output"], name="demo_only", files=[{"file": "demo_only.md", "sha256": None}]))
+    (world.root / "reports" / "demo_only.provenance.json").write_text(json.dumps(extra))
+    (world.root / "reports" / "demo_only.md").write_text("synthetic\n")
     proc = world.run()
     assert "Nothing changed since the last complete run" not in proc.stdout
     assert "another origin's reports" in proc.stdout
@@ -309,7 +313,27 @@ def test_reports_of_another_origin_are_not_up_to_date(world):
     assert {"table1", "table2", "report_index"} <= _assets(mats)
     assert not _assets(mats) & world.group("raw")
     assert json.loads(path.read_text())["provenance"]["data"] == "real"
+    assert not (world.root / "reports" / "demo_only.md").exists()
+    assert not (world.root / "reports" / "demo_only.provenance.json").exists()
+    assert "demo_only" not in (world.root / "reports" / "index.html").read_text()
     assert "Nothing changed since the last complete run" in world.run().stdout
+
+
+def test_a_threshold_that_changes_no_panel_row_keeps_the_fits_shown(world):
+    """A ceiling for a year with no data: the thresholds differ, the panel does not, so no fit is
+    redone; the fits are recorded as valid under the new settings, and the tables, which refuse
+    a fit made under other model settings, are written (they refused on every run before)."""
+    before = (world.root / "reports" / "table2.md").read_text()
+    (world.config / "thresholds.yaml").write_text("turnover_ceiling:\n  by_year:\n    1999: 5164569\n")
+    try:
+        world.run()  # exit 0 asserted
+        mats = world.materialized(world.new_runs())
+        assert {"table2", "table3", "table2_robustness"} <= _assets(mats)
+        assert (world.root / "reports" / "table2.md").read_text().split("Source")[0] == before.split("Source")[0]
+    finally:
+        (world.config / "thresholds.yaml").unlink()
+    world.run()
+    world.new_runs()
 
 
 def test_a_state_without_spec_parts_counts_them_all_changed(world, monkeypatch):

@@ -314,6 +314,26 @@ def test_disclosure_check_fails_and_writes_nothing_on_an_unsafe_table1(tmp_path,
     assert result.asset_materializations_for_node("table1") == []
 
 
+def test_the_demo_from_dagster_does_not_write_over_real_reports(tmp_path):
+    """`offshoring ui --synthetic` with a shared reports folder: refused before any output is
+    written, as the command line refuses it."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_reports import build_warehouse
+
+    db = tmp_path / "w.duckdb"
+    build_warehouse(db)
+    assert dg.materialize([report_assets.table1], resources=_resources(tmp_path, db, synthetic=False)).success
+    before = (tmp_path / "reports" / "table1.md").read_bytes()
+    result = dg.materialize([report_assets.table1], resources=_resources(tmp_path, db, synthetic=True),
+                            raise_on_error=False)
+    assert not result.success
+    text = " ".join(str(e.event_specific_data.error.message) for e in result.get_step_failure_events())
+    assert "holds reports of real data" in text and "OFFSHORING_REPORTS_DIR" in text
+    assert (tmp_path / "reports" / "table1.md").read_bytes() == before
+
+
 def test_table1_asset_shows_its_table_and_the_papers(tmp_path):
     import sys
 
