@@ -423,15 +423,27 @@ def _check_settings_names(user: Path, read: set[str]) -> None:
     kept: refused, naming it and the file it was probably meant to be."""
     from offshoring.variants import TABLES, VARIANTS_DIR
 
-    known = sorted(read | {p.name for p in defaults_dir().glob("*.yaml")})
+    # the shipped example of the raw folder's column map is no settings file of this folder
+    known = sorted((read | {p.name for p in defaults_dir().glob("*.yaml")}) - {"column_map.example.yaml"})
+    stems = {Path(k).stem: k for k in known}
     for path in sorted(user.iterdir()):
-        if path.name.startswith(".") or not path.is_file() or path.suffix.lower() not in _SETTINGS_SUFFIXES:
+        if path.name.startswith("."):
             continue
-        if path.name not in known:
-            near = difflib.get_close_matches(path.stem.lower() + ".yaml", known, n=1, cutoff=0.6)
-            hint = f"rename it {near[0]}" if near else f"the settings files are {', '.join(known)}"
-            raise SpecError(f"{path} is not a settings file this project reads, so it would be ignored and "
-                            f"the defaults kept: {hint} (or move it out of {user}).")
+        if path.is_dir():
+            if path.name != VARIANTS_DIR and difflib.get_close_matches(path.name.lower(), [VARIANTS_DIR], cutoff=0.7):
+                raise SpecError(f"{path} would be ignored: variants are read from {user / VARIANTS_DIR}/table2 "
+                                f"and /table3; rename the folder {VARIANTS_DIR}.")
+            continue
+        if path.suffix.lower() not in _SETTINGS_SUFFIXES or path.name in known:
+            continue
+        if path.stem.lower() in ("column_map", "column-map", "columnmap"):
+            hint = f"the column map belongs in the raw folder ({settings.ENV_RAW_DIR}), beside survey/ and aida/"
+        else:
+            near = difflib.get_close_matches(path.stem.lower(), list(stems), n=1, cutoff=0.75)
+            hint = (f"rename it {stems[near[0]]}" if near
+                    else f"the settings files are {', '.join(known)}")
+        raise SpecError(f"{path} is not a settings file this project reads, so it would be ignored and "
+                        f"the defaults kept: {hint} (or move it out of {user}).")
     for table in TABLES:
         folder = user / VARIANTS_DIR / table
         if not folder.is_dir():

@@ -189,9 +189,9 @@ def _check_reports_folder(reports: Path, origin: str) -> None:
         raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) is a file, not a folder. "
                       f"Point {settings.ENV_REPORTS_DIR} at a folder (it is created if missing).")
     parent = reports
-    while not parent.exists():
+    while not parent.exists() and parent != parent.parent:  # a missing drive or share is its own parent
         parent = parent.parent
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.exists() or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) cannot be written "
                       f"({parent} is not a writable folder). Point {settings.ENV_REPORTS_DIR} elsewhere.")
     if origin == "synthetic":
@@ -308,7 +308,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     problem = check_database_file(settings.db_path(), Identity("synthetic", key_fingerprint(DEMO_KEY)))
     if problem:
         raise Refusal(problem)
-    _check_reports_folder(settings.reports_dir(), "synthetic")  # nor over a real run's reports
+    _check_reports_folder(settings.reports_dir(), "synthetic")  # nor over a real run's reports (before generating)
     _prepare_demo(raw, args)
     return _run(raw, args, synthetic=True)
 

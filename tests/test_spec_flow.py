@@ -113,6 +113,20 @@ def test_a_settings_file_of_another_name_is_refused_not_ignored(tmp_path):
     with pytest.raises(SpecError, match=r"thresholds\.yml is not a settings file.*rename it thresholds\.yaml"):
         load_study_spec(cfg)
     (cfg / "thresholds.yml").unlink()
+    (cfg / "column_map.yaml").write_text("survey: {}\n")
+    with pytest.raises(SpecError, match=r"column map belongs in the raw folder"):
+        load_study_spec(cfg)
+    (cfg / "column_map.yaml").unlink()
+    (cfg / "notes.json").write_text("{}\n")
+    with pytest.raises(SpecError, match=r"notes\.json is not a settings file.*the settings files are"):
+        load_study_spec(cfg)
+    (cfg / "notes.json").unlink()
+    (cfg / "variant" / "table2").mkdir(parents=True)
+    with pytest.raises(SpecError, match=r"variant would be ignored.*rename the folder variants"):
+        load_study_spec(cfg)
+    (cfg / "variant" / "table2").rmdir()
+    (cfg / "variant").rmdir()
+    (cfg / "old").mkdir()  # another folder (old settings, say): left alone
     (cfg / "variants" / "table2").mkdir(parents=True)
     (cfg / "variants" / "table2" / "my_variant.yml").write_text("description: mine\n")
     with pytest.raises(SpecError, match=r"my_variant\.yml would be ignored.*rename it my_variant\.yaml"):
