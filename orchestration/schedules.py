@@ -7,7 +7,8 @@ import dagster as dg
 from orchestration.jobs import load_survey_year
 from assets.partitions import SURVEY_YEARS
 from assets.resources import Folders
-from orchestration.sensors import changed_deliveries, delivery_run_requests, delivery_state
+from offshoring.contract import ContractError
+from orchestration.sensors import changed_deliveries, delivery_run_requests, delivery_state, refused_tick
 
 
 def yearly_refresh_schedule(cron: str) -> dg.ScheduleDefinition:
@@ -20,7 +21,10 @@ def yearly_refresh_schedule(cron: str) -> dg.ScheduleDefinition:
                     "sensor); the refresh sensor then refreshes everything downstream in one run.",
     )
     def yearly_refresh(context: dg.ScheduleEvaluationContext, folders: Folders):
-        state = delivery_state(folders.raw, {})
+        try:
+            state = delivery_state(folders.raw, {})
+        except ContractError as err:  # a refused raw folder: said in the tick, as the sensor says it
+            return refused_tick(context, err)
         known = list(context.instance.get_dynamic_partitions(SURVEY_YEARS))
         new_years = [y for y in state if y not in set(known)]
         if new_years:

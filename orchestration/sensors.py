@@ -8,6 +8,7 @@ import dagster as dg
 from dagster import DagsterEventType
 
 from offshoring.alerts import Alert, AlertSettings, dispatch
+from offshoring.contract import ContractError
 from offshoring.readers.common import sha256_file
 from offshoring.readers.survey import discover_survey_files
 from orchestration.jobs import load_survey_year, refresh_outputs
@@ -71,6 +72,21 @@ def delivery_state(raw_dir: Path, previous: dict[str, dict]) -> dict[str, dict]:
     return state
 
 
+def refusal_sentence(err: ContractError) -> str:
+    """A refusal of the raw folder in one paragraph: each failure's sentence (the entry, what
+    to do), for a sensor's skip reason."""
+    said = "; ".join(getattr(f, "detail", None) or f.describe() for f in err.failures) or str(err)
+    return f"new survey deliveries are not loaded until the raw folder is fixed: {said}"
+
+
+def refused_tick(context: dg.SensorEvaluationContext, err: ContractError) -> dg.SkipReason:
+    """The tick of a sensor whose raw folder is refused: logged at error level (the daemon's and
+    the UI's tick log) and skipped with the refusal's sentence as the reason shown in the UI."""
+    sentence = refusal_sentence(err)
+    context.log.error(f"{sentence}\n{err}")
+    return dg.SkipReason(sentence)
+
+
 def delivery_run_requests(order: list[str], state: dict[str, dict], years: list[str],
                           prefix: str, folders: Folders) -> list[dg.RunRequest]:
     """The loads of `years`: one run per block of years contiguous in the partitions' `order`
@@ -105,7 +121,13 @@ def delivery_run_requests(order: list[str], state: dict[str, dict], years: list[
 )
 def survey_delivery_sensor(context: dg.SensorEvaluationContext, folders: Folders):
     previous = json.loads(context.cursor) if context.cursor else {}
-    state = delivery_state(folders.raw, previous)
+    try:
+        state = delivery_state(folders.raw, previous)
+    except ContractError as err:
+        # a refused folder (an entry that looks like a delivery but would not be read, two files
+        # for one year, ...): a skipped tick saying which file and what to do, not a crashed one;
+        # the cursor is kept, so the next tick after the fix compares with what was last seen
+        return refused_tick(context, err)
     known = list(context.instance.get_dynamic_partitions(SURVEY_YEARS))
     new_years = [y for y in state if y not in set(known)]
     requests = delivery_run_requests(known + new_years, state,

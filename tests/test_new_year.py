@@ -9,6 +9,7 @@ requested in one run (and nothing that 2013 does not change), and the tables the
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shutil
 
 import dagster as dg
@@ -124,12 +125,57 @@ def test_yearly_schedule(world):
     src = raw / "survey" / "survey_2012.csv"
     text = src.read_bytes().decode("cp1252").replace(";2012;", ";2014;").replace("/2013;", "/2015;")
     (raw / "survey" / "survey_2014.csv").write_bytes(text.encode("cp1252"))
-    ctx = dg.build_schedule_context(instance=instance, resources=resources,
-                                    repository_def=defs.get_repository_def(),
-                                    scheduled_execution_time=dt.datetime(2015, 3, 1, 6))
-    requests = schedule.evaluate_tick(ctx).run_requests
+    with dg.build_schedule_context(instance=instance, resources=resources,
+                                   repository_def=defs.get_repository_def(),
+                                   scheduled_execution_time=dt.datetime(2015, 3, 1, 6)) as ctx:
+        requests = schedule.evaluate_tick(ctx).run_requests
     # one run: 2014 alone, or 2013-2014 as one partition range when 2013 was re-delivered
     (req,) = requests
     covered = [req.partition_key] if req.partition_key else [req.tags[RANGE_START_TAG], req.tags[RANGE_END_TAG]]
     assert covered[-1] == "2014" and set(covered) <= {"2013", "2014"}
     assert "2014" in instance.get_dynamic_partitions("survey_year")
+
+
+def _refused_folder(tmp_path):
+    """Resources and definitions over a raw folder the layout refuses (survey_2013.xlsx)."""
+    raw = tmp_path / "raw"
+    (raw / "survey").mkdir(parents=True)
+    (raw / "survey" / "survey_2012.csv").write_text("x")
+    (raw / "survey" / "survey_2013.xlsx").write_text("x")
+    resources = {"warehouse": Warehouse(database=str(tmp_path / "w.duckdb")),
+                 "folders": Folders(raw_dir=str(raw), reports_dir=str(tmp_path / "reports"), synthetic=True),
+                 "study": Study(config_dir=str(small_world_config(tmp_path / "config")))}
+    return resources, build_definitions(resources)
+
+
+def test_a_refused_survey_folder_skips_the_sensor_tick_with_its_sentence(tmp_path, capfd):
+    """An entry of survey/ that looks like a delivery but would not be read (survey_2013.xlsx)
+    refuses the folder. The sensor used to raise on every tick (an error in the UI, new deliveries
+    no longer loaded, nothing saying why); the tick is skipped, its reason names the file and what
+    to do, and the sentence is logged at error level."""
+    resources, defs = _refused_folder(tmp_path)
+    sensor = defs.resolve_sensor_def("survey_delivery_sensor")
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        tick = sensor(dg.build_sensor_context(instance=instance, cursor='{"2012": {"sha256": "abc"}}',
+                                              resources=resources, definitions=defs))
+    assert isinstance(tick, dg.SkipReason), tick
+    assert "survey/survey_2013.xlsx looks like a delivery" in tick.skip_message
+    assert "save it as CSV (survey_2013.csv)" in tick.skip_message
+    logged = capfd.readouterr().err  # the sensor context's log, at error level
+    assert re.search(r"dagster - ERROR - new survey deliveries are not loaded.*survey_2013\.xlsx", logged), logged
+
+
+def test_a_refused_survey_folder_skips_the_yearly_schedule_with_its_sentence(tmp_path):
+    """The yearly refresh reads the same folder: a refusal skips its tick with the sentence
+    instead of failing it."""
+    resources, defs = _refused_folder(tmp_path)
+    schedule = defs.resolve_schedule_def("yearly_refresh")
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        # entered, so the context's own instance (opened from the ref) is closed on the way out;
+        # left open, it stays Dagster's current state storage and a later materialize() fails
+        with dg.build_schedule_context(instance=instance, resources=resources) as ctx:
+            tick = schedule(ctx)
+    assert isinstance(tick, dg.SkipReason), tick
+    assert "survey_2013.xlsx looks like a delivery" in tick.skip_message

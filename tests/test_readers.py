@@ -220,17 +220,29 @@ def test_survey_files_at_the_top_of_the_raw_folder_are_refused(tmp_path):
         discover_survey_files(tmp_path)
 
 
-@pytest.mark.parametrize("entry,named", [
-    ("2013/survey_2013.csv", r"survey/2013/survey_2013\.csv is in a subfolder"),
-    ("survey_2013.xlsx", r"survey/survey_2013\.xlsx looks like a delivery"),
-    ("survey_2014.csv/data.csv", r"survey/survey_2014\.csv is a folder named like a delivery"),
-    ("survey_2012_old.csv", r"survey/survey_2012_old\.csv looks like a delivery"),
-    ("returns_2013.zip", r"survey/returns_2013\.zip looks like a delivery"),
+@pytest.mark.parametrize("entry,named,advice", [
+    ("2013/survey_2013.csv", r"survey/2013/survey_2013\.csv is in a subfolder", r"move it there"),
+    ("2013/notes.txt", r"survey/2013 is a folder named for a year", r"move survey/2013 out of the survey folder"),
+    ("survey_2013.xlsx", r"survey/survey_2013\.xlsx looks like a delivery", r"save it as CSV \(survey_2013\.csv\)"),
+    ("Survey 2013.xls", r"survey/Survey 2013\.xls looks like a delivery", r"save it as CSV \(survey_2013\.csv\)"),
+    ("survey_2013.txt", r"survey/survey_2013\.txt looks like a delivery", r"rename it to survey_2013\.csv"),
+    ("survey2013.csv", r"survey/survey2013\.csv looks like a delivery", r"rename it to survey_2013\.csv"),
+    ("survey_2014.csv/data.csv", r"survey/survey_2014\.csv is a folder named like a delivery",
+     r"put the file there"),
+    ("survey_2014/data.csv", r"survey/survey_2014 is a folder named like a delivery", r"put the file there"),
+    ("survey_2012_old.csv", r"survey/survey_2012_old\.csv looks like a delivery",
+     r"copy of the 2012 delivery beside survey_2012\.csv.*remove it, or rename it to survey_2012_old\.csv\.bak"),
+    ("survey_2012 - Copy.csv", r"survey/survey_2012 - Copy\.csv looks like a delivery",
+     r"copy of the 2012 delivery beside survey_2012\.csv.*remove it"),
+    ("survey_2012.xlsx", r"survey/survey_2012\.xlsx looks like a delivery", r"copy of the 2012 delivery"),
+    ("returns_survey_2013.zip", r"survey/returns_survey_2013\.zip looks like a delivery",
+     r"rename it to survey_2013\.csv"),
 ])
-def test_entries_that_look_like_deliveries_but_would_not_be_read_are_refused(tmp_path, entry, named):
-    """A nested year folder, another extension, a folder named like a delivery: the run used to
-    skip them without a word (2013 silently missing). Refused, naming the entry and the names
-    that are read."""
+def test_entries_that_look_like_deliveries_but_would_not_be_read_are_refused(tmp_path, entry, named, advice):
+    """A nested year folder, another name or extension, a copy beside a delivery, a folder named
+    like a delivery: the run used to skip them without a word (2013 silently missing). Refused,
+    naming the entry, the names that are read and what to do for its kind (the workbook advice
+    for a workbook only)."""
     write_survey_csv(tmp_path / "survey" / "survey_2012.csv", survey_rows(2, 2012))
     target = tmp_path / "survey" / entry
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -240,7 +252,68 @@ def test_entries_that_look_like_deliveries_but_would_not_be_read_are_refused(tmp
     msg = str(err.value)
     assert [f.rule for f in err.value.failures] == ["not_a_delivery"]
     assert re.search(named, msg), msg
+    assert re.search(advice, msg), msg
     assert "survey_<YYYY>.csv, survey_<YYYY>.csv.gz or survey_<YYYY>.parquet" in msg
+    if not entry.lower().endswith((".xlsx", ".xls")) or "2012" in entry:
+        assert "save it as CSV" not in msg and "Excel" not in msg and "workbook" not in msg
+
+
+@pytest.mark.parametrize("entry", [
+    "survey/README_survey_2010.txt",
+    "survey/survey_codebook_2010.pdf",
+    "survey/codebook.xlsx",
+    "survey/variable_list.csv",
+    "survey/notes.md",
+    "survey/survey_2010.csv.sha256",
+    "survey/survey_2010.csv.md5",
+    "survey/survey_2010.csv.asc",
+    "survey/survey_2010.csv.bak",
+    "survey/survey_2010.csv.gz.orig",
+    "survey/survey_2010.parquet.old",
+    "survey/checksums.md5",
+    "survey/Thumbs.db",
+    "survey/desktop.ini",
+    "survey/~$survey_2013.xlsx",
+    "survey/._survey_2013.csv",
+    "survey/archive/survey_2009_v1.csv",
+    "survey/old/survey_2013.xlsx",
+    "Survey methodology 2010.pdf",
+    "survey_deliveries_2005-2012.zip",
+    "survey_2010.csv.bak",
+    "README_survey_2013.txt",
+])
+def test_files_that_are_no_delivery_are_left_alone(tmp_path, entry):
+    """Documents, codebooks, checksums and backups beside a delivery, other subfolders of survey/
+    (archive/, old/), and at the top of the raw folder anything not named exactly as a delivery
+    (the provider's methodology PDF, its zip archive): no delivery, so not refused."""
+    write_survey_csv(tmp_path / "survey" / "survey_2010.csv", survey_rows(2, 2010))
+    target = tmp_path / entry
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text("x")
+    assert list(discover_survey_files(tmp_path)) == [2010]
+
+
+def test_delivery_names_are_matched_in_any_case(tmp_path):
+    """``SURVEY_2010.CSV`` is the 2010 delivery, and the readers read it: accepted, not refused."""
+    write_survey_csv(tmp_path / "survey" / "SURVEY_2010.CSV", survey_rows(2, 2010))
+    found = discover_survey_files(tmp_path)
+    assert list(found) == [2010] and found[2010].name == "SURVEY_2010.CSV"
+
+
+def test_only_delivery_names_at_the_top_are_refused_and_moving_them_is_enough(tmp_path):
+    """At the top of the raw folder, a delivery name is refused with "move it into survey/";
+    once moved, it is read, and the documents left at the top are not refused in turn."""
+    (tmp_path / "Survey methodology 2010.pdf").write_text("x")
+    (tmp_path / "survey_deliveries_2005-2012.zip").write_text("x")
+    write_survey_csv(tmp_path / "survey_2010.csv", survey_rows(2, 2010))
+    with pytest.raises(ContractError) as err:
+        discover_survey_files(tmp_path)
+    msg = str(err.value)
+    assert "survey_2010.csv is at the top of the raw folder" in msg and "move it into" in msg
+    assert "methodology" not in msg and "deliveries_2005" not in msg
+    (tmp_path / "survey").mkdir()
+    (tmp_path / "survey_2010.csv").rename(tmp_path / "survey" / "survey_2010.csv")
+    assert list(discover_survey_files(tmp_path)) == [2010]
 
 
 # --- column_map.yaml: every key checked ------------------------------------------------------

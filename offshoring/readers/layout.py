@@ -64,11 +64,19 @@ class PlainFailure(Failure):
         return f"[{self.rule}] {self.detail}"
 
 
-#: extensions of data files: an entry of ``survey/`` with one of them is taken for a delivery
+#: extensions of data files: in ``survey/``, a file with one of them whose name holds ``survey``
+#: and a year is taken for a delivery (or a copy of one)
 DATA_EXTENSIONS = (".csv", ".tsv", ".gz", ".zip", ".bz2", ".xz", ".7z", ".parquet", ".xlsx", ".xls",
                    ".xlsm", ".xlsb", ".ods", ".dta", ".sav", ".sas7bdat", ".feather", ".arrow")
-_SURVEY_AND_YEAR = re.compile(r"survey.*(?<!\d)(?:19|20)\d{2}(?!\d)|(?<!\d)(?:19|20)\d{2}(?!\d).*survey",
-                              re.IGNORECASE)
+#: workbooks: the advice is to save them as CSV
+WORKBOOK_EXTENSIONS = (".xlsx", ".xls", ".xlsm", ".xlsb", ".ods")
+#: last suffixes of a checksum, a signature or a backup beside a delivery (``survey_2010.csv.sha256``,
+#: ``survey_2010.csv.bak``, an editor's ``survey_2010.csv~``): no delivery, left alone
+SIDE_FILE_SUFFIXES = (".sha256", ".sha512", ".sha1", ".md5", ".asc", ".sig", ".bak", ".orig", ".old", "~")
+#: a name starting with ``survey`` and a 4-digit year, separated by ``_``, ``-``, a space or nothing
+_SURVEY_YEAR_PREFIX = re.compile(r"^survey[ _-]?(\d{4})(?!\d)", re.IGNORECASE)
+_A_YEAR = re.compile(r"(?<!\d)(\d{4})(?!\d)")
+_YEAR_FOLDER = re.compile(r"^\d{4}$")
 ACCEPTED_NAMES = "survey_<YYYY>.csv, survey_<YYYY>.csv.gz or survey_<YYYY>.parquet"
 
 
@@ -88,22 +96,78 @@ def _ignored(name: str) -> bool:
     return name.startswith((".", "~$"))
 
 
+def _side_file(name: str) -> bool:
+    """A checksum, a signature or a backup (``survey_2010.csv.sha256``, ``.bak``): left alone."""
+    return name.lower().endswith(SIDE_FILE_SUFFIXES)
+
+
+def _year_in(name: str) -> str | None:
+    m = _SURVEY_YEAR_PREFIX.match(name) or _A_YEAR.search(name)
+    return m.group(1) if m else None
+
+
 def looks_like_delivery(name: str) -> bool:
-    """Whether an entry's name reads as a survey delivery: it names the survey and a year, or
-    it has a data file's extension."""
+    """Whether a file of ``survey/`` named `name` reads as a survey delivery the run would not
+    read: not a delivery name (``survey_<YYYY>.csv | .csv.gz | .parquet``, any case), nor hidden,
+    an office lock file, a checksum, a signature or a backup; and either its name starts with
+    ``survey`` and a 4-digit year (``survey_2013.xlsx``, ``Survey 2013.csv``, ``survey2013.txt``,
+    ``survey_2012_old.csv``) or it has a data file's extension and names ``survey`` and a year
+    anywhere (``survey_2010 - Copy.csv``, ``returns_survey_2013.zip``). Anything else (a README,
+    a codebook, ``variable_list.csv``) is no delivery."""
+    if _ignored(name) or _side_file(name) or SURVEY_FILE_RE.match(name):
+        return False
+    if _SURVEY_YEAR_PREFIX.match(name):
+        return True
     lower = name.lower()
-    return bool(_SURVEY_AND_YEAR.search(name)) or lower.endswith(DATA_EXTENSIONS)
+    return lower.endswith(DATA_EXTENSIONS) and "survey" in lower and bool(_A_YEAR.search(name))
+
+
+def _delivery_folder_name(name: str) -> bool:
+    """A subfolder of ``survey/`` named for a year (``2013``) or like a delivery (``survey_2014.csv``,
+    ``survey_2014``)."""
+    return bool(_YEAR_FOLDER.match(name) or SURVEY_FILE_RE.match(name) or _SURVEY_YEAR_PREFIX.match(name))
+
+
+def _advice(name: str, delivered: dict[str, str]) -> str:
+    """What to do with a file of ``survey/`` that looks like a delivery, for its kind: a copy
+    beside the year's delivery, a workbook, another name."""
+    year = _year_in(name)
+    if year in delivered:
+        return (f"it reads as a copy of the {year} delivery beside {delivered[year]}, and which one counts "
+                f"would be a guess: remove it, or rename it to {name}.bak to keep it as a backup")
+    if name.lower().endswith(WORKBOOK_EXTENSIONS):
+        y = year or "<YYYY>"
+        return (f"a workbook is not read: save it as CSV (survey_{y}.csv) and move the workbook "
+                f"out of the survey folder")
+    y = year or "<YYYY>"
+    return (f"if it is the {y} delivery, rename it to survey_{y}.csv (or .csv.gz, .parquet, as it is); "
+            f"if it is not, move it out of the survey folder")
 
 
 def _not_a_delivery(raw: Path, folder: Path) -> list[Failure]:
-    """Entries that look like survey deliveries but that the run would not read: at the top of
-    the raw folder, in a subfolder of ``survey/``, with another name or extension, or a folder
-    named like a delivery. Each would be silently left out; refused instead, by name."""
+    """Entries that look like survey deliveries but that the run would not read; each would be
+    silently left out, so each is refused instead, by name, with what to do for its kind.
+
+    - At the top of the raw folder: a file named exactly as a delivery (``survey_<YYYY>.csv |
+      .csv.gz | .parquet``, any case): move it into ``survey/``. With no ``survey/``, a folder
+      called ``Survey`` or ``surveys``: rename it. Any other file there (a PDF, the provider's
+      zip archive) is left alone.
+    - In ``survey/``, a file `looks_like_delivery` says is one: its name starts with ``survey``
+      and a 4-digit year but is not a delivery name, or it has a data extension and names
+      ``survey`` and a year anywhere. A copy of a year that is delivered: remove or rename it;
+      a workbook: save it as CSV; another name: rename it. Checksums, signatures and backups
+      (last suffix ``.sha256``, ``.sha1``, ``.md5``, ``.asc``, ``.sig``, ``.bak``, ``.orig``,
+      ``.old``), hidden files, office lock files and every other file (a README, a codebook,
+      ``variable_list.csv``) are left alone. Names are matched in any case: ``SURVEY_2010.CSV``
+      is the 2010 delivery, and read.
+    - A subfolder of ``survey/`` named for a year (``survey/2013/``) or like a delivery
+      (``survey/survey_2014.csv/``): its delivery belongs directly in ``survey/``. Other
+      subfolders (``archive/``, ``old/``) are left alone and not searched.
+    """
     out: list[Failure] = []
     where = f"directly in {folder}"
     if raw.is_dir():
-        top = [p for p in sorted(raw.iterdir()) if not _ignored(p.name) and p.name != "survey"
-               and (SURVEY_FILE_RE.match(p.name) or _SURVEY_AND_YEAR.search(p.name))]
+        top = [p for p in sorted(raw.iterdir()) if not p.is_dir() and SURVEY_FILE_RE.match(p.name)]
         if top:
             names = _names(top) if len(top) > 1 else top[0].name
             out.append(PlainFailure("misplaced_delivery", None, detail=(
@@ -117,33 +181,38 @@ def _not_a_delivery(raw: Path, folder: Path) -> list[Failure]:
                     f"the survey folder is called {other[0].name}; the run reads {folder}: rename it to survey")))
     if not folder.is_dir():
         return out
-    for p in sorted(folder.iterdir()):
-        if _ignored(p.name):
-            continue
+    entries = [p for p in sorted(folder.iterdir()) if not _ignored(p.name)]
+    delivered = {m.group(1): p.name for p in entries if not p.is_dir() and (m := SURVEY_FILE_RE.match(p.name))}
+    for p in entries:
         rel = p.relative_to(folder).as_posix()
         if p.is_dir():
-            if looks_like_delivery(p.name):
+            if not _delivery_folder_name(p.name):
+                continue  # archive/, old/: left alone, not searched
+            if not _YEAR_FOLDER.match(p.name):
                 out.append(PlainFailure("not_a_delivery", None, detail=(
                     f"survey/{rel} is a folder named like a delivery; a delivery is one file, "
                     f"{ACCEPTED_NAMES}, {where}: put the file there in its place")))
                 continue
-            if p.is_symlink():
-                continue  # a linked folder is not searched (it may lead anywhere, or loop)
-            nested = [q for q in sorted(p.rglob("*")) if not any(_ignored(part) for part in q.relative_to(p).parts)
-                      and looks_like_delivery(q.name)]
-            if nested:
+            inside = [] if p.is_symlink() else [  # a linked folder is not searched (it may lead anywhere)
+                q for q in sorted(p.rglob("*")) if q.is_file()
+                and not any(_ignored(part) for part in q.relative_to(p).parts) and not _side_file(q.name)
+                and (SURVEY_FILE_RE.match(q.name) or looks_like_delivery(q.name)
+                     or q.name.lower().endswith(DATA_EXTENSIONS))]
+            if inside:
                 out.append(PlainFailure("not_a_delivery", None, detail=(
-                    f"survey/{nested[0].relative_to(folder).as_posix()}"
-                    f"{f' (and {len(nested) - 1} more in survey/{rel})' if len(nested) > 1 else ''} "
+                    f"survey/{inside[0].relative_to(folder).as_posix()}"
+                    f"{f' (and {len(inside) - 1} more in survey/{rel})' if len(inside) > 1 else ''} "
                     f"is in a subfolder, where the run does not read deliveries: a delivery is "
                     f"{ACCEPTED_NAMES} {where}; move it there, or move survey/{rel} out of the survey folder")))
+            else:
+                out.append(PlainFailure("not_a_delivery", None, detail=(
+                    f"survey/{rel} is a folder named for a year, where the run does not read deliveries: "
+                    f"a delivery is {ACCEPTED_NAMES} {where}; move survey/{rel} out of the survey folder")))
             continue
-        if SURVEY_FILE_RE.match(p.name):
-            continue  # a delivery (a link is checked, and a dangling one skipped, by the caller)
         if looks_like_delivery(p.name):
             out.append(PlainFailure("not_a_delivery", None, detail=(
                 f"survey/{rel} looks like a delivery, but the run reads only {ACCEPTED_NAMES} {where}: "
-                f"rename it (an Excel workbook: save it as CSV first), or move it out of the survey folder")))
+                f"{_advice(p.name, delivered)}")))
     return out
 
 
@@ -154,10 +223,13 @@ def discover_survey_files(raw_dir: str | Path, this_year: int | None = None) -> 
     files for one year (which one counts would be a guess), a year after this one (a
     fiscal year cannot be in the future: a typo in the name), a file that is a link
     leading outside `raw_dir` (files are read only inside the raw folder), and anything
-    that looks like a survey delivery but would not be read (`_not_a_delivery`: at the
-    top of the raw folder, in a subfolder of ``survey/``, another name or extension, a
-    folder named like a delivery). Hidden files, office lock files and other files
-    (a README, notes) are left alone. `this_year`: the current year (default:
+    that looks like a survey delivery but would not be read (`_not_a_delivery` says
+    which: a delivery at the top of the raw folder, a file of ``survey/`` named
+    ``survey`` and a year otherwise than the contract's names, a copy of a delivery, a
+    folder named for a year or like a delivery). Hidden files, office lock files,
+    checksums and backups, other subfolders (``archive/``) and every other file (a
+    README, notes, a codebook, a PDF, the provider's zip at the top) are left alone.
+    Names are matched in any case. `this_year`: the current year (default:
     `current_year()`).
     """
     raw = Path(raw_dir)
