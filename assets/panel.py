@@ -2,10 +2,13 @@
 
 
 import dagster as dg
+import duckdb
 
 from assets._common import markdown_table, table_metadata
 from offshoring import panel
-from assets.resources import WRITER_POOL, Study, Warehouse
+from assets.resources import WRITER_POOL, Folders, Study, Warehouse
+from offshoring.readers.layout import removed_delivery_sentence, years_no_longer_delivered
+from offshoring.settings import ENV_DB
 
 GROUP = "panel"
 
@@ -23,8 +26,17 @@ GROUP = "panel"
     description="Deduplicated firm-year panel of survey SMEs (latest filing, at or below the "
                 "turnover ceiling), harmonised geography, derived model variables.",
 )
-def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, study: Study):
+def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, study: Study, folders: Folders):
     with warehouse.connect() as con:
+        # a year loaded earlier whose delivery has since been taken out of the folder: refused
+        # before the panel is replaced, as the command line refuses it before the run
+        try:
+            held = [int(y) for y, in con.execute("SELECT DISTINCT year FROM raw.survey_returns").fetchall()]
+        except duckdb.CatalogException:
+            held = []  # nothing loaded: the build says so
+        gone = years_no_longer_delivered(held, folders.raw)
+        if gone:
+            raise dg.Failure(description=removed_delivery_sentence(gone, folders.raw, warehouse.database, ENV_DB))
         try:
             ceilings, validation = panel.build_firm_years(con, study.spec.thresholds)
         except panel.PanelSchemaError as exc:

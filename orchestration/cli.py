@@ -207,12 +207,13 @@ def _check_reports_folder(reports: Path, origin: str) -> None:
 def _check_years_still_delivered(raw: Path, db: Path) -> None:
     """A survey year the warehouse holds whose delivery is gone from the raw folder: a run would
     keep it in the panel, the models and the tables while their provenance lists only the files
-    present. Refused, naming the years."""
+    present. Refused, naming the years (the panel asset refuses the same from Dagster)."""
     if not db.exists():
         return
     import duckdb
 
-    from offshoring.readers.layout import discover_survey_files  # light: the no-op path imports no pandas
+    # light: the no-op path imports no pandas
+    from offshoring.readers.layout import removed_delivery_sentence, years_no_longer_delivered
 
     try:
         con = duckdb.connect(str(db), read_only=True)
@@ -224,19 +225,9 @@ def _check_years_still_delivered(raw: Path, db: Path) -> None:
         held = []
     finally:
         con.close()
-    try:
-        present = set(discover_survey_files(raw))
-    except Exception:  # noqa: BLE001 - the folder's own problems are refused by the checks that follow
-        return
-    gone = [y for y in held if y not in present]
+    gone = years_no_longer_delivered(held, raw)
     if gone:
-        years = ", ".join(map(str, gone))
-        raise Refusal(f"The warehouse {db} holds survey year{'s' if len(gone) > 1 else ''} {years}, whose "
-                      f"deliver{'ies are' if len(gone) > 1 else 'y is'} no longer in {raw / 'survey'}. A run "
-                      f"would keep {'them' if len(gone) > 1 else 'it'} in the panel and the tables without "
-                      f"{'their files' if len(gone) > 1 else 'its file'}. Put the file{'s' if len(gone) > 1 else ''} "
-                      f"back; to leave {'these years' if len(gone) > 1 else 'the year'} out of the study, start "
-                      f"a new warehouse ({settings.ENV_DB}) from the files you keep.")
+        raise Refusal(removed_delivery_sentence(gone, raw, db, settings.ENV_DB))
 
 
 def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:

@@ -382,3 +382,40 @@ def test_a_map_code_the_loaded_list_lacks_stops_the_crosswalk(tmp_path, _key):
     assert not result.success
     assert "the municipality list loaded now does not have" in _failure(result)
     assert table_digests(tmp_path / "w.duckdb")[0]["geography.municipality_xwalk"] == before
+
+
+# --- a delivery taken out of the folder ----------------------------------------------------------
+
+
+def test_a_delivery_taken_out_of_the_folder_is_refused_by_the_panel_from_dagster(pipeline_run, tmp_path):
+    """The command line refuses a warehouse holding a survey year whose file is gone; from the
+    UI or a sensor the panel kept the year in the panel, the models and the tables while the
+    provenance listed only the files present. The panel asset refuses it in the same words, and
+    nothing is replaced."""
+    import shutil
+
+    from assets import panel as panel_assets
+    from offshoring.readers.layout import discover_survey_files
+
+    raw, db = tmp_path / "raw", tmp_path / "w.duckdb"
+    shutil.copytree(pipeline_run.raw, raw)
+    shutil.copy(pipeline_run.db, db)
+    before = table_digests(db)
+    files = discover_survey_files(raw)
+    year = min(files)
+    files[year].unlink()
+    resources = {"warehouse": Warehouse(database=str(db)),
+                 "folders": Folders(raw_dir=str(raw), reports_dir=str(tmp_path / "reports"), synthetic=True),
+                 "study": Study()}
+    result = dg.materialize([panel_assets.firm_years], instance=dg.DagsterInstance.ephemeral(),
+                            resources=resources, raise_on_error=False)
+    assert not result.success
+    text = _failure(result)
+    assert text.startswith(f"The warehouse {db} holds survey year {year}, whose delivery is no longer in "
+                           f"{raw / 'survey'}"), text
+    assert "Put the file back" in text and "OFFSHORING_DB" in text
+    assert table_digests(db) == before
+    # the file back: the panel builds
+    shutil.copy(pipeline_run.raw / "survey" / files[year].name, files[year])
+    assert dg.materialize([panel_assets.firm_years], instance=dg.DagsterInstance.ephemeral(),
+                          resources=resources, raise_on_error=False).success

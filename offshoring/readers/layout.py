@@ -328,3 +328,27 @@ def discover_raw_files(raw_dir: str | Path, this_year: int | None = None) -> Raw
         municipalities=municipality_list_path(raw),
         column_map=cmap if cmap.is_file() else None,
     )
+
+
+def years_no_longer_delivered(held: list[int], raw_dir: str | Path) -> list[int]:
+    """Of the survey years a warehouse holds (`held`), those whose delivery is no longer in the
+    raw folder's ``survey/``. A folder the layout refuses is not judged here (its refusal says more)."""
+    try:
+        present = set(discover_survey_files(raw_dir))
+    except (ContractError, OSError):
+        return []
+    return [y for y in held if y not in present]
+
+
+def removed_delivery_sentence(gone: list[int], raw_dir: str | Path, db: str | Path, db_setting: str) -> str:
+    """The refusal of a run over a warehouse holding survey years whose files are gone: a run would
+    keep them in the panel, the models and the tables while their provenance lists only the files
+    present. Said the same from the command line and from Dagster."""
+    many = len(gone) > 1
+    years = ", ".join(map(str, gone))
+    return (f"The warehouse {db} holds survey year{'s' if many else ''} {years}, whose "
+            f"deliver{'ies are' if many else 'y is'} no longer in {Path(raw_dir) / 'survey'}. A run "
+            f"would keep {'them' if many else 'it'} in the panel and the tables without "
+            f"{'their files' if many else 'its file'}. Put the file{'s' if many else ''} "
+            f"back; to leave {'these years' if many else 'the year'} out of the study, start "
+            f"a new warehouse ({db_setting}) from the files you keep.")
