@@ -327,6 +327,50 @@ def refuse_stale_fit(fit, model: str, current: dict, table: str, *, spec_sha256:
         f"`offshoring run`."))
 
 
+def refuse_fit_of_other_data(con, fit, model: str, table: str, *, asset: str | None = None,
+                             hashes: dict[str, str | None] | None = None) -> None:
+    """Refuse (`dg.Failure`) to show `fit` when a table it was made from (the ``table ...``
+    parts of its recorded input fingerprint: the model panel, the spell-years, or the raw tables
+    a rebuilt panel reads) no longer holds what it held at the fit: a new or corrected delivery
+    loaded and the panel rebuilt, but the fit not redone (the table alone re-materialized from
+    the UI). The table's provenance lists the warehouse's current inputs, so its estimates would
+    be attributed to data they were not computed from. A fit that records no fingerprint (written
+    by hand) is shown. `hashes`: table hashes already computed in this step (shared by a
+    robustness table's columns)."""
+    import json
+
+    from offshoring.variants import _short, table_hash
+
+    stats = getattr(fit, "stats", None) or {}
+    try:
+        parts = json.loads(stats.get("input_fingerprint_parts") or "{}")
+    except (TypeError, ValueError):
+        parts = {}
+    hashes = {} if hashes is None else hashes
+    changed = []
+    for key, recorded in sorted(parts.items()):
+        if not key.startswith("table "):
+            continue
+        source = key[len("table "):]
+        if source not in hashes:
+            try:
+                hashes[source] = _short(table_hash(con, source))
+            except Exception:  # noqa: BLE001 - the table is gone: not what the fit was made from
+                hashes[source] = None
+        if hashes[source] != recorded:
+            changed.append(source)
+    if not changed:
+        return
+    when = f" on {stats['fitted_at']}" if stats.get("fitted_at") else ""
+    asset = asset or model
+    raise dg.Failure(description=(
+        f"{table} was not written: the fit {model} was made{when} from {', '.join(changed)} as "
+        f"{'they were' if len(changed) > 1 else 'it was'} then, and {'they have' if len(changed) > 1 else 'it has'} "
+        f"changed since (a new or corrected delivery loaded, or the panel rebuilt), so its estimates "
+        f"are not those of the data the table's provenance lists. Re-materialize {asset} (and then "
+        f"{table}), or run `offshoring run`."))
+
+
 def _model_asset(name: str, model: str, spec_fn, order: int, description: str):
     @dg.asset(name=name, group_name=GROUP, kinds={"duckdb", "markdown"},
               deps=[model], check_specs=[_disclosure_check(name)],
@@ -338,6 +382,7 @@ def _model_asset(name: str, model: str, spec_fn, order: int, description: str):
             fit = read_fit(con, model)
             refuse_stale_fit(fit, model, main_fit_spec(study, _ESTIMATORS[model]), name,
                              spec_sha256=study.spec.sha256)
+            refuse_fit_of_other_data(con, fit, model, name)
             spec = spec_fn(con, study, fit)
         # true values belong to the synthetic demo only
         truth = (fit.truth or None) if folders.synthetic else None

@@ -24,7 +24,8 @@ import dagster as dg
 from assets._common import frame_table, with_origin
 from assets.models import _coef_markdown, fit_stamp, log_refit
 from assets.reports import (_build, _disclosure_check, _failed, _markdown, _metadata, _model_passed,
-                            _provenance, _rules, _source, _violations, refuse_stale_fit)
+                            _provenance, _rules, _source, _violations, refuse_fit_of_other_data,
+                            refuse_stale_fit)
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 from offshoring.econometrics.errors import EstimationError
 from offshoring.fitstore import COEF_DDL, STATS_DDL, read_fit, restamp, write_fit
@@ -155,6 +156,7 @@ def _columns(con, variants: tuple[Variant, ...], study: Study,
     settings. A fit made under other model settings than the variant's current ones is
     refused (`refuse_stale_fit`)."""
     cols, notes = [], []
+    hashes: dict[str, str | None] = {}  # the input tables' hashes, computed once for every column
     base = next((v for v in variants if v.is_baseline), None)
     for v in variants:
         if base is not None and v is not base and v.same_fit_as(base):
@@ -174,6 +176,8 @@ def _columns(con, variants: tuple[Variant, ...], study: Study,
             continue
         refuse_stale_fit(fit, v.fit_key, v.fit_spec(study.spec.districts), f"{table}_robustness",
                          spec_sha256=study.spec.sha256, asset=v.main_fit or v.asset_name)
+        refuse_fit_of_other_data(con, fit, v.fit_key, f"{table}_robustness", asset=v.main_fit or v.asset_name,
+                                 hashes=hashes)
         description = v.description
         if fit.stats.get("dropped_dummies"):
             description += f" Dropped as Stata does: {fit.stats['dropped_dummies']}."
@@ -207,6 +211,25 @@ def _base_spec(con, study: Study, table: str, baseline_fit) -> tables.ModelTable
     return tables.table3_spec(study.spec.cox, tables.cox_period(con, study.spec.cox, baseline_fit), baseline_fit)
 
 
+def _initial_outcome_row(spec, cols: list[robustness.VariantColumn], variants: tuple[Variant, ...],
+                        study: Study):
+    """Table 2's initial-outcome row labelled with every column's initial year when they differ
+    (a variant estimated from 2007 starts its firms in 2006): one label naming the baseline's
+    year would misname the others'."""
+    by_name = {v.name: v for v in variants}
+    years = []
+    for c in cols:
+        v = by_name.get(c.name)
+        has = c.fit is not None and "y_initial" in {str(t) for t in c.fit.params.index}
+        years.append(tables.initial_year_of(v.model_spec if v is not None else study.spec.probit, c.fit)
+                     if has else None)
+    template = str((study.spec.probit.labels or {}).get("y_initial", "y_initial"))
+    label = robustness.initial_outcome_label(template, years)
+    if label is None:
+        return spec
+    return dataclasses.replace(spec, rows=tuple((t, label if t == "y_initial" else lab) for t, lab in spec.rows))
+
+
 def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.AssetsDefinition:
     name = f"{table}_robustness"
     curve = f"{table}_specification_curve"
@@ -229,10 +252,13 @@ def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.As
             if base_variant is not None:
                 refuse_stale_fit(baseline, main, base_variant.fit_spec(study.spec.districts), name,
                                  spec_sha256=study.spec.sha256)
+            refuse_fit_of_other_data(con, baseline, main, name)
             spec = _base_spec(con, study, table, baseline)
             cols, notes = _columns(con, current, study, table)
 
         groups, labels = _dummies_and_labels(current)
+        if table == "table2":  # columns whose samples start in another year: the row says so
+            spec = _initial_outcome_row(spec, cols, current, study)
         gammas = frozenset(str(t) for c in cols if c.fit is not None for t in c.fit.params.index
                            if str(t).startswith("gamma_"))
         if gammas:  # the grouped-time fit's intercepts per spell-year: its baseline hazard

@@ -322,10 +322,11 @@ def test_notes_name_each_columns_standard_errors_and_quadrature(con):
 # --------------------------------------------------------------------------- the robustness asset
 
 
-def _robustness_setup(tmp_path, *, stale: str | None = None):
+def _robustness_setup(tmp_path, *, stale: str | None = None, from_panel: str | None = None):
     """A warehouse with the fits table2_robustness reads, made under the user's settings
     (the probit's baseline already with OIM errors and 24 points; other ceilings); `stale`:
-    a fit made under the default settings instead."""
+    a fit made under the default settings instead; `from_panel`: that fit records the content
+    of a small panel.model_panel as its input (as the model assets record it)."""
     import dagster as dg  # noqa: F401
 
     from assets.resources import Folders, Study, Warehouse
@@ -341,6 +342,15 @@ def _robustness_setup(tmp_path, *, stale: str | None = None):
     default = {v.name: v for v in SPEC.variants["table2"]}
     db = tmp_path / "w.duckdb"
     c = duckdb.connect(str(db))
+    parts = {}
+    if from_panel:
+        import json
+
+        from offshoring.variants import inputs_fingerprint
+
+        c.execute("CREATE SCHEMA panel; CREATE TABLE panel.model_panel AS "
+                  "SELECT 'f' || i AS firm_id, 2006 + i % 7 AS year FROM range(50) t(i)")
+        parts = {"input_fingerprint_parts": json.dumps(inputs_fingerprint(c, "{}", ["panel.model_panel"]).parts)}
     for v in spec.variants["table2"]:
         if v.name == "district_list":
             _not_fitted(c, v.fit_key, "no district list at reference/istat_districts.csv", "fp")
@@ -353,7 +363,8 @@ def _robustness_setup(tmp_path, *, stale: str | None = None):
                   stats={"llf": -1500.0, "sample_first_year": 2006, "sample_last_year": 2012,
                          "spec_sha256": "x", "cov_type": made.model_spec.cov_type,
                          "quad_points": made.model_spec.quad_points, "adaptive": 1,
-                         **fit_spec_record(made.fit_spec(spec.districts))})
+                         **fit_spec_record(made.fit_spec(spec.districts)),
+                         **(parts if v.name == from_panel else {})})
     c.close()
     (tmp_path / "raw").mkdir()
     resources = {"warehouse": Warehouse(database=str(db)),
@@ -406,3 +417,53 @@ def test_a_column_fitted_under_other_model_settings_is_refused(tmp_path, stale):
     model = "outsourcing_probit" if stale == "baseline" else "table2_variant_logit"
     assert f"the fit {model} was made" in text and "model.cov_type" in text and f"Re-materialize {model}" in text
     assert not (tmp_path / "reports" / "table2_robustness.md").exists()
+
+
+@pytest.mark.parametrize("made_from", ["baseline", "logit"])
+def test_a_column_fitted_on_a_panel_since_changed_is_refused(tmp_path, made_from):
+    """A fit made from the panel as it was before a new year was loaded (the robustness table
+    alone re-materialized from the UI) is refused, naming the fit and the table that changed;
+    unchanged, the table renders."""
+    import dagster as dg
+
+    spec, resources = _robustness_setup(tmp_path, from_panel=made_from)
+    asset = _table2_robustness_asset(spec)
+    assert dg.materialize([asset], resources=resources, raise_on_error=False).success
+    (tmp_path / "reports" / "table2_robustness.md").unlink()
+    with duckdb.connect(resources["warehouse"].database) as c:
+        c.execute("INSERT INTO panel.model_panel VALUES ('f99', 2013)")
+    result = dg.materialize([asset], resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = failure.step_failure_data.user_failure_data.description
+    model = "outsourcing_probit" if made_from == "baseline" else "table2_variant_logit"
+    assert f"the fit {model} was made from panel.model_panel as it was then, and it has changed since" in text
+    assert "Re-materialize" in text
+    assert not (tmp_path / "reports" / "table2_robustness.md").exists()
+
+
+def test_the_initial_outcome_row_names_every_columns_initial_year():
+    """One label naming the baseline's year misnamed a column whose sample starts later (the
+    variant estimated from 2007 starts its firms in 2006)."""
+    label = rb.initial_outcome_label
+    assert label("Initial outcome (y_{initial_year})", [2005, 2005, None, 2005]) is None
+    assert label("Initial outcome (y_{initial_year})", [2005, 2005, 2006, None, 2006]) == \
+        "Initial outcome (y_2005; y_2006 in (3), (5))"
+    assert label("Initial outcome in {initial_year}", [2005, 2007, 2006]) == \
+        "Initial outcome in 2005; 2006 in (3); 2007 in (2)"
+    assert label("Initial outcome", [2005, 2006]) == "Initial outcome (2005; 2006 in (2))"
+
+
+def test_the_robustness_table_labels_the_initial_outcome_of_each_column(tmp_path):
+    """Through the asset, with the shipped variants: the years_2007_2012 column's initial
+    outcome is y_2006 (its firms' first year from 2006 on), the others' y_2005."""
+    import dagster as dg
+
+    spec, resources = _robustness_setup(tmp_path)
+    result = dg.materialize([_table2_robustness_asset(spec)], resources=resources, raise_on_error=False)
+    assert result.success
+    md = (tmp_path / "reports" / "table2_robustness.md").read_text()
+    header = [c.strip() for c in md.splitlines()[2].split("|")]
+    col = next(i for i, c in enumerate(h for h in header if h.startswith("(")) if "years_2007_2012" in c) + 1
+    assert f"| Initial outcome (y_2005; y_2006 in ({col})) |" in md, md
+    assert "| Initial outcome (y_2005) |" not in md

@@ -402,6 +402,44 @@ def test_a_fit_made_under_other_model_settings_is_not_shown(tmp_path, warehouse,
     assert not (tmp_path / "reports" / f"{asset}.md").exists()
 
 
+@pytest.mark.parametrize("asset, model, source", [
+    ("table2", "outsourcing_probit", "panel.model_panel"),
+    ("table3", "backshoring_cox", "panel.spell_years"),
+    ("table3_grouped", "backshoring_grouped_ph", "panel.spell_years")])
+def test_a_fit_made_from_other_data_is_not_shown(tmp_path, warehouse, asset, model, source):
+    """The fit records the content of the table it was made from. A new year loaded and the
+    panel rebuilt, then the table alone re-materialized (from the UI): the table showed the old
+    estimates beside a provenance listing the new delivery. Refused, naming the table that
+    changed, nothing written; with the fit made from the current panel it renders."""
+    import json as _json
+
+    from offshoring.variants import inputs_fingerprint
+
+    db, con = warehouse
+    terms = probit_terms(SPEC.probit) if model == "outsourcing_probit" else \
+        list(SPEC.cox.covariates) + ["footwear", "area_centre"]
+    parts = inputs_fingerprint(con, "{}", [source]).parts
+    store_fit(con, model, terms, ngroups=800 if model == "outsourcing_probit" else None,
+              stats={"fitted_at": "2026-01-01T00:00:00+00:00", "input_fingerprint_parts": _json.dumps(parts)})
+    con.close()
+    resources = _resources(tmp_path, db, synthetic=True)
+    assert dg.materialize([getattr(report_assets, asset)], resources=resources, raise_on_error=False).success
+    (tmp_path / "reports" / f"{asset}.md").unlink()
+    with duckdb.connect(str(db)) as con2:  # the panel rebuilt with a new year; the fit not redone
+        if source == "panel.model_panel":
+            con2.execute("INSERT INTO panel.model_panel VALUES ('f9', 2013)")
+        else:
+            con2.execute("INSERT INTO panel.spell_years VALUES ('f9', 'europe', 2013, false)")
+    result = dg.materialize([getattr(report_assets, asset)], resources=resources, raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = failure.step_failure_data.user_failure_data.description
+    assert text.startswith(f"{asset} was not written: the fit {model} was made on 2026-01-01T00:00:00+00:00 "
+                           f"from {source} as it was then, and it has changed since"), text
+    assert f"Re-materialize {model} (and then {asset})" in text
+    assert not (tmp_path / "reports" / f"{asset}.md").exists()
+
+
 def test_a_label_edit_renders_the_fit_made_under_the_same_model_settings(tmp_path, warehouse):
     """Only report-side settings changed since the fit (a label, the digits): the table is
     rendered with the new labels."""

@@ -228,6 +228,29 @@ def table_rows(
     return rows
 
 
+def initial_outcome_label(template: str, years: Sequence[int | None]) -> str | None:
+    """The initial outcome's row label when the columns' initial years differ (`years`: per
+    column, None for a column without the term), else None (the baseline's label holds). The
+    label's ``{initial_year}`` is filled with the baseline's year and each other year with the
+    columns it holds in: "Initial outcome (y_2005; y_2006 in (7))". A label with no
+    placeholder gets the years appended."""
+    from offshoring.reports.tables import INITIAL_YEAR
+
+    known = [(i, y) for i, y in enumerate(years, start=1) if y is not None]
+    if len({y for _, y in known}) <= 1:
+        return None
+    first = known[0][1]
+    others: dict[int, list[int]] = {}
+    for i, y in known:
+        if y != first:
+            others.setdefault(y, []).append(i)
+    prefix = "y_" if f"y_{INITIAL_YEAR}" in template else ""
+    extra = "; ".join(f"{prefix}{y} in {', '.join(f'({i})' for i in cols)}" for y, cols in sorted(others.items()))
+    if INITIAL_YEAR in template:
+        return template.replace(INITIAL_YEAR, f"{first}; {extra}")
+    return f"{template} ({first}; {extra})"
+
+
 def _settings_note(cols: Sequence[VariantColumn]) -> str:
     """Which standard errors, quadrature and ties each fitted column used, columns with the
     same settings named together: "Estimation: (1)-(4), (6) ...; (5) ..."."""
