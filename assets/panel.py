@@ -15,7 +15,7 @@ GROUP = "panel"
 
 @dg.asset(
     group_name=GROUP, kinds={"duckdb", "sql"}, pool=WRITER_POOL,
-    deps=["survey_returns", "municipality_xwalk", "llma_districts"],
+    deps=["survey_returns", "aida_firm_years", "municipality_xwalk", "llma_districts"],
     check_specs=[
         dg.AssetCheckSpec("panel_schema_valid", asset="firm_years", blocking=True,
                           description="pandera schema of the panel: types, ranges, unique (firm_id, year)"),

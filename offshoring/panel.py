@@ -42,6 +42,15 @@ def _ceilings(con: duckdb.DuckDBPyConnection, thresholds: Thresholds) -> dict[in
 
 def _survey_ranked(con: duckdb.DuckDBPyConnection, thresholds: Thresholds) -> dict[int, float]:
     ceilings = _ceilings(con, thresholds)
+    # AIDA's turnover of each firm-year, for the survey returns whose turnover is empty: a
+    # missing survey turnover cannot show the firm is under the ceiling when AIDA says it is
+    # above (`sql/panel_survey_latest.sql`); without an AIDA load, no firm-year has one
+    try:
+        con.execute("SELECT firm_id, year, turnover FROM raw.aida_firm_years LIMIT 0")
+        source = "SELECT firm_id, year, max(turnover) AS turnover FROM raw.aida_firm_years GROUP BY ALL"
+    except duckdb.CatalogException:
+        source = "SELECT NULL::VARCHAR AS firm_id, NULL::INTEGER AS year, NULL::DOUBLE AS turnover WHERE false"
+    con.execute(f"CREATE OR REPLACE TEMP VIEW _aida_turnover AS {source}")
     run_sql(con, "panel_survey_latest")
     return ceilings
 
@@ -75,6 +84,7 @@ def build_firm_years(con: duckdb.DuckDBPyConnection, thresholds: Thresholds):
         finally:
             # the temp tables hold a copy of every survey return: free them with the step
             con.execute("DROP VIEW IF EXISTS temp._sme")
+            con.execute("DROP VIEW IF EXISTS temp._aida_turnover")
             for t in ("_geo", "_survey_ranked"):
                 con.execute(f"DROP TABLE IF EXISTS temp.{t}")
     return ceilings, validation

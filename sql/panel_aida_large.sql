@@ -1,6 +1,8 @@
 -- AIDA firm-years deduplicated against the survey by the turnover ceiling.
 -- A firm-year in both sources is counted once: the survey return decides (at or
--- below the ceiling it is an SME of the survey panel; above, the AIDA row counts).
+-- below the ceiling it is an SME of the survey panel; above, the AIDA row counts). A
+-- return with an empty turnover decides nothing: the AIDA row counts when its turnover
+-- is above the ceiling (the return is then in panel.survey_rejects), else the return.
 -- A firm-year only in AIDA is kept when its turnover is above the ceiling, or
 -- missing (n.d.: AIDA is extracted for large firms, and no survey return duplicates it).
 -- A year with neither turnover nor employees is not a firm-year of the export.
@@ -31,7 +33,8 @@ SELECT firm_id, year, company_name,
        ateco_2007, sector, turnover, employees,
        CASE WHEN turnover IS NULL AND employees IS NULL THEN 'no_data_in_year'
             WHEN sector IS NULL THEN 'outside_clothing_footwear'
-            WHEN in_survey AND (survey_turnover IS NULL OR survey_turnover <= ceiling)
+            WHEN in_survey AND (survey_turnover <= ceiling
+                                OR (survey_turnover IS NULL AND NOT coalesce(turnover > ceiling, false)))
                 THEN 'in_survey_sme_panel'
             WHEN NOT in_survey AND turnover <= ceiling THEN 'at_or_below_ceiling'
        END AS drop_reason

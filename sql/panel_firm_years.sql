@@ -9,7 +9,9 @@ CREATE OR REPLACE TEMP VIEW _sme AS
 SELECT *, layout_rank_of_year(year) AS layout_rank
 FROM _survey_ranked
 WHERE filing_rank = 1 AND sector IS NOT NULL
-  AND (turnover IS NULL OR turnover <= ceiling);
+  AND (turnover <= ceiling
+       -- an empty turnover: an SME of the survey unless AIDA puts the firm-year above the ceiling
+       OR (turnover IS NULL AND NOT coalesce(aida_turnover > ceiling, false)));
 
 -- resolved once per distinct (code, layout of its year), not once per firm-year
 CREATE OR REPLACE TEMP TABLE _geo AS
@@ -44,16 +46,20 @@ SELECT s.firm_id, s.year::INTEGER AS year, s.filing_date, s.ateco_2007, s.sector
        s.subcontracting_italy, s.subcontracting_europe, s.subcontracting_north_africa,
        s.subcontracting_east_asia, s.subcontracting_other,
        s.legal_form, s.foreign_owner::TINYINT AS foreign_owner,
-       abroad.v AS subcontracting_abroad,
-       (abroad.v > 0)::TINYINT AS outsourcing,
-       (coalesce(s.subcontracting_europe, 0) > 0)::TINYINT AS outsourcing_europe,
-       (coalesce(s.subcontracting_north_africa, 0) > 0)::TINYINT AS outsourcing_north_africa,
-       (coalesce(s.subcontracting_east_asia, 0) > 0)::TINYINT AS outsourcing_east_asia,
-       (coalesce(s.subcontracting_other, 0) > 0)::TINYINT AS outsourcing_other,
-       CASE WHEN abroad.v > 0 THEN 100 * coalesce(s.subcontracting_europe, 0) / abroad.v END AS share_europe,
-       CASE WHEN abroad.v > 0 THEN 100 * coalesce(s.subcontracting_north_africa, 0) / abroad.v END AS share_north_africa,
-       CASE WHEN abroad.v > 0 THEN 100 * coalesce(s.subcontracting_east_asia, 0) / abroad.v END AS share_east_asia,
-       CASE WHEN abroad.v > 0 THEN 100 * coalesce(s.subcontracting_other, 0) / abroad.v END AS share_other,
+       -- An empty amount is missing, not zero (the contract). The total abroad and the shares
+       -- need all four regions; the firm is outsourcing when a reported region is positive,
+       -- not outsourcing when all four are reported and none is, and of unknown status
+       -- otherwise (NULL: never read as "stopped", so no spell ends by backshoring on it).
+       CASE WHEN abroad.n_missing = 0 THEN abroad.v END AS subcontracting_abroad,
+       CASE WHEN abroad.v > 0 THEN 1 WHEN abroad.n_missing = 0 THEN 0 END::TINYINT AS outsourcing,
+       (s.subcontracting_europe > 0)::TINYINT AS outsourcing_europe,
+       (s.subcontracting_north_africa > 0)::TINYINT AS outsourcing_north_africa,
+       (s.subcontracting_east_asia > 0)::TINYINT AS outsourcing_east_asia,
+       (s.subcontracting_other > 0)::TINYINT AS outsourcing_other,
+       CASE WHEN abroad.n_missing = 0 AND abroad.v > 0 THEN 100 * s.subcontracting_europe / abroad.v END AS share_europe,
+       CASE WHEN abroad.n_missing = 0 AND abroad.v > 0 THEN 100 * s.subcontracting_north_africa / abroad.v END AS share_north_africa,
+       CASE WHEN abroad.n_missing = 0 AND abroad.v > 0 THEN 100 * s.subcontracting_east_asia / abroad.v END AS share_east_asia,
+       CASE WHEN abroad.n_missing = 0 AND abroad.v > 0 THEN 100 * s.subcontracting_other / abroad.v END AS share_other,
        s.export_share / 100 AS export_ratio,
        CASE WHEN s.employees > 0 THEN s.value_added / s.employees / 1000 END AS va_per_employee_k,
        CASE WHEN s.employees > 0 THEN s.wage_costs / s.employees / 1000 END AS wage_per_employee_k,
@@ -65,7 +71,9 @@ SELECT s.firm_id, s.year::INTEGER AS year, s.filing_date, s.ateco_2007, s.sector
 FROM _sme s
 CROSS JOIN LATERAL (
     SELECT coalesce(s.subcontracting_europe, 0) + coalesce(s.subcontracting_north_africa, 0)
-         + coalesce(s.subcontracting_east_asia, 0) + coalesce(s.subcontracting_other, 0) AS v
+         + coalesce(s.subcontracting_east_asia, 0) + coalesce(s.subcontracting_other, 0) AS v,
+           (s.subcontracting_europe IS NULL)::INTEGER + (s.subcontracting_north_africa IS NULL)::INTEGER
+         + (s.subcontracting_east_asia IS NULL)::INTEGER + (s.subcontracting_other IS NULL)::INTEGER AS n_missing
 ) abroad
 LEFT JOIN _geo g ON g.municipality_code = s.municipality_code AND g.layout_rank = s.layout_rank
 LEFT JOIN geography.province_prefix p

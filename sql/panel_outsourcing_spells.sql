@@ -2,9 +2,11 @@
 -- runs of consecutive panel years with positive foreign subcontracting.
 -- Outcome: backshoring when the firm is in the panel the year after the spell and
 -- subcontracts nothing abroad (nothing in that region); censored otherwise (last
--- survey year, the firm left the survey, or it crossed the turnover ceiling).
+-- survey year, the firm left the survey, it crossed the turnover ceiling, or its return
+-- of the next year left the amounts empty: 'status_unknown', never read as a stop).
 -- A spell is left-censored when the firm was not observed the year before it began
--- (its first observed year, or after a gap): its true start is unknown.
+-- (its first observed year, or after a gap), or was of unknown status that year: its
+-- true start is unknown.
 CREATE OR REPLACE TABLE panel.outsourcing_spells AS
 WITH flags AS (
     SELECT firm_id, year, 'any' AS destination, outsourcing AS flag FROM panel.firm_years
@@ -27,17 +29,20 @@ SELECT s.firm_id, s.destination,
        row_number() OVER (PARTITION BY s.firm_id, s.destination ORDER BY s.start_year)::INTEGER
            AS spell_no,
        s.start_year, s.end_year, (s.end_year - s.start_year + 1)::INTEGER AS duration,
-       CASE WHEN nxt.firm_id IS NOT NULL THEN 'backshoring' ELSE 'censored' END AS outcome,
-       CASE WHEN nxt.firm_id IS NOT NULL THEN NULL
+       CASE WHEN nxt.flag = 0 THEN 'backshoring' ELSE 'censored' END AS outcome,
+       CASE WHEN nxt.flag = 0 THEN NULL
+            WHEN nxt.firm_id IS NOT NULL THEN 'status_unknown'
             WHEN s.end_year >= last_year.y THEN 'last_survey_year'
             WHEN rej.firm_id IS NOT NULL THEN 'above_turnover_ceiling'
             ELSE 'left_survey' END AS censoring,
-       prev.firm_id IS NULL AS left_censored
+       prev.firm_id IS NULL OR prev.flag IS NULL AS left_censored
 FROM spells s
 CROSS JOIN last_year
-LEFT JOIN panel.firm_years nxt ON nxt.firm_id = s.firm_id AND nxt.year = s.end_year + 1
-LEFT JOIN panel.firm_years prev ON prev.firm_id = s.firm_id AND prev.year = s.start_year - 1
+LEFT JOIN flags nxt
+       ON nxt.firm_id = s.firm_id AND nxt.destination = s.destination AND nxt.year = s.end_year + 1
+LEFT JOIN flags prev
+       ON prev.firm_id = s.firm_id AND prev.destination = s.destination AND prev.year = s.start_year - 1
 LEFT JOIN (SELECT DISTINCT firm_id, year FROM panel.survey_rejects
-           WHERE reason = 'above_turnover_ceiling') rej
+           WHERE reason IN ('above_turnover_ceiling', 'turnover_empty_above_ceiling_in_aida')) rej
        ON rej.firm_id = s.firm_id AND rej.year = s.end_year + 1
 ORDER BY s.firm_id, s.destination, s.start_year;

@@ -14,6 +14,15 @@ SELECT s.firm_id, s.destination, s.spell_no, m.year,
                           WHEN 'east_asia' THEN m.share_east_asia
                           WHEN 'other' THEN m.share_other
                           ELSE 100.0 END AS share_destination,
+       -- the same cost over all subcontracting, Italy included ("relative to the total costs of
+       -- subcontracting", C&P 3.4 read literally; a robustness variant of Table 3)
+       CASE WHEN m.subcontracting_abroad + m.subcontracting_italy > 0 THEN  -- NULL when either is missing
+            100 * (CASE s.destination WHEN 'europe' THEN coalesce(m.subcontracting_europe, 0)
+                                      WHEN 'north_africa' THEN coalesce(m.subcontracting_north_africa, 0)
+                                      WHEN 'east_asia' THEN coalesce(m.subcontracting_east_asia, 0)
+                                      WHEN 'other' THEN coalesce(m.subcontracting_other, 0)
+                                      ELSE m.subcontracting_abroad END)
+            / (m.subcontracting_abroad + m.subcontracting_italy) END AS share_destination_all,
        m.supplier, m.profit, pre.export_share AS export_share_pre,
        m.wage_per_employee_k, m.roi, m.employees,
        first.n_outsourcing_prov_lag AS n_outsourcing_prov_pre,

@@ -6,6 +6,7 @@ FROM (
            CASE WHEN filing_rank > 1 THEN 'superseded_by_later_filing'
                 WHEN sector IS NULL THEN 'outside_clothing_footwear'
                 WHEN turnover > ceiling THEN 'above_turnover_ceiling'
+                WHEN turnover IS NULL AND aida_turnover > ceiling THEN 'turnover_empty_above_ceiling_in_aida'
            END AS reason
     FROM _survey_ranked
 )

@@ -361,3 +361,26 @@ def test_a_rare_level_without_events_is_not_an_estimate():
     one unit gives it away."""
     with pytest.raises(PerfectPredictionError, match=r"\['area_islands'\].*'Islands' \(area_islands, 1 row\)"):
         fit_cox_table3(one_row_level_without_event())
+
+
+def test_first_spell_year_leaves_out_spells_begun_before_it():
+    """`first_spell_year` (the paper's "started outsourcing ... during 2007-2012" read
+    literally): every spell-year of a spell begun earlier is left out, and counted."""
+    import dataclasses
+
+    from offshoring.econometrics.cox import build_cox_sample
+    from offshoring.econometrics.model_specs import load_cox_spec
+
+    frame, _ = simulate_spell_years(n_firms=300, seed=7)
+    df = frame.to_pandas()
+    began = df["year"] - df["start"]
+    spec = load_cox_spec(None)
+    base = build_cox_sample(df, dataclasses.replace(spec, dummies={}))
+    later = build_cox_sample(df, dataclasses.replace(spec, dummies={}, first_spell_year=2008))
+    kept = (later.data["year"] - later.data["start"])
+    assert kept.min() >= 2008 and (base.data["year"] - base.data["start"]).min() < 2008
+    eligible = df["destination"].isin(spec.destinations) & ~df["left_censored"].fillna(False).astype(bool)
+    assert later.description["rows_dropped"]["spell began before 2008"] == int((eligible & (began < 2008)).sum()) > 0
+    assert len(later.data) == int((base.data["year"] - base.data["start"] >= 2008).sum())
+    with pytest.raises(ValueError, match="first_spell_year must be a year"):
+        dataclasses.replace(spec, first_spell_year="2007")

@@ -297,3 +297,64 @@ def test_panel_schema_failure_rolls_back(con):
     # named by the delivery and its data row, not by the panel's row
     assert "survey_2009.csv row 8" in str(err.value)
     assert rows(con, "SELECT year FROM panel.firm_years") == [(2008,)]
+
+
+# --- empty cells are missing, never zero -------------------------------------------------------
+
+
+def test_empty_foreign_amounts_are_an_unknown_status_not_a_stop(con):
+    """A return whose foreign subcontracting cells are empty was read as "nothing abroad": the
+    firm's spell ended in backshoring on a value nobody reported. An empty amount is missing (the
+    contract): the status is unknown, the spell is censored ('status_unknown'), and a spell after
+    the unknown year has an unknown start (left-censored). A reported region still counts."""
+    def blank(r, *regions):
+        for region in regions:
+            r[f"subcontracting_{region}"] = None
+        return r
+
+    every = ("europe", "north_africa", "east_asia", "other")
+    load(con, [
+        ret("a", 2007, PRATO, europe=5000.0), ret("a", 2008, PRATO, europe=5000.0),
+        blank(ret("a", 2009, PRATO), *every),           # status unknown
+        ret("a", 2010, PRATO, europe=4000.0),
+        ret("b", 2007, PRATO, europe=5000.0), ret("b", 2008, PRATO),  # a reported stop: backshoring
+        ret("c", 2007, PRATO, europe=5000.0, east_asia=100.0),
+        blank(ret("c", 2008, PRATO, europe=3000.0), "east_asia", "other"),  # Europe reported
+    ])
+    fy = {(r[0], r[1]): r[2:] for r in rows(
+        con, "SELECT firm_id, year, outsourcing, outsourcing_europe, outsourcing_east_asia, "
+             "subcontracting_abroad, share_europe FROM panel.firm_years")}
+    assert fy[(fid("a"), 2009)] == (None, None, None, None, None)
+    assert fy[(fid("c"), 2008)] == (1, 1, None, None, None)  # outsourcing, Europe yes; the rest unknown
+    assert fy[(fid("b"), 2008)] == (0, 0, 0, 0.0, None)
+    spells = {(r[0], r[1], r[2]): r[3:] for r in rows(
+        con, "SELECT firm_id, destination, start_year, end_year, outcome, censoring, left_censored "
+             "FROM panel.outsourcing_spells")}
+    assert spells[(fid("a"), "any", 2007)] == (2008, "censored", "status_unknown", True)
+    assert spells[(fid("a"), "any", 2010)] == (2010, "censored", "last_survey_year", True)
+    assert spells[(fid("a"), "europe", 2007)] == (2008, "censored", "status_unknown", True)
+    assert spells[(fid("b"), "any", 2007)] == (2007, "backshoring", None, True)
+    assert spells[(fid("c"), "europe", 2007)][1] == "censored"  # still abroad in 2008: goes on
+    assert spells[(fid("c"), "east_asia", 2007)] == (2007, "censored", "status_unknown", True)
+    # no spell-year (no Cox row) is made up for the unknown year
+    assert rows(con, "SELECT count(*) FROM panel.spell_years WHERE firm_id = ? AND year = 2009", fid("a")) == [(0,)]
+
+
+def test_an_empty_survey_turnover_defers_to_aida_above_the_ceiling(con):
+    """A firm in both sources whose survey turnover is empty: it was kept as an SME and its AIDA
+    row (9 million, above the 7.5 million ceiling) dropped as 'in the survey panel'. The empty
+    turnover decides nothing: AIDA's figure puts the firm-year above the ceiling, so the AIDA row
+    counts and the return is left out with its reason. Without an AIDA figure above the ceiling
+    the return stays an SME of the survey."""
+    aida = [{"firm_id": fid(f), "company_name": f.upper(), "province": "po", "ateco_2007": "141310",
+             "year": 2010, "turnover": t, "employees": 50.0} for f, t in (("big", 9e6), ("small", 2e6))]
+    survey = [ret(f, 2010, PRATO, row=i) for i, f in enumerate(("big", "small", "alone", "other"), start=1)]
+    for r in survey[:3]:
+        r["turnover"] = None
+    load(con, survey, aida=aida)
+    kept = {r[0] for r in rows(con, "SELECT firm_id FROM panel.firm_years")}
+    assert kept == {fid("small"), fid("alone"), fid("other")}
+    assert rows(con, "SELECT firm_id, reason, source_row FROM panel.survey_rejects") == [
+        (fid("big"), "turnover_empty_above_ceiling_in_aida", 1)]
+    assert rows(con, "SELECT firm_id, drop_reason FROM panel.aida_large ORDER BY company_name") == [
+        (fid("big"), None), (fid("small"), "in_survey_sme_panel")]

@@ -448,6 +448,21 @@ def test_aida_xlsx_wide_to_long(tmp_path):
     assert len(long) == 6 * 3 - 1
 
 
+def test_aida_xlsx_text_cells_read_as_the_csv_of_the_same_export(tmp_path):
+    """A workbook's text cells follow AIDA's Italian conventions, as the CSV of the same export:
+    '12,5' employees was refused as not a number (the CSV reads it as 12.5); number cells keep
+    their values, '12.5' and a typed 123.456 alike."""
+    firms = aida_firms(4, [2008])
+    firms[2]["employees_2008"] = 12.5       # number cells
+    firms[3]["employees_2008"] = 123.456
+    text = {(0, "employees_2008"): "12,5", (1, "turnover_2008"): "1.234.567,5"}
+    path = write_aida_xlsx(tmp_path / "aida_firms.xlsx", firms, text_cells=text)
+    _, long = aida.parse_aida_firms(aida.read_aida_firms_raw(path))
+    got = {r["source_row"]: (r["turnover"], r["employees"]) for r in long.iter_rows(named=True)}
+    assert got[1][1] == 12.5 and got[2][0] == 1_234_567.5
+    assert got[3][1] == 12.5 and got[4][1] == 123.456
+
+
 def test_aida_csv_italian_with_scale(tmp_path):
     firms = aida_firms(3, [2008, 2009])
     cells = {(0, "turnover_2008"): "1.234.567", (1, "turnover_2009"): "n.d.", (2, "employees_2008"): "12,5"}

@@ -72,10 +72,10 @@ def build_panel(con, years=range(2005, 2013)) -> None:
     con.executemany("INSERT INTO panel.model_panel VALUES (?, ?)",
                     [(f"f{i}", y) for i in range(5) for y in years])
     con.execute("CREATE OR REPLACE TABLE panel.spell_years (firm_id VARCHAR, destination VARCHAR, "
-                "year INTEGER, left_censored BOOLEAN)")
-    rows = [("f1", "europe", y, False) for y in years if y >= 2007]
-    rows += [("f2", "europe", min(years), True), ("f3", "any", min(years), False)]
-    con.executemany("INSERT INTO panel.spell_years VALUES (?, ?, ?, ?)", rows)
+                "year INTEGER, left_censored BOOLEAN, start INTEGER)")
+    rows = [("f1", "europe", y, False, y - 2007) for y in years if y >= 2007]
+    rows += [("f2", "europe", min(years), True, 0), ("f3", "any", min(years), False, 0)]
+    con.executemany("INSERT INTO panel.spell_years VALUES (?, ?, ?, ?, ?)", rows)
 
 
 @pytest.fixture
@@ -429,7 +429,7 @@ def test_a_fit_made_from_other_data_is_not_shown(tmp_path, warehouse, asset, mod
         if source == "panel.model_panel":
             con2.execute("INSERT INTO panel.model_panel VALUES ('f9', 2013)")
         else:
-            con2.execute("INSERT INTO panel.spell_years VALUES ('f9', 'europe', 2013, false)")
+            con2.execute("INSERT INTO panel.spell_years VALUES ('f9', 'europe', 2013, false, 0)")
     result = dg.materialize([getattr(report_assets, asset)], resources=resources, raise_on_error=False)
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -503,3 +503,11 @@ def test_the_model_tables_check_says_what_it_checked(tmp_path, warehouse):
     assert meta["groups"] == 800 and meta["min_firms"] == RULES.min_firms and meta["models_checked"] == 1
     assert "cells" not in meta  # no cell-by-cell check is claimed
     assert "800 groups" in check.description
+
+
+def test_cox_period_leaves_out_spells_begun_before_first_spell_year(warehouse):
+    _, con = warehouse
+    con.execute("INSERT INTO panel.spell_years VALUES ('f4', 'europe', 2009, false, 0), "
+                "('f4', 'europe', 2010, false, 1)")
+    assert tables.cox_period(con, SPEC.cox) == (2007, 2012)
+    assert tables.cox_period(con, dataclasses.replace(SPEC.cox, first_spell_year=2008)) == (2009, 2010)

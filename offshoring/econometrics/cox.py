@@ -677,6 +677,8 @@ def build_cox_sample(
         need.append(sp.destination_column)
     if sp.exclude_left_censored:
         need.append("left_censored")
+    if sp.first_spell_year is not None:
+        need.append("year")
     missing = [c for c in dict.fromkeys(need) if c not in df.columns]
     if missing:
         raise KeyError(f"the spell-year table lacks columns {missing}")
@@ -692,6 +694,13 @@ def build_cox_sample(
             desc["rows_dropped"]["left-censored spell"] = int(lc.sum())
             desc["events_dropped_left_censored"] = int(df.loc[lc, sp.event].sum())
         df = df[~lc]
+    if sp.first_spell_year is not None:
+        # the spell's first year: the row's calendar year less the years since the spell began
+        early = (df["year"] - df[sp.start]) < int(sp.first_spell_year)
+        if early.any():
+            desc["rows_dropped"][f"spell began before {int(sp.first_spell_year)}"] = int(early.sum())
+            desc["events_dropped_early_start"] = int(df.loc[early, sp.event].sum())
+        df = df[~early]
     for c in [*sp.covariates, *sp.dummies, *sp.strata]:
         bad = df[c].isna()
         if bad.any():

@@ -159,7 +159,7 @@ DEFAULT_COX_SPEC_FILE = "cox_table3.yaml"
 COX_KEYS = {
     "start", "stop", "event", "cluster", "destinations", "destination_column",
     "exclude_left_censored", "ties", "cov_type", "cluster_correction", "strata",
-    "covariates", "dummies", "ph_test_transform", "description", "firm_exit",
+    "covariates", "dummies", "ph_test_transform", "description", "firm_exit", "first_spell_year",
 }
 
 
@@ -198,10 +198,17 @@ class CoxSpec:
     # region spells ("censor"), or backshoring from each region ("event"); see
     # offshoring.econometrics.grouped_ph.region_spell_risk_rows
     firm_exit: str = "censor"
+    # spells that began before this year are left out (None: every spell the left-censoring
+    # rule keeps); 2007 is the paper's sentence read literally, "firms that have started
+    # outsourcing ... during the period 2007-2012" (docs/readings.md)
+    first_spell_year: int | None = None
 
     def __post_init__(self):
         if self.firm_exit not in ("censor", "event"):
             raise ValueError("firm_exit must be 'censor' or 'event'")
+        if self.first_spell_year is not None and (
+                isinstance(self.first_spell_year, bool) or not isinstance(self.first_spell_year, int)):
+            raise ValueError(f"first_spell_year must be a year (an integer) or null, not {self.first_spell_year!r}")
 
 
 def load_cox_spec(spec: str | Path | Mapping | CoxSpec | None = None) -> CoxSpec:
@@ -210,7 +217,7 @@ def load_cox_spec(spec: str | Path | Mapping | CoxSpec | None = None) -> CoxSpec
     raw = read_spec_mapping(spec, DEFAULT_COX_SPEC_FILE, COX_KEYS, "Cox spec")
     kw: dict[str, Any] = {}
     for key in ("start", "stop", "event", "cluster", "destination_column", "exclude_left_censored",
-                "ties", "cov_type", "cluster_correction", "ph_test_transform", "firm_exit"):
+                "ties", "cov_type", "cluster_correction", "ph_test_transform", "firm_exit", "first_spell_year"):
         if key in raw:
             kw[key] = raw[key]
     if "destinations" in raw:

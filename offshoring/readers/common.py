@@ -562,7 +562,12 @@ def read_xlsx(path: Path, source: SourceMap, *, required: list[str], optional: l
                                       patterns_ok=patterns_ok)
     rename = {df.columns[i]: by_name[h] for i, h in enumerate(names) if h in by_name}
     typed = _excel_numbers(path, kwargs, df, rename, numeric) if numeric is not None else None
-    raw = _finish(df, path, source, f"xlsx; sheet={sheet if sheet is not None else 0}", ".",
+    # Text cells follow the export's Italian conventions, as a CSV of the same export does
+    # (``12,5`` is 12.5, ``1.234.567`` a number with thousands; the column map's ``decimal``
+    # says otherwise); a number cell's text has a decimal point (``12.5``), which reads the
+    # same either way, and a number cell whose text groups digits by three keeps its value
+    # (`RawFrame.excel_numbers`)
+    raw = _finish(df, path, source, f"xlsx; sheet={sheet if sheet is not None else 0}", source.decimal or ",",
                   rename=rename, headers=headers)
     raw.numbers_from_excel = True
     if typed is not None:

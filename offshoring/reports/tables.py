@@ -566,6 +566,7 @@ def cox_period(con: Any, cox: Any, fit: Any = None) -> tuple[int, int]:
     df = query(con, "report_cox_years", {
         "destinations": None if cox.destinations is None else list(cox.destinations),
         "exclude_left_censored": bool(cox.exclude_left_censored),
+        "first_spell_year": getattr(cox, "first_spell_year", None),
     })
     a, b = df.row(0)[:2]
     if a is None:
