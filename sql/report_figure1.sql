@@ -14,7 +14,10 @@ flags AS (
            coalesce(subcontracting_east_asia, 0) > 0 AS east_asia,
            coalesce(subcontracting_other, 0) > 0 AS other
     FROM panel.firm_years
-    WHERE year = $year AND outsourcing = 1 AND sector IS NOT NULL
+    -- the regions of a return with an empty regional amount are not all known: left out
+    -- of the shares rather than read as "not in that region" (subcontracting_abroad is
+    -- NULL exactly then)
+    WHERE year = $year AND outsourcing = 1 AND subcontracting_abroad IS NOT NULL AND sector IS NOT NULL
     UNION ALL
     SELECT 'offshoring', sector, firm_id,
            coalesce(n_sub_europe, 0) > 0,

@@ -308,6 +308,22 @@ def test_figure1_bars_and_suppression(built):
     assert not re.search(r'(href|src)="https?:', svg)  # XML namespaces only, no resources
 
 
+def test_figure1_leaves_out_a_return_whose_regions_are_not_all_known(built, tmp_path):
+    """A return with an empty regional amount (its total abroad unknown) was counted in the
+    group with that region read as "not there". It is left out of the shares instead: with c03's
+    East Asia blank, Europe is 11 of 12 clothing outsourcers (12 of 13 before)."""
+    import shutil
+
+    db = tmp_path / "w.duckdb"
+    shutil.copy(built.db, db)
+    with duckdb.connect(str(db)) as con:
+        con.execute("UPDATE panel.firm_years SET subcontracting_east_asia = NULL, subcontracting_abroad = NULL "
+                    "WHERE firm_id = 'c03' AND year = 2008")
+        p = figures.figure1(con, 2008, RULES, source=SRC).protected
+    assert p.published_value("europe", "clothing:outsourcing") == pytest.approx(100 * 11 / 12)
+    assert p.published_value("n_total", "clothing:outsourcing") == 12
+
+
 def test_figure2_has_every_province_and_suppression(built):
     ref = figures.reference_provinces(FIG2.geo_year)
     assert len(ref) == 107 and {"PO", "FM", "SU", "BT"} <= set(ref)
