@@ -105,7 +105,7 @@ def _empty_years_message(con: duckdb.DuckDBPyConnection, empty: list[tuple[int, 
     parts, seen = [], set()
     for year, n in empty:
         reasons = con.execute("SELECT reason, count(*) FROM panel.survey_rejects WHERE year = ? "
-                              "AND reason <> 'outside_clothing_footwear' GROUP BY reason ORDER BY 2 DESC",
+                              "AND reason NOT IN ('outside_clothing_footwear', 'missing_ateco') GROUP BY reason ORDER BY 2 DESC",
                               [year]).fetchall()
         seen.update(r for r, _ in reasons)
         parts.append(f"{year} ({n:,} returns of the two industries, all left out: "

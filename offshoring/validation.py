@@ -242,14 +242,20 @@ def aida_firms_schema(years: Sequence[int]) -> RuleSchema:
     cols: dict[str, Col] = {
         "tax_code": Col(pl.String, False, (_matches("malformed_tax_code", TAX_CODE_RE),)),
         "company_name": Col(pl.String, True),
-        "province": Col(pl.String, True, (_matches("malformed_province", PROVINCE_RE),)),
-        "ateco_2007": Col(pl.String, True, (_matches("malformed_ateco", ATECO_RE),)),
+        # required: an empty sigla or code would drop the company from every province count,
+        # or count it outside the two industries, without a word (docs/readings.md)
+        "province": Col(pl.String, False, (_matches("malformed_province", PROVINCE_RE),)),
+        "ateco_2007": Col(pl.String, False, (_matches("malformed_ateco", ATECO_RE),)),
     }
     for y in years:
         cols[f"turnover_{y}"] = Col(pl.Float64, True, (_non_negative(),))
         cols[f"employees_{y}"] = Col(pl.Float64, True, (_non_negative(),))
     cols["source_row"] = _SOURCE_ROW
-    return build_schema("aida_firms", cols, unique=["tax_code"], unique_rule="duplicate_key")
+    missing = ("a company's tax code, province (sigla of the registered office) and ATECO code place it "
+               "in the panel, a province count and an industry; an empty one cannot be read as any of "
+               "them: fill it in from the AIDA record, or export the company again")
+    return build_schema("aida_firms", cols, unique=["tax_code"], unique_rule="duplicate_key",
+                        details={"missing_value": missing})
 
 
 def _last_after_first(data: Any) -> pl.LazyFrame:
@@ -268,14 +274,20 @@ def aida_subsidiaries_schema() -> RuleSchema:
             _matches("malformed_country", COUNTRY_RE),
             ("country_not_foreign", pa.Check.notin(["IT"])),
         )),
-        "ownership_pct": Col(pl.Float64, True, (_share(),)),
+        # required: whether the parent controls the subsidiary (a share above the threshold)
+        # cannot be told from an empty share, and reading it as "not controlled" took the
+        # parent out of the offshoring counts without a word
+        "ownership_pct": Col(pl.Float64, False, (_share(),)),
         "first_year": Col(pl.Int32, False),
         "last_year": Col(pl.Int32, True, (("year_order", pa.Check(_last_after_first)),)),
         "source_row": _SOURCE_ROW,
     }
+    missing = ("a participation needs its parent's tax code, the country, the share held and the first "
+               "year held (an empty last year means still held): fill the cell in from the AIDA record; "
+               "an empty share cannot say whether the parent controls the subsidiary")
     # no uniqueness rule: the contract has one row per participation, and two rows alike
     # may be two participations (same name, country and year); they are kept and warned about
-    return build_schema("aida_subsidiaries", cols)
+    return build_schema("aida_subsidiaries", cols, details={"missing_value": missing})
 
 
 @lru_cache(maxsize=1)
@@ -295,12 +307,17 @@ def census_schema() -> RuleSchema:
         "llma_code": Col(pl.String, False),
         "ateco_division": Col(pl.String, False, (_matches("malformed_division", DIVISION_RE),)),
         "size_class": Col(pl.String, False, (("unknown_size_class", pa.Check.isin(list(SIZE_CLASSES))),)),
-        "local_units": Col(pl.Int64, True, (_non_negative(),)),
-        "employees": Col(pl.Int64, True, (_non_negative(),)),
+        # required: the district procedure reads every count; an empty one used to load and
+        # then stop the run half-way, after other tables had been replaced
+        "local_units": Col(pl.Int64, False, (_non_negative(),)),
+        "employees": Col(pl.Int64, False, (_non_negative(),)),
         "source_row": _SOURCE_ROW,
     }
+    missing = ("the district procedure needs every count of every area, division and size class: write 0 "
+               "where the census has no unit, and the published figure where it has one; a count the "
+               "census suppressed cannot be read as 0 or left out (which areas are districts would change)")
     return build_schema("census_employment", cols, unique=["llma_code", "ateco_division", "size_class"],
-                        unique_rule="duplicate_key")
+                        unique_rule="duplicate_key", details={"missing_value": missing})
 
 
 @lru_cache(maxsize=1)

@@ -31,7 +31,7 @@ SELECT s.firm_id, s.destination,
        s.start_year, s.end_year, (s.end_year - s.start_year + 1)::INTEGER AS duration,
        CASE WHEN nxt.flag = 0 THEN 'backshoring' ELSE 'censored' END AS outcome,
        CASE WHEN nxt.flag = 0 THEN NULL
-            WHEN nxt.firm_id IS NOT NULL THEN 'status_unknown'
+            WHEN nxt.firm_id IS NOT NULL OR unk.firm_id IS NOT NULL THEN 'status_unknown'
             WHEN s.end_year >= last_year.y THEN 'last_survey_year'
             WHEN rej.firm_id IS NOT NULL THEN 'above_turnover_ceiling'
             ELSE 'left_survey' END AS censoring,
@@ -45,4 +45,7 @@ LEFT JOIN flags prev
 LEFT JOIN (SELECT DISTINCT firm_id, year FROM panel.survey_rejects
            WHERE reason IN ('above_turnover_ceiling', 'turnover_empty_above_ceiling_in_aida')) rej
        ON rej.firm_id = s.firm_id AND rej.year = s.end_year + 1
+-- a return of the next year left out for its empty ATECO code: in the survey, status unknown
+LEFT JOIN (SELECT DISTINCT firm_id, year FROM panel.survey_rejects WHERE reason = 'missing_ateco') unk
+       ON unk.firm_id = s.firm_id AND unk.year = s.end_year + 1
 ORDER BY s.firm_id, s.destination, s.start_year;

@@ -4,6 +4,8 @@ SELECT firm_id, year, filing_date, source_file, source_row, reason
 FROM (
     SELECT *,
            CASE WHEN filing_rank > 1 THEN 'superseded_by_later_filing'
+                -- an empty code is an unknown industry, not another one
+                WHEN ateco_2007 IS NULL THEN 'missing_ateco'
                 WHEN sector IS NULL THEN 'outside_clothing_footwear'
                 WHEN turnover > ceiling THEN 'above_turnover_ceiling'
                 WHEN turnover IS NULL AND aida_turnover > ceiling THEN 'turnover_empty_above_ceiling_in_aida'

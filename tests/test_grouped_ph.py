@@ -210,6 +210,23 @@ def test_region_spell_risk_rows():
         region_spell_risk_rows(df.filter(pl.col("destination") != "any"))
 
 
+def test_a_region_end_when_the_firms_status_is_unknown_is_censored():
+    """Firm C left Europe after 2009 (its Europe amount of 2010 is 0) but its other regions of
+    2010 were left empty, so its 'any' spell ends in 2009 without an event (status unknown):
+    whether it stopped abroad altogether (the competing end) or only left Europe is not seen.
+    With firm_exit="censor" that Europe end is censored, not counted as backshoring; with
+    "event" a stop and a region end alike are backshoring, and it is kept."""
+    rows = [
+        _row("C", "any", 1, 2008, 0, 0), _row("C", "any", 1, 2009, 1, 0),
+        _row("C", "europe", 1, 2008, 0, 0), _row("C", "europe", 1, 2009, 1, 1),
+    ]
+    df = pl.DataFrame(rows)
+    keep = {(r["destination"], r["year"]) for r in region_spell_risk_rows(df).iter_rows(named=True)}
+    assert keep == {("any", 2008), ("europe", 2008)}
+    kept = region_spell_risk_rows(df, firm_exit="event")
+    assert kept.filter(pl.col("destination") == "europe", pl.col("year") == 2009)["event"].to_list() == [1]
+
+
 def test_table3_spec_in_grouped_form():
     frame, truth = simulate_spell_years(n_firms=2500, seed=3)
     r = fit_grouped_ph_table3(frame)

@@ -358,3 +358,15 @@ def test_an_empty_survey_turnover_defers_to_aida_above_the_ceiling(con):
         (fid("big"), "turnover_empty_above_ceiling_in_aida", 1)]
     assert rows(con, "SELECT firm_id, drop_reason FROM panel.aida_large ORDER BY company_name") == [
         (fid("big"), None), (fid("small"), "in_survey_sme_panel")]
+
+
+def test_a_return_without_an_ateco_code_is_of_unknown_industry(con):
+    """An empty ATECO code was rejected as 'outside_clothing_footwear' and the firm's spell
+    ended as if it had left the survey. Its industry is unknown: the reason says so, and the
+    spell before it is censored as 'status_unknown'."""
+    load(con, [ret("a", 2008, PRATO, europe=5000.0), ret("a", 2009, PRATO, europe=5000.0, ateco=None, row=7),
+               ret("a", 2010, PRATO, europe=5000.0), ret("b", 2009, PRATO)])
+    assert rows(con, "SELECT year, reason, source_row FROM panel.survey_rejects") == [(2009, "missing_ateco", 7)]
+    assert rows(con, "SELECT start_year, end_year, outcome, censoring, left_censored FROM panel.outsourcing_spells "
+                     "WHERE destination = 'any' ORDER BY start_year") == [
+        (2008, 2008, "censored", "status_unknown", True), (2010, 2010, "censored", "last_survey_year", True)]

@@ -529,9 +529,9 @@ def test_aida_provinces_of_the_list_and_abolished_ones_are_accepted(tmp_path):
     firms = aida_firms(6, [2010])
     for f, sigla in zip(firms, ["NA", "na", "OT", "OG", "VS", "CI"]):
         f["province"] = sigla
-    firms[5]["province"] = None  # no sigla: accepted (the contract does not require one)
+    # (no sigla at all is refused: test_empty_cells_that_decide_a_count_are_refused_naming_them)
     wide, _ = aida.parse_aida_firms(aida.read_aida_firms_raw(write_csv(tmp_path / "aida_firms.csv", firms)))
-    assert wide["province"].to_list() == ["NA", "NA", "OT", "OG", "VS", None]
+    assert wide["province"].to_list() == ["NA", "NA", "OT", "OG", "VS", "CI"]
     assert {"OT", "OG", "VS", "CI"} <= aida.valid_provinces()
     assert set(geo.read_municipalities()["province"].drop_nulls()) <= aida.valid_provinces()
 
@@ -558,6 +558,39 @@ def test_subsidiary_destinations(tmp_path):
     assert aida.destination_of("BD") == "other" and aida.destination_of("GE") == "other"
     assert not (aida.EUROPE & aida.EAST_ASIA) and not (aida.EUROPE & aida.NORTH_AFRICA)
     assert (aida.EUROPE | aida.EAST_ASIA | aida.NORTH_AFRICA) <= aida.ISO_COUNTRIES
+
+
+def test_empty_cells_that_decide_a_count_are_refused_naming_them(tmp_path):
+    """Empty cells the contract allows but no count can do without were read as definite values:
+    an AIDA company without a province dropped out of every province count, one without an ATECO
+    code was taken for another industry, a participation without a share for "not controlled",
+    and an empty census count stopped the run half-way, after other tables had been replaced.
+    Each is refused when the file is read, naming the row and column and what to do."""
+    firms = aida_firms(4, [2008])
+    firms[1]["province"] = None
+    firms[2]["ateco_2007"] = None
+    with pytest.raises(ContractError) as err:
+        aida.parse_aida_firms(aida.read_aida_firms_raw(write_csv(tmp_path / "aida_firms.csv", firms)))
+    text = str(err.value)
+    assert "[missing_value] column 'province'" in text and "1 data row: 2" in text
+    assert "[missing_value] column 'ateco_2007'" in text and "1 data row: 3" in text
+    assert "fill it in from the AIDA record" in text
+
+    subs = subsidiaries(aida_firms(10, [2008]))
+    subs[3]["ownership_pct"] = None
+    with pytest.raises(ContractError) as err:
+        aida.parse_aida_subsidiaries(aida.read_aida_subsidiaries_raw(write_csv(tmp_path / "aida_subsidiaries.csv",
+                                                                               subs)))
+    assert "[missing_value] column 'ownership_pct'" in str(err.value) and "1 data row: 4" in str(err.value)
+    assert "cannot say whether the parent controls" in str(err.value)
+
+    for column in ("employees", "local_units"):
+        census = census_rows()
+        census[5][column] = None
+        with pytest.raises(ContractError) as err:
+            reference.read_census_employment(write_csv(tmp_path / f"census_{column}.csv", census, italian=False))
+        assert f"[missing_value] column '{column}'" in str(err.value) and "1 data row: 6" in str(err.value)
+        assert "write 0 where the census has no unit" in str(err.value)
 
 
 # --- reference files ----------------------------------------------------------------------------

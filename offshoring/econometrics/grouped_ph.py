@@ -437,7 +437,12 @@ def region_spell_risk_rows(spell_years: pl.DataFrame | pd.DataFrame, firm_exit: 
     * the last spell-year of a censored spell (the firm left the survey, crossed the
       turnover ceiling, or the year is the last survey year): whether the spell went on
       is not seen, so the spell is censored at the start of that spell-year (the SQL keeps
-      the row with event 0, as if the spell had survived it).
+      the row with event 0, as if the spell had survived it);
+    * region spell-years after which the firm's ``any`` spell ended without an event while
+      it was still in the survey: its return of the next year left some foreign amounts
+      empty (``status_unknown``), so a region left that year may be the firm's complete
+      stop, the competing end, as well as backshoring from the region; censored at the
+      start of that spell-year like the others (with ``firm_exit="censor"`` only).
 
     With ``firm_exit="event"`` (the Cox spec's `firm_exit`) the first rule is not applied:
     a firm's complete stop then counts as backshoring from each of its regions, as the SQL
@@ -455,10 +460,20 @@ def region_spell_risk_rows(spell_years: pl.DataFrame | pd.DataFrame, firm_exit: 
     if df.filter(pl.col("destination") == "any").height == 0:
         raise ValueError("the spell-year table has no 'any' rows: the firms' exits from foreign "
                          "subcontracting cannot be told from region backshoring")
-    stops = (df.filter((pl.col("destination") == "any") & (pl.col("event") == 1))
-             .select("firm_id", "year").unique().with_columns(pl.lit(True).alias("_firm_stops")))
     last = (df.group_by("firm_id", "destination", "spell_no")
             .agg(pl.col("year").max().alias("_last_year"), pl.col("event").max().alias("_ended")))
+    # the firm's complete stop after `year`, or a year after which whether it went on abroad
+    # is unknown while one of its regions ended in backshoring (an 'any' spell ending then
+    # without an event: the firm is in the next year's panel, its status not reported)
+    any_ends = last.filter(pl.col("destination") == "any")
+    region_events = (df.filter((pl.col("destination") != "any") & (pl.col("event") == 1))
+                     .select("firm_id", "year").unique())
+    unknown = (any_ends.filter(pl.col("_ended") == 0)
+               .select("firm_id", pl.col("_last_year").alias("year"))
+               .join(region_events, on=["firm_id", "year"], how="semi"))
+    stops = (pl.concat([df.filter((pl.col("destination") == "any") & (pl.col("event") == 1))
+                        .select("firm_id", "year"), unknown.select("firm_id", pl.col("year").cast(df.schema["year"]))])
+             .unique().with_columns(pl.lit(True).alias("_firm_stops")))
     out = (df.with_row_index("_row")
            .join(stops, on=["firm_id", "year"], how="left")
            .join(last, on=["firm_id", "destination", "spell_no"], how="left")
