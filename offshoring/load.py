@@ -401,6 +401,7 @@ def write_prepared(con: Any, prepared: Prepared, *, code_version: str | None = N
                 _before_commit(con)
             _fault_injection_pause()
             con.commit()
+            _fault_injection_pause(FAULT_PAUSE_AFTER_ENV, prepared.table)
         except BaseException as exc:
             _rollback_quietly(con)
             raise _plain_io_error(exc, database) from exc
@@ -439,15 +440,21 @@ def _plain_io_error(exc: BaseException, database: str | Path) -> BaseException:
 
 
 FAULT_PAUSE_ENV = "OFFSHORING_FAULT_PAUSE_BEFORE_COMMIT"
+FAULT_PAUSE_AFTER_ENV = "OFFSHORING_FAULT_PAUSE_AFTER_COMMIT"
 FAULT_MARKER_ENV = "OFFSHORING_FAULT_MARKER"
 
 
-def _fault_injection_pause() -> None:
+def _fault_injection_pause(variable: str = FAULT_PAUSE_ENV, table: str | None = None) -> None:
     """Test-only fault injection: with OFFSHORING_FAULT_PAUSE_BEFORE_COMMIT=<seconds>,
     touch OFFSHORING_FAULT_MARKER and wait inside the open transaction, so a test can
-    kill the process mid-load. Unset (always, outside tests) it does nothing."""
-    pause = os.environ.get(FAULT_PAUSE_ENV)
+    kill the process mid-load (with ..._AFTER_COMMIT, just after a load was committed,
+    before the run has said so; ``<seconds>:<table>`` pauses only the loads of that raw
+    table). Unset (always, outside tests) it does nothing."""
+    pause = os.environ.get(variable)
     if not pause:
+        return
+    pause, _, only = pause.partition(":")
+    if only and only != table:
         return
     marker = os.environ.get(FAULT_MARKER_ENV)
     if marker:

@@ -355,6 +355,17 @@ def _survey_config(years: list[str], accept_smaller: set[int] | frozenset[int]) 
     return {"ops": {"survey_returns": {"config": {"accept_smaller_years": accepted, "print_progress": True}}}}
 
 
+def _years_written(defs: dg.Definitions, raw_dir: Path, block: list[str]) -> set[str]:
+    """The years of `block` (years the run was to load, none up to date before it) whose file
+    the warehouse now holds: written by the run, whatever its events say."""
+    if not block:
+        return set()
+    try:
+        return up_to_date_years(defs, raw_dir) & set(block)
+    except Exception:  # noqa: BLE001 - a warehouse that cannot be read now: the events say what they can
+        return set()
+
+
 def _loaded_partitions(result: dg.ExecuteInProcessResult) -> set[str]:
     out = set()
     for event in result.all_events:
@@ -436,13 +447,22 @@ def run_everything(raw_dir: Path, instance: dg.DagsterInstance | None = None,
         result = _run(defs, instance, keys, block, accept_smaller, only_survey=not last)
         if not result.success:
             dt = time.perf_counter() - t0
-            loaded = sorted(_loaded_partitions(result), key=int)
+            # what the warehouse holds now, not only what the run's events said: a run stopped
+            # (SIGTERM, Ctrl-C) after the years were written but before their events were sent
+            # has replaced them all the same
+            written = _years_written(defs, raw_dir, block)
+            loaded = sorted(_loaded_partitions(result) | written, key=int)
             refused = _refused_year(result) or next((y for y in sorted(block, key=int) if y not in loaded), None)
             if refused is not None and _survey_failed(result):
                 kept = (f"; {_span(loaded)} loaded before it failed" if loaded else
                         "; no survey year of the run was replaced" if len(block) > 1 else "")
                 print(f"Survey year {refused} was not loaded (run {result.run_id}){kept}; nothing built "
                       f"from the survey ran.\n{failure_summary(result, debug)}", file=sys.stderr, flush=True)
+            elif loaded and _survey_failed(result):
+                print(f"The run stopped (run {result.run_id}) after survey year{'s' if len(loaded) > 1 else ''} "
+                      f"{_span(loaded)} had been written to the warehouse; nothing built from the survey ran, "
+                      f"so the panel and the tables are those of the deliveries before. Run `offshoring run` "
+                      f"again to build from them.\n{failure_summary(result, debug)}", file=sys.stderr, flush=True)
             else:
                 print(f"The refresh run failed (run {result.run_id}) after {dt:.1f} s.\n"
                       f"{failure_summary(result, debug)}", file=sys.stderr, flush=True)

@@ -134,3 +134,32 @@ def test_sigkill_mid_load_leaves_database_consistent(tmp_path, small_raw):
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     after = _rows(env["OFFSHORING_DB"], 2008)
     assert after[0] == before[0] - 1
+
+
+def test_a_run_stopped_after_a_year_was_written_says_what_it_wrote(tmp_path, small_raw):
+    """SIGTERM (Ctrl-C, a scheduler's stop) just after a survey year was committed, before the
+    run had sent its events: the command line said "no survey year of the run was replaced"
+    while the warehouse held the new year. What it says now is what raw.load_log holds."""
+    env = _env(tmp_path, small_raw)
+    marker = tmp_path / "committed"
+    fault = {**env, "OFFSHORING_FAULT_PAUSE_AFTER_COMMIT": "120:survey_returns", "OFFSHORING_FAULT_MARKER": str(marker)}
+    cli = str(Path(sys.executable).parent / "offshoring")
+    p = subprocess.Popen([cli, "run"], env=fault, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not marker.exists():
+        assert p.poll() is None, p.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGTERM)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode != 0
+    con = duckdb.connect(env["OFFSHORING_DB"], read_only=True)
+    written = [r[0] for r in con.execute("SELECT partition FROM raw.load_log WHERE table_name = 'survey_returns' "
+                                         "AND status = 'loaded' ORDER BY partition").fetchall()]
+    panel = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'panel'").fetchall()
+    con.close()
+    assert written, "the pause comes after a commit: a year is in the warehouse"
+    assert "no survey year of the run was replaced" not in err, err
+    assert f"{written[0]}" in err and ("loaded before it failed" in err or "had been written" in err), err
+    assert panel == [(0,)]  # nothing built from the survey ran
