@@ -121,6 +121,33 @@ def reports_origins(reports: Path) -> dict[str, list[str]]:
     return found
 
 
+def reports_digest(reports: str | Path) -> dict[str, Any]:
+    """The reports folder as a complete run left it: its resolved path and the SHA-256 of every
+    file in it (hidden files aside). Recorded with the run's state (``"reports"``): a folder
+    that is another one, or whose files were changed or deleted since, is not up to date."""
+    folder = Path(reports)
+    files: dict[str, str] = {}
+    if folder.is_dir():
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder)
+            if path.is_file() and not any(part.startswith(".") for part in rel.parts):
+                files[rel.as_posix()] = sha256_file(path)
+    return {"dir": str(folder.resolve()), "files": files}
+
+
+def reports_as_recorded(state: dict[str, Any] | None, reports: str | Path) -> bool:
+    """Whether the reports folder holds exactly what the last complete run (`state`) wrote
+    there: the same folder, every file as it was. A state recorded before the reports were
+    recorded with it cannot tell: False (the reports are written again)."""
+    recorded = (state or {}).get("reports")
+    return isinstance(recorded, dict) and recorded == reports_digest(reports)
+
+
+def without_reports(state: dict[str, Any] | None) -> dict[str, Any] | None:
+    """`state` without its record of the reports folder (what `inputs_state` computes)."""
+    return None if state is None else {k: v for k, v in state.items() if k != "reports"}
+
+
 def reports_of(reports: Path, origin: str) -> bool:
     """True when the reports folder holds a complete set (its index) made from data of `origin`
     and of nothing else: a folder the demo wrote into (or a real run, for the demo) is not up to

@@ -242,8 +242,10 @@ def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
 
     state = runstate.inputs_state(raw, spec, "synthetic" if synthetic else "real")
     accepting = bool(getattr(args, "accept_smaller", None))
-    if (not rekey and not accepting and runstate.last_state(db) == state
-            and runstate.reports_of(settings.reports_dir(), "synthetic" if synthetic else "real")):
+    last = runstate.last_state(db)
+    if (not rekey and not accepting and runstate.without_reports(last) == state
+            and runstate.reports_of(settings.reports_dir(), "synthetic" if synthetic else "real")
+            and runstate.reports_as_recorded(last, settings.reports_dir())):
         print(f"Nothing changed since the last complete run (same files, specification and code "
               f"version): the warehouse {db} and the reports in {settings.reports_dir()} are up to date.",
               flush=True)
@@ -274,7 +276,9 @@ def _run(raw: Path, args: argparse.Namespace, synthetic: bool) -> int:
             _remove_database(target)
             print(f"{db} is unchanged.", flush=True)
     if ok:
-        runstate.record_state(db, state)
+        # with the reports folder as this run left it: a later run into another folder, or
+        # after a report was deleted or edited, is then no no-op
+        runstate.record_state(db, {**state, "reports": runstate.reports_digest(settings.reports_dir())})
     return 0 if ok else EXIT_FAILED
 
 

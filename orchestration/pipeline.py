@@ -260,6 +260,10 @@ def spec_readers(graph, spec, names: set[str]) -> tuple[set[dg.AssetKey] | None,
     return keys & all_keys, decided
 
 
+#: the asset groups that write the reports folder (and the variant fits the robustness tables read)
+REPORT_GROUPS = ("reports", "robustness")
+
+
 def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
                  accept_smaller: set[int] | frozenset[int] = frozenset()) -> RefreshPlan:
     """Decided from the hashes and code versions on record, not by running anything.
@@ -291,6 +295,7 @@ def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
     reports = Path(getattr(folders, "reports_dir", "") or "")
     changed: set[str] | None = None
     spec_changed: set[str] = set()
+    stale_reports = False
     why = "no complete run on record to compare with"
     if state is not None and spec_sha is not None:
         parts = runstate.changed_spec_parts(state, spec)
@@ -307,6 +312,9 @@ def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
             before = state.get("files") or {}
             changed = {rel for rel in set(now) | set(before) if now.get(rel) != before.get(rel)}
             spec_changed = parts or set()
+            # the reports folder not as the last complete run left it (another folder, a report
+            # deleted or edited, a run from the UI since): every report is written again
+            stale_reports = not runstate.reports_as_recorded(state, reports)
 
     force_all = changed is not None and COLUMN_MAP in changed  # every reader takes the column map
     load = [y for y in years if force_all or y not in current or int(y) in accept_smaller]
@@ -346,6 +354,13 @@ def plan_refresh(defs: dg.Definitions, raw_dir: Path, years: list[str],
         downstream = below - raw_keys
         why = ("what is downstream of the inputs changed since the last complete run"
                + (f" (specification: {', '.join(decided)})" if decided else ""))
+    if roots is not None and stale_reports:
+        # the outputs and what they read (fits whose inputs are unchanged are reused, not refitted)
+        outputs = dg.AssetSelection.groups(*REPORT_GROUPS).resolve(graph)
+        downstream = set(downstream) | outputs
+        why = (why + "; " if downstream - outputs else "") + (
+            f"the reports in {reports} are not as the last complete run left them (another folder, "
+            f"or a report changed or deleted since): every report is written again")
     return RefreshPlan(years=years, load=load, references=references, skipped_references=skipped,
                        downstream=sorted(k.to_user_string() for k in downstream), why=why)
 

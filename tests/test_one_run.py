@@ -319,6 +319,32 @@ def test_reports_of_another_origin_are_not_up_to_date(world):
     assert "Nothing changed since the last complete run" in world.run().stdout
 
 
+def test_reports_not_as_the_last_run_left_them_are_written_again(world):
+    """The no-op trusted a reports folder holding an index of the right origin: a table deleted
+    since was never written again, and after a run into another folder the first one was "up
+    to date" while its tables could show an older period. The run records the reports folder
+    it wrote (every file's SHA-256); a folder not as recorded has its reports written again,
+    nothing refitted or reloaded."""
+    (world.root / "reports" / "table2.md").unlink()
+    proc = world.run()
+    assert "Nothing changed since the last complete run" not in proc.stdout
+    assert "not as the last complete run left them" in proc.stdout
+    mats = _assets(world.materialized(world.new_runs()))
+    assert {"table2", "table1", "report_index"} <= mats
+    assert not mats & (world.group("raw") | world.group("panel") | world.group("models"))
+    assert (world.root / "reports" / "table2.md").exists()
+    assert "Nothing changed since the last complete run" in world.run().stdout
+
+    other = {**world.env, "OFFSHORING_REPORTS_DIR": str(world.root / "reports_b")}
+    world.run(env=other)
+    assert (world.root / "reports_b" / "table2.md").exists()
+    world.new_runs()
+    proc = world.run()  # back into the first folder: not what the last complete run wrote
+    assert "Nothing changed since the last complete run" not in proc.stdout
+    assert "table2" in _assets(world.materialized(world.new_runs()))
+    assert "Nothing changed since the last complete run" in world.run().stdout
+
+
 def test_a_threshold_that_changes_no_panel_row_keeps_the_fits_shown(world):
     """A ceiling for a year with no data: the thresholds differ, the panel does not, so no fit is
     redone; the fits are recorded as valid under the new settings, and the tables, which refuse
