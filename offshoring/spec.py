@@ -61,6 +61,13 @@ class TurnoverCeiling(_Strict):
     default: float = Field(gt=0)
     by_year: dict[int, float]
 
+    @field_validator("by_year", mode="before")
+    @classmethod
+    def _none_is_empty(cls, v: Any) -> Any:
+        # `by_year: null` in an overlay (a variant) replaces the per-year ceilings by none: the
+        # overlay merges key by key, and an empty mapping would keep the baseline's years
+        return {} if v is None else v
+
     @field_validator("by_year")
     @classmethod
     def _positive(cls, v: dict[int, float]) -> dict[int, float]:

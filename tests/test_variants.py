@@ -124,6 +124,20 @@ def _auditor_config(folder: Path) -> Path:
     return folder
 
 
+def test_the_ceiling_variant_is_7_5_million_in_every_year_whatever_the_users_years(tmp_path):
+    """The overlay merges key by key: a user's per-year ceiling (3 million in 2008) stayed in
+    the variant named "7.5 million EUR in every year", and its footnote said so in brackets."""
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    (folder / "thresholds.yaml").write_text("turnover_ceiling:\n  by_year: {2008: 3000000}\n")
+    spec = load_study_spec(folder)
+    assert spec.thresholds.ceiling(2008) == 3_000_000
+    v = next(v for v in spec.variants["table2"] if v.name == "ceiling_7_5m")
+    assert [v.thresholds.ceiling(y) for y in (2005, 2006, 2008, 2012)] == [7_500_000] * 4
+    assert v.description.startswith("Turnover ceiling of 7.5 million EUR in every year (baseline:")
+    assert "3 million EUR in 2008" in v.description  # the baseline's, in the baseline's bracket
+
+
 def test_descriptions_name_the_current_baselines_settings(tmp_path):
     shipped = {t: {v.name: v.description for v in vs} for t, vs in load_study_spec(None).variants.items()}
     assert "(baseline: clustered by firm)" in shipped["table2"]["oim_errors"]
