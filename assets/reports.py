@@ -339,7 +339,7 @@ def refuse_fit_of_other_data(con, fit, model: str, table: str, *, asset: str | N
     robustness table's columns)."""
     import json
 
-    from offshoring.variants import _short, table_hash
+    from offshoring.variants import table_part
 
     stats = getattr(fit, "stats", None) or {}
     try:
@@ -354,7 +354,7 @@ def refuse_fit_of_other_data(con, fit, model: str, table: str, *, asset: str | N
         source = key[len("table "):]
         if source not in hashes:
             try:
-                hashes[source] = _short(table_hash(con, source))
+                hashes[source] = table_part(con, source)
             except Exception:  # noqa: BLE001 - the table is gone: not what the fit was made from
                 hashes[source] = None
         if hashes[source] != recorded:

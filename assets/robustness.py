@@ -149,14 +149,13 @@ def _baseline(study: Study, table: str) -> Variant | None:
     return next((v for v in study.spec.variants.get(table, ()) if v.is_baseline), None)
 
 
-def _columns(con, variants: tuple[Variant, ...], study: Study,
-             table: str) -> tuple[list[robustness.VariantColumn], list[str]]:
+def _columns(con, variants: tuple[Variant, ...], study: Study, table: str,
+             hashes: dict[str, str | None]) -> tuple[list[robustness.VariantColumn], list[str]]:
     """One column per fitted variant; the ones not fitted (their inputs absent) are left out
     and named in a note, and so are the ones identical to the baseline under the current
     settings. A fit made under other model settings than the variant's current ones is
     refused (`refuse_stale_fit`)."""
     cols, notes = [], []
-    hashes: dict[str, str | None] = {}  # the input tables' hashes, computed once for every column
     base = next((v for v in variants if v.is_baseline), None)
     for v in variants:
         if base is not None and v is not base and v.same_fit_as(base):
@@ -252,9 +251,10 @@ def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.As
             if base_variant is not None:
                 refuse_stale_fit(baseline, main, base_variant.fit_spec(study.spec.districts), name,
                                  spec_sha256=study.spec.sha256)
-            refuse_fit_of_other_data(con, baseline, main, name)
+            hashes: dict[str, str | None] = {}  # the input tables' hashes, computed once for every column
+            refuse_fit_of_other_data(con, baseline, main, name, hashes=hashes)
             spec = _base_spec(con, study, table, baseline)
-            cols, notes = _columns(con, current, study, table)
+            cols, notes = _columns(con, current, study, table, hashes)
 
         groups, labels = _dummies_and_labels(current)
         if table == "table2":  # columns whose samples start in another year: the row says so

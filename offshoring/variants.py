@@ -413,6 +413,12 @@ def _short(x: Any) -> str:
     return hashlib.sha256(json.dumps(x, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def table_part(con: Any, table: str) -> str:
+    """The fingerprint part of `table` as `inputs_fingerprint` records it (``table <name>``):
+    compared with a stored fit's parts to tell whether the table changed since the fit."""
+    return _short(table_hash(con, table))
+
+
 def inputs_fingerprint(con: Any, spec_json: str, tables: list[str], **extra: Any) -> Fingerprint:
     """What a fit is made from, hashed: the code (version and sources), the effective
     specification, the content of its input tables and anything in `extra`."""
