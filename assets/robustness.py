@@ -70,6 +70,34 @@ def _not_fitted(con, model: str, reason: str, fp: str) -> None:
         raise
 
 
+def drop_fits_of_removed_variants(warehouse: Warehouse, table: str, current: tuple[Variant, ...]) -> list[str]:
+    """Delete from ``models.*`` the fits of this table's variants that the specification no
+    longer has (their file removed or disabled): no table shows them, but someone querying
+    the warehouse would take them for current results. Returns the models deleted."""
+    keep = {v.fit_key for v in current}
+    prefix = f"{table}_variant_"
+    with warehouse.connect() as con:
+        present = {r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'models' "
+            "AND table_name IN ('coefficients', 'fit_stats')").fetchall()}
+        found: set[str] = set()
+        for t in sorted(present):
+            found |= {r[0] for r in con.execute(f"SELECT DISTINCT model FROM models.{t} WHERE starts_with(model, ?)",
+                                                [prefix]).fetchall()}
+        gone = sorted(found - keep)
+        if not gone:
+            return []
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for t in sorted(present):
+                con.execute(f"DELETE FROM models.{t} WHERE list_contains(?, model)", [gone])
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    return gone
+
+
 def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
     table, name = variant.table, variant.name
     dep = "model_panel" if table == "table2" else "spell_years"
@@ -244,6 +272,10 @@ def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.As
         rules, source = _rules(study), _source(folders)
         digits = study.spec.reports.format.digits
         current = tuple(study.spec.variants.get(table, ()))
+        gone = drop_fits_of_removed_variants(warehouse, table, current)
+        if gone:
+            context.log.info(f"Fits of variants no longer in the specification deleted from models.*: "
+                             f"{', '.join(gone)}")
         with warehouse.connect(read_only=True) as con:
             main = TABLES[table]["main_fits"][TABLES[table]["estimators"][0]]
             baseline = read_fit(con, main)
@@ -285,7 +317,8 @@ def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.As
         yield dg.MaterializeResult(metadata=_metadata(
             record, folders.reports, table=_markdown(main),
             variants=frame_table_of(cols), figure_data=_markdown(fig.data),
-            png=dg.MetadataValue.path(str(folders.reports / f"{curve}.png"))))
+            png=dg.MetadataValue.path(str(folders.reports / f"{curve}.png")),
+            **({"deleted_fits_of_removed_variants": ", ".join(gone)} if gone else {})))
         yield _model_passed([(c.name, c.fit) for c in cols if c.fit is not None], rules,
                             [getattr(fig.protected, "summary", lambda: None)()])
 

@@ -405,6 +405,33 @@ def test_a_variant_identical_to_the_baseline_is_a_note_not_a_column(tmp_path):
     assert meta["min_firms"] == RULES.min_firms and meta["figure_cells"] > 0
 
 
+def test_fits_of_variants_no_longer_in_the_specification_are_deleted(tmp_path):
+    """A variant whose file was removed left its fit in models.coefficients and
+    models.fit_stats, where someone querying the warehouse would take it for a current
+    result; the robustness table's run deletes it and keeps every current variant's fit
+    (the not-fitted row included) and the other table's variants."""
+    import dagster as dg
+
+    spec, resources = _robustness_setup(tmp_path)
+    db = resources["warehouse"].database
+    with duckdb.connect(db) as c:
+        for model in ("table2_variant_removed_one", "table3_variant_removed_two"):
+            p = pd.Series({"x": 0.1})
+            write_fit(c, model, p, p, p, nobs=10, ngroups=5, stats={"llf": -1.0})
+        before = {r[0] for r in c.execute("SELECT DISTINCT model FROM models.fit_stats").fetchall()}
+    assert "table2_variant_removed_one" in before
+    result = dg.materialize([_table2_robustness_asset(spec)], resources=resources, raise_on_error=False)
+    assert result.success
+    with duckdb.connect(db, read_only=True) as c:
+        stats = {r[0] for r in c.execute("SELECT DISTINCT model FROM models.fit_stats").fetchall()}
+        coefs = {r[0] for r in c.execute("SELECT DISTINCT model FROM models.coefficients").fetchall()}
+    assert stats == before - {"table2_variant_removed_one"}
+    assert "table2_variant_removed_one" not in coefs and "table3_variant_removed_two" in coefs
+    assert {v.fit_key for v in spec.variants["table2"]} <= stats  # the not-fitted district_list too
+    mat = result.asset_materializations_for_node("table2_robustness")[0]
+    assert mat.metadata["deleted_fits_of_removed_variants"].value == "table2_variant_removed_one"
+
+
 @pytest.mark.parametrize("stale", ["baseline", "logit"])
 def test_a_column_fitted_under_other_model_settings_is_refused(tmp_path, stale):
     import dagster as dg
