@@ -336,6 +336,22 @@ def census_count_with_a_mark(c: Case):
     _set_file_cell(c.raw / "reference" / "census_employment.csv", 2, "employees", "2.000")
 
 
+def aida_empty_province(c: Case):
+    _set_file_cell(c.raw / "aida" / "aida_firms.csv", 4, "province", "")
+
+
+def aida_empty_ateco(c: Case):
+    _set_file_cell(c.raw / "aida" / "aida_firms.csv", 5, "ateco_2007", "")
+
+
+def subsidiary_empty_share(c: Case):
+    _set_file_cell(c.raw / "aida" / "aida_subsidiaries.csv", 2, "ownership_pct", "")
+
+
+def census_empty_count(c: Case):
+    _set_file_cell(c.raw / "reference" / "census_employment.csv", 3, "employees", "")
+
+
 def missing_aida(c: Case):
     (c.raw / "aida" / "aida_firms.csv").unlink()
 
@@ -467,6 +483,15 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
     ("aida_unknown_province", aida_unknown_province, ["run"], [r"aida_firms\.csv", r"unknown_province", r"'ZZ'", r"\b3\b"]),
     ("census_count_with_a_mark", census_count_with_a_mark, ["run"],
      [r"census_employment\.csv", r"ambiguous_number", r"employees", r"\b2\b"]),
+    # an empty cell is a missing value (the contract): where no reading of it is safe, refused
+    ("aida_empty_province", aida_empty_province, ["run"],
+     [r"aida_firms\.csv", r"missing_value", r"province", r"\b4\b", r"fill it in from the AIDA record"]),
+    ("aida_empty_ateco", aida_empty_ateco, ["run"],
+     [r"aida_firms\.csv", r"missing_value", r"ateco_2007", r"\b5\b", r"fill it in from the AIDA record"]),
+    ("subsidiary_empty_share", subsidiary_empty_share, ["run"],
+     [r"aida_subsidiaries\.csv", r"missing_value", r"ownership_pct", r"\b2\b", r"an empty share cannot say"]),
+    ("census_empty_count", census_empty_count, ["run"],
+     [r"census_employment\.csv", r"missing_value", r"employees", r"\b3\b", r"suppressed cannot be read as 0"]),
     ("missing_aida", missing_aida, ["run"], [r"aida_firms"]),
     ("small_new_year", small_new_year, ["run"], [r"survey_2013\.csv", r"smaller_delivery", r"2012"]),
     ("key_file_in_repository", key_file_in_repository, ["run"], [r"inside the repository"]),
@@ -513,7 +538,8 @@ PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folde
               "column_map_scale_typo", "column_map_scale_factor", "column_map_values_typo",
               "column_map_unknown_source", "column_map_unknown_option", "column_map_separator",
               "reports_dir_is_a_file", "removed_delivery", "synthetic_flag_on_real_files", "blank_key",
-              "district_threshold_as_text", "settings_file_misnamed", "demo_over_real_reports"}
+              "district_threshold_as_text", "settings_file_misnamed", "demo_over_real_reports",
+              "aida_empty_province", "aida_empty_ateco", "subsidiary_empty_share", "census_empty_count"}
 
 
 @pytest.mark.parametrize("name,breaks,args,patterns", CASES, ids=[c[0] for c in CASES])
