@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from assets._common import markdown_table, table_metadata
+from assets._common import markdown_table, table_metadata, with_origin
 from offshoring.districts import read_override_list, run_district_procedure
 from offshoring.sqlfiles import run_sql
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
@@ -17,7 +17,7 @@ GROUP = "geography"
     description="Every municipality code of every ISTAT layout (103, 107, 110 provinces, "
                 "current) mapped to the reference municipality, province, region and LLMA.",
 )
-def municipality_xwalk(warehouse: Warehouse):
+def municipality_xwalk(warehouse: Warehouse, folders: Folders):
     with warehouse.connect() as con:
         # the LLMA map was checked against the municipality list when it was read; a list loaded
         # since (a user's newer file) may lack some of its codes: their firms would get no area
@@ -37,7 +37,7 @@ def municipality_xwalk(warehouse: Warehouse):
             codes_by_layout=markdown_table(
                 con, "SELECT layout, count(*) AS codes, count(llma_code) AS with_llma "
                      "FROM geography.municipality_xwalk GROUP BY 1 ORDER BY 1"))
-    return dg.MaterializeResult(metadata=meta)
+    return with_origin(dg.MaterializeResult(metadata=meta), folders)
 
 
 @dg.asset(
@@ -67,7 +67,7 @@ def llma_districts(context: dg.AssetExecutionContext, warehouse: Warehouse, fold
                 con, "SELECT dominant_group, count(*) AS districts FROM geography.llma_districts "
                      "WHERE district = 1 GROUP BY 1 ORDER BY 2 DESC"),
         )
-    return dg.MaterializeResult(metadata=meta)
+    return with_origin(dg.MaterializeResult(metadata=meta), folders)
 
 
 @dg.asset(
@@ -76,7 +76,7 @@ def llma_districts(context: dg.AssetExecutionContext, warehouse: Warehouse, fold
     description="Per province and year: SMEs in offshore outsourcing, AIDA firms in "
                 "offshoring, migrant-owned SMEs.",
 )
-def province_spillovers(warehouse: Warehouse):
+def province_spillovers(warehouse: Warehouse, folders: Folders):
     with warehouse.connect() as con:
         run_sql(con, "geography_province_spillovers")
         meta = table_metadata(
@@ -85,4 +85,4 @@ def province_spillovers(warehouse: Warehouse):
                 con, "SELECT year, sum(n_outsourcing) AS outsourcing, sum(n_offshoring) AS "
                      "offshoring, sum(n_migrant) AS migrant FROM geography.province_spillovers "
                      "GROUP BY 1 ORDER BY 1"))
-    return dg.MaterializeResult(metadata=meta)
+    return with_origin(dg.MaterializeResult(metadata=meta), folders)

@@ -4,7 +4,7 @@
 import dagster as dg
 import duckdb
 
-from assets._common import markdown_table, table_metadata
+from assets._common import markdown_table, table_metadata, with_origin
 from offshoring import panel
 from assets.resources import WRITER_POOL, Folders, Study, Warehouse
 from offshoring.readers.layout import removed_delivery_sentence, years_no_longer_delivered
@@ -42,8 +42,8 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, study: S
         except panel.PanelSchemaError as exc:
             # Rolled back: the previous panel stays. The blocking check fails, so the run
             # stops before anything built from the panel, and the alert sensor sees it.
-            yield dg.MaterializeResult(metadata={"rolled_back": True,
-                                                 "reason": "the new panel broke its schema; the previous one stays"})
+            yield with_origin(dg.MaterializeResult(metadata={
+                "rolled_back": True, "reason": "the new panel broke its schema; the previous one stays"}), folders)
             yield dg.AssetCheckResult(check_name="panel_schema_valid", passed=False,
                                       description=str(exc), metadata={"rules_failed": len(exc.failures)})
             return
@@ -59,7 +59,7 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, study: S
             rejects=markdown_table(
                 con, "SELECT year, reason, count(*) AS n FROM panel.survey_rejects GROUP BY ALL ORDER BY ALL"),
         )
-    yield dg.MaterializeResult(metadata=meta)
+    yield with_origin(dg.MaterializeResult(metadata=meta), folders)
     yield dg.AssetCheckResult(check_name="panel_schema_valid", passed=True,
                               description=validation.summary())
     yield dg.AssetCheckResult(
@@ -77,7 +77,7 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, study: S
                 "provinces in the reference layout (an abolished Sardinian sigla placed by its "
                 "municipalities, any other sigla outside the list refused).",
 )
-def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse, study: Study):
+def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse, study: Study, folders: Folders):
     thresholds = study.spec.thresholds
     pct = thresholds.offshoring_ownership_pct
     with warehouse.connect() as con:
@@ -91,7 +91,7 @@ def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse, stu
                 con, "SELECT year, sector, count(*) AS firms, round(avg(n_subsidiaries), 2) AS "
                      "subsidiaries_per_firm FROM panel.aida_offshoring GROUP BY ALL ORDER BY ALL"),
         )
-    return dg.MaterializeResult(metadata=meta)
+    return with_origin(dg.MaterializeResult(metadata=meta), folders)
 
 
 @dg.asset(
@@ -102,7 +102,7 @@ def aida_offshoring(context: dg.AssetExecutionContext, warehouse: Warehouse, stu
                                                "with a reason")],
     description="Rows by source, year and reason of the deduplication by the turnover ceiling.",
 )
-def dedup_report(warehouse: Warehouse):
+def dedup_report(warehouse: Warehouse, folders: Folders):
     with warehouse.connect() as con:
         panel.build_dedup_report(con)
         meta = table_metadata(
@@ -114,7 +114,7 @@ def dedup_report(warehouse: Warehouse):
             "(SELECT coalesce(sum(n_rows), 0) FROM panel.dedup_report WHERE source = 'survey'), "
             "(SELECT count(*) FROM raw.aida_firm_years), "
             "(SELECT coalesce(sum(n_rows), 0) FROM panel.dedup_report WHERE source = 'aida')").fetchall()[0]
-    yield dg.MaterializeResult(metadata=meta)
+    yield with_origin(dg.MaterializeResult(metadata=meta), folders)
     survey_raw, survey_reported, aida_raw, aida_reported = (int(x) for x in counts)
     yield dg.AssetCheckResult(
         check_name="every_row_accounted",
@@ -129,12 +129,12 @@ def dedup_report(warehouse: Warehouse):
     deps=["firm_years", "province_spillovers", "aida_offshoring"],
     description="The panel with the province counts at t-1 (leave-one-out) joined to each firm-year.",
 )
-def model_panel(warehouse: Warehouse, study: Study):
+def model_panel(warehouse: Warehouse, study: Study, folders: Folders):
     loo = study.spec.panel.leave_one_out
     with warehouse.connect() as con:
         panel.build_model_panel(con, leave_one_out=loo)
         meta = table_metadata(con, "panel.model_panel", leave_one_out=loo)
-    return dg.MaterializeResult(metadata=meta)
+    return with_origin(dg.MaterializeResult(metadata=meta), folders)
 
 
 @dg.asset(
@@ -142,7 +142,7 @@ def model_panel(warehouse: Warehouse, study: Study):
     deps=["firm_years"],
     description="Spells of offshore outsourcing per firm and per firm x destination region.",
 )
-def outsourcing_spells(warehouse: Warehouse):
+def outsourcing_spells(warehouse: Warehouse, folders: Folders):
     with warehouse.connect() as con:
         panel.build_spells(con)
         meta = table_metadata(
@@ -151,7 +151,7 @@ def outsourcing_spells(warehouse: Warehouse):
                 con, "SELECT destination, outcome, count(*) AS spells, round(avg(duration), 2) "
                      "AS mean_duration, sum(left_censored::INT) AS left_censored "
                      "FROM panel.outsourcing_spells GROUP BY ALL ORDER BY ALL"))
-    return dg.MaterializeResult(metadata=meta)
+    return with_origin(dg.MaterializeResult(metadata=meta), folders)
 
 
 @dg.asset(
@@ -159,8 +159,8 @@ def outsourcing_spells(warehouse: Warehouse):
     deps=["outsourcing_spells", "model_panel"],
     description="Spell-years in (start, stop] form with time-varying covariates for the Cox model.",
 )
-def spell_years(warehouse: Warehouse):
+def spell_years(warehouse: Warehouse, folders: Folders):
     with warehouse.connect() as con:
         panel.build_spell_years(con)
         meta = table_metadata(con, "panel.spell_years")
-    return dg.MaterializeResult(metadata=meta)
+    return with_origin(dg.MaterializeResult(metadata=meta), folders)

@@ -429,5 +429,11 @@ def test_cli(tmp_path, capsys):
     assert (tmp_path / "aida" / "aida_firms.csv").exists()
     tr = json.loads((tmp_path / "truth.json").read_text(encoding="utf-8"))
     assert tr["years"] == [2008, 2009, 2010] and tr["seed"] == 3
-    assert "300 firms" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    # the yearly averages are over the years generated, and the line says which
+    assert "300 firms" in out and "firms a year (2008-2010)" in out and "2007-2012" not in out
+    assert tr["moments"]["window_years"] == "2008-2010"
+    assert cli_main(["--out", str(tmp_path / "late"), "--firms", "300", "--years", "2014-2016",
+                     "--format", "csv", "--aida-format", "csv"]) == 0
+    assert "firms a year (2014-2016)" in capsys.readouterr().out
     assert cli_main(["--out", str(tmp_path / "x"), "--years", "2010-2008x"]) == 2

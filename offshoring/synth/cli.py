@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out}: {summary['firms']} firms, {summary['firm_years']} firm-years, "
               f"{summary['outsourcing_per_year']:.0f} outsourcing and {summary['offshoring_per_year']:.0f} "
-              f"offshoring firms a year (2007-2012), {summary['district_llmas']} district LLMAs, "
+              f"offshoring firms a year ({summary['per_year_window']}), {summary['district_llmas']} district LLMAs, "
               f"seed {summary['seed']}, {summary['seconds_total']:.1f} s")
     return 0
 

@@ -127,6 +127,11 @@ class Simulation:
         return w if w.any() else np.ones(len(self.years), bool)
 
 
+def _window_text(sim: "Simulation") -> str:
+    ys = [int(y) for y, w in zip(sim.years, sim.window) if w]
+    return f"{ys[0]}-{ys[-1]}" if ys[0] != ys[-1] else str(ys[0])
+
+
 def simulate(firms: int, seed: int, years: list[int], cfg: dict, municipalities_path=None,
              with_returns: bool = True) -> Simulation:
     if firms < 50:
@@ -210,13 +215,14 @@ def _py(v: Any) -> Any:
 
 
 def moments(sim: Simulation) -> dict:
-    """Table 1-style averages over the 2007-2012 window, the probit counts, and more."""
+    """Table 1-style averages over the 2007-2012 window (every generated year when none of
+    them is in it: `window_years` says which), the probit counts, and more."""
     pop, out, am = sim.pop, sim.outcome, sim.amounts
     inp = pop.in_panel()
     y = out.y == 1
     win = sim.window[None, :]
     years = sim.years
-    res: dict[str, Any] = {}
+    res: dict[str, Any] = {"window_years": _window_text(sim)}
     res["firms"] = int(inp.any(1).sum())
     res["firm_years"] = int(inp.sum())
     res["firm_years_by_year"] = {y_: int(inp[:, k].sum()) for k, y_ in enumerate(years)}
@@ -598,6 +604,8 @@ def generate(out_dir: str | Path, firms: int | None = None, seed: int | None = N
         "firm_years": c["firm_years"],
         "outsourcing_per_year": tr["moments"]["outsourcing_per_year_2007_2012"],
         "offshoring_per_year": tr["moments"]["offshoring_per_year_2007_2012"],
+        # the years those averages are over: 2007-2012 where generated, else every generated year
+        "per_year_window": _window_text(sim),
         "district_llmas": c["district_llmas"],
         "seconds_simulate": round(t1 - t0, 3),
         "seconds_write": round(t2 - t1, 3),
