@@ -722,6 +722,7 @@ def comparison_table(
     digits: int,
     rules: sdc.Rules,
     source: DataSource,
+    not_comparable: str | None = None,
 ) -> DisplayTable:
     """Published value, this run's estimate and their difference (estimate - published).
 
@@ -729,8 +730,13 @@ def comparison_table(
     on the model's parameter scale, i.e. log hazard ratios for Table 3), adds the
     true value on the table's scale and whether the 95% interval b +/- 1.96 se
     covers it.
+
+    `not_comparable`: why this fit's estimates are on another scale than the paper's and the
+    generator's (a logit link beside probit values): neither is shown, and the notes say why.
     """
     published = published if published is not None else spec.published
+    if not_comparable is not None:
+        published, truth = None, None
     pub_est = published.estimates if published is not None else {}
     f = lambda v: fmt_number(v, digits)  # noqa: E731
     header = ["Published", "Published s.e.", "Estimate", "Std. err.", "Difference"]
@@ -788,7 +794,9 @@ def comparison_table(
         "estimates; difference = estimate - published.",
         STARS_NOTE,
     ]
-    if any(c == NO_DATA for r in rows for c in r.cells):
+    if not_comparable is not None:
+        notes[0] = not_comparable
+    elif any(c == NO_DATA for r in rows for c in r.cells):
         notes.append(f"{NO_DATA}: not published in the paper, or not in this model's results.")
     if truth is not None:
         notes.append("True value: the synthetic generator's parameter; covered: |b - true| <= 1.96 se(b).")
