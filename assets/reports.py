@@ -203,11 +203,18 @@ def table1(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Fol
     cfg = study.spec.reports.table1
     rules, source = _rules(study), _source(folders)
     with warehouse.connect(read_only=True) as con:
-        period = tables.table1_period(con, cfg.start_year, cfg.end_year)
+        try:
+            period = tables.table1_period(con, cfg.start_year, cfg.end_year)
+        except tables.Table1PeriodError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        gap = tables.table1_gap_note(con, period)
 
         def build():
             t = tables.table1(con, rules, *period, source=source)
-            return t, tables.table1_comparison(t.sdc, period, source=source)
+            c = tables.table1_comparison(t.sdc, period, source=source)
+            if gap:
+                c.notes.append(gap)
+            return t, c
 
         built, found = _build(build)
     if not found:

@@ -266,7 +266,8 @@ def test_table1_layout_and_values(built):
     assert cells["% of firms located inside Industrial Districts"][1] == "–"
     assert any(n.startswith("–: does not apply") for n in t.notes)
     assert any(n.startswith("x: suppressed") for n in t.notes)
-    assert t.title.endswith("(average values over the 2007-2012 period)")
+    # asked for 2007-2012 on data of 2007-2008: the title says the years the averages are over
+    assert t.title.endswith("(average values over the 2007-2008 period)")
     assert t.source == SRC.line()
     # durations: outsourcing spells; offshoring runs of consecutive AIDA years
     dur_cloth_out = (12 * 2 + 1) / 13

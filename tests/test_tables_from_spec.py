@@ -196,6 +196,7 @@ def test_period_follows_the_sample_after_a_new_year(warehouse):
     build_panel(con, years=range(2005, 2014))  # a 2013 delivery
     con.execute("CREATE TABLE panel.firm_years (firm_id VARCHAR, year INTEGER)")
     con.execute("INSERT INTO panel.firm_years SELECT * FROM panel.model_panel")
+    con.execute("CREATE TABLE panel.aida_offshoring (firm_id VARCHAR, year INTEGER)")
     fit = read_fit(con, "outsourcing_probit")
     assert tables.probit_period(con, SPEC.probit, fit) == (2006, 2013)
     assert tables.cox_period(con, SPEC.cox, read_fit(con, "backshoring_cox")) == (2007, 2013)
@@ -208,6 +209,29 @@ def test_period_follows_the_sample_after_a_new_year(warehouse):
     store_fit(con, "outsourcing_probit", probit_terms(SPEC.probit),
               stats={"sample_first_year": 2007, "sample_last_year": 2012})
     assert tables.probit_period(con, SPEC.probit, read_fit(con, "outsourcing_probit")) == (2007, 2012)
+
+
+def test_table1_period_is_the_data_inside_the_window(warehouse):
+    """Table 1's title printed the specification's window (2003-2015, or 2007 to a data end
+    of 2011 on data from 2008): it now prints the first and last year of data inside the
+    window, names a year missing inside it, and refuses a window holding no year."""
+    _, con = warehouse
+    con.execute("CREATE TABLE panel.firm_years (firm_id VARCHAR, year INTEGER)")
+    con.execute("INSERT INTO panel.firm_years VALUES ('a', 2008), ('a', 2009), ('b', 2011)")
+    con.execute("CREATE TABLE panel.aida_offshoring (firm_id VARCHAR, year INTEGER)")
+    con.execute("INSERT INTO panel.aida_offshoring VALUES ('c', 2011)")
+    assert tables.table1_period(con, 2003, 2015) == (2008, 2011)
+    assert tables.table1_period(con, 2007, None) == (2008, 2011)
+    assert tables.table1_period(con, 2009, 2010) == (2009, 2009)
+    assert tables.table1_gap_note(con, (2008, 2011)) == (
+        "No data for 2010: the averages are over the 3 years with data (2008, 2009, 2011).")
+    assert tables.table1_gap_note(con, (2008, 2009)) is None
+    con.execute("INSERT INTO panel.aida_offshoring VALUES ('c', 2010)")  # AIDA alone covers 2010
+    assert tables.table1_gap_note(con, (2008, 2011)) is None
+    with pytest.raises(tables.Table1PeriodError,
+                       match=r"table1\.start_year 2013, end_year latest\) holds no year of the panel: "
+                             r"the window is 2013 onwards, the years loaded are 2008-2011"):
+        tables.table1_period(con, 2013, None)
 
 
 def test_table3_follows_the_cox_spec(warehouse):

@@ -144,15 +144,51 @@ TABLE1_ROWS: tuple[StatRow, ...] = (
 )
 
 
+class Table1PeriodError(ValueError):
+    """Table 1's window holds no year of data (the sentence says which years there are)."""
+
+
+def _table1_data_years(con: Any) -> list[int]:
+    """The years of ``panel.firm_years`` and ``panel.aida_offshoring`` (the two sources of
+    Table 1's columns)."""
+    rows = con.execute("SELECT DISTINCT year FROM (SELECT year FROM panel.firm_years UNION ALL "
+                       "SELECT year FROM panel.aida_offshoring) ORDER BY 1").fetchall()
+    return [int(r[0]) for r in rows if r[0] is not None]
+
+
+def table1_years(con: Any, period: tuple[int, int]) -> list[int]:
+    """The years of data inside `period`: a missing delivery leaves a gap the notes name."""
+    return [y for y in _table1_data_years(con) if period[0] <= y <= period[1]]
+
+
 def table1_period(con: Any, start_year: int, end_year: int | None) -> tuple[int, int]:
-    """(start, end) of Table 1. `end_year` None: the latest year of ``panel.firm_years``, so
-    a new survey delivery extends the table (the specification's ``table1.end_year``)."""
-    end = end_year
-    if end is None:
-        end = con.execute("SELECT max(year) FROM panel.firm_years").fetchall()[0][0]
-        if end is None:
-            raise ValueError("panel.firm_years holds no year: Table 1 has no period")
-    return int(start_year), int(end)
+    """(first, last) year of data inside the specification's window ``table1.start_year`` to
+    ``table1.end_year`` (None: no upper bound, so a new survey delivery extends the table).
+
+    The title prints this period: the specification's bounds where the data run past them,
+    the data's first and last years where they do not (a window of 2003-2015 on data of
+    2008-2011 is "2008-2011"). No year of data inside the window is refused."""
+    years = _table1_data_years(con)
+    inside = [y for y in years if y >= int(start_year) and (end_year is None or y <= int(end_year))]
+    if not inside:
+        held = f"{years[0]}-{years[-1]}" if years else "none"
+        window = f"{start_year}-{end_year}" if end_year is not None else f"{start_year} onwards"
+        raise Table1PeriodError(
+            f"Table 1's period (reports.yaml: table1.start_year {start_year}, end_year "
+            f"{end_year if end_year is not None else 'latest'}) holds no year of the panel: the window is "
+            f"{window}, the years loaded are {held}. Set table1.start_year and end_year to years loaded.")
+    return inside[0], inside[-1]
+
+
+def table1_gap_note(con: Any, period: tuple[int, int]) -> str | None:
+    """A note naming the years inside the period without data (a delivery not made): the
+    averages are over the years there are."""
+    have = set(table1_years(con, period))
+    gaps = [y for y in range(period[0], period[1] + 1) if y not in have]
+    if not gaps:
+        return None
+    return (f"No data for {', '.join(map(str, gaps))}: the averages are over the "
+            f"{len(have)} years with data ({', '.join(map(str, sorted(have)))}).")
 
 
 def table1_cells(con: Any, start_year: int, end_year: int, *, name: str = "table1") -> sdc.CellTable:
@@ -239,7 +275,11 @@ def table1(
     latest panel year)."""
     period = table1_period(con, start_year, end_year)
     protected = sdc.protect(table1_cells(con, *period), rules)
-    return table1_display(protected, period, source=source)
+    out = table1_display(protected, period, source=source)
+    gap = table1_gap_note(con, period)
+    if gap:
+        out.notes.append(gap)
+    return out
 
 
 def table1_comparison(
