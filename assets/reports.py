@@ -236,13 +236,17 @@ def table1(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Fol
 
 
 def _figure_asset(name: str, build: Callable[[Any, Study, sdc.Rules, DataSource], figures.FigureOutput],
-                  order: int, description: str, deps: list[str]):
+                  order: int, description: str, deps: list[str], year_of: Callable[[Study], int]):
     @dg.asset(name=name, group_name=GROUP, kinds={"duckdb", "matplotlib"},
               deps=deps, check_specs=[_disclosure_check(name)],
               pool=WRITER_POOL, output_required=False, description=description)
     def _figure(context: dg.AssetExecutionContext, warehouse: Warehouse, folders: Folders, study: Study):
         rules, source = _rules(study), _source(folders)
         with warehouse.connect(read_only=True) as con:
+            try:
+                tables.require_data_year(con, year_of(study), f"{name}.year")
+            except tables.Table1PeriodError as exc:
+                raise dg.Failure(description=str(exc)) from None
             out, found = _build(lambda: build(con, study, rules, source))
         if not found:
             found = _violations([out])
@@ -277,11 +281,11 @@ figure1 = _figure_asset("figure1", _figure1, 20,
                         "Figure 1: destination regions of offshore outsourcing and offshoring by "
                         "sector in the specification's year (figure1.year), with the paper's values "
                         "where its text gives them.",
-                        ["firm_years", "aida_offshoring"])
+                        ["firm_years", "aida_offshoring"], lambda study: study.spec.reports.figure1.year)
 figure2 = _figure_asset("figure2", _figure2, 30,
                         "Figure 2: map of Italian provinces with the firms of each type and sector "
                         "in the specification's year (figure2.year).",
-                        ["firm_years", "aida_offshoring"])
+                        ["firm_years", "aida_offshoring"], lambda study: study.spec.reports.figure2.year)
 
 
 # --------------------------------------------------------------------------- tables 2, 3

@@ -416,6 +416,32 @@ def test_table1_asset_shows_its_table_and_the_papers(tmp_path):
     assert "Source: elaborations on IMEFAS and AIDA data" in fmeta["caption"].value
 
 
+@pytest.mark.parametrize("figure", ["figure1", "figure2"])
+def test_a_figure_of_a_year_without_data_is_refused(tmp_path, figure):
+    """A figure year the data do not have was drawn as 0 firms in every group (bars, map and
+    data file), with its disclosure check passed: now refused, naming the setting and the
+    years loaded, and nothing is written."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_reports import build_warehouse
+
+    db = tmp_path / "w.duckdb"
+    build_warehouse(db)
+    user = tmp_path / "config"
+    user.mkdir()
+    (user / "reports.yaml").write_text(f"{figure}:\n  year: 2013\n")
+    result = dg.materialize([getattr(report_assets, figure)],
+                            resources=_resources(tmp_path, db, synthetic=False, config_dir=user),
+                            raise_on_error=False)
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    text = failure.step_failure_data.user_failure_data.description
+    assert f"reports.yaml: {figure}.year is 2013, a year with no data in the panel" in text
+    assert "the years loaded are 2005, 2007, 2008" in text and f"Set {figure}.year to a year loaded" in text
+    assert not (tmp_path / "reports" / f"{figure}.png").exists()
+
+
 def test_comparison_says_how_many_misses_chance_gives():
     from offshoring.reports.tables import chance_note
 

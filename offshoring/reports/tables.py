@@ -145,7 +145,8 @@ TABLE1_ROWS: tuple[StatRow, ...] = (
 
 
 class Table1PeriodError(ValueError):
-    """Table 1's window holds no year of data (the sentence says which years there are)."""
+    """Table 1's window, or a figure's year, holds no year of data (the sentence says which
+    years there are)."""
 
 
 def _table1_data_years(con: Any) -> list[int]:
@@ -178,6 +179,18 @@ def table1_period(con: Any, start_year: int, end_year: int | None) -> tuple[int,
             f"{end_year if end_year is not None else 'latest'}) holds no year of the panel: the window is "
             f"{window}, the years loaded are {held}. Set table1.start_year and end_year to years loaded.")
     return inside[0], inside[-1]
+
+
+def require_data_year(con: Any, year: int, setting: str) -> None:
+    """A figure of one year (`setting`, e.g. ``figure1.year``) drawn for a year with no data
+    showed every group as 0 firms, with the disclosure check passed: refused instead."""
+    years = _table1_data_years(con)
+    if int(year) in years:
+        return
+    held = ", ".join(map(str, years)) if years else "none"
+    raise Table1PeriodError(
+        f"reports.yaml: {setting} is {year}, a year with no data in the panel (the years loaded are "
+        f"{held}): the figure would show no firm at all. Set {setting} to a year loaded.")
 
 
 def table1_gap_note(con: Any, period: tuple[int, int]) -> str | None:
