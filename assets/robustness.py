@@ -177,8 +177,41 @@ def _baseline(study: Study, table: str) -> Variant | None:
     return next((v for v in study.spec.variants.get(table, ()) if v.is_baseline), None)
 
 
+def same_estimates(fit, baseline) -> bool:
+    """The same sample and the same numbers as the baseline (to rounding): a variant whose
+    change does not bite on these data (years pinned to years the data do not go beyond, a
+    ceiling of years not loaded). Its column would repeat the baseline under a description
+    of a change that was not made."""
+    import numpy as np
+
+    if fit.nobs != baseline.nobs or fit.ngroups != baseline.ngroups:
+        return False
+    if list(fit.params.index) != list(baseline.params.index):
+        return False
+    close = lambda a, b: bool(np.allclose(a.to_numpy(float), b.to_numpy(float), rtol=1e-9, atol=1e-12,  # noqa: E731
+                                          equal_nan=True))
+    return close(fit.params, baseline.params) and close(fit.bse, baseline.bse)
+
+
+def _sample_years_note(v: Variant, fit, base: Variant | None) -> str:
+    """Where a variant sets other years than the baseline's and the data hold fewer, the years
+    it was estimated on."""
+    sp = v.model_spec
+    first, last = getattr(sp, "first_year", None), getattr(sp, "last_year", None)
+    if base is not None and (first, last) == (getattr(base.model_spec, "first_year", None),
+                                              getattr(base.model_spec, "last_year", None)):
+        return ""  # the baseline's years: the table's period says them
+    got = (fit.stats.get("sample_first_year"), fit.stats.get("sample_last_year"))
+    if got[0] is None or got[1] is None or (first is None and last is None):
+        return ""
+    got = (int(float(got[0])), int(float(got[1])))
+    if (first is None or got[0] == int(first)) and (last is None or got[1] == int(last)):
+        return ""
+    return f" Estimated on {got[0]}-{got[1]}: the data hold no other year of the ones it asks for."
+
+
 def _columns(con, variants: tuple[Variant, ...], study: Study, table: str,
-             hashes: dict[str, str | None]) -> tuple[list[robustness.VariantColumn], list[str]]:
+             hashes: dict[str, str | None], baseline_fit=None) -> tuple[list[robustness.VariantColumn], list[str]]:
     """One column per fitted variant; the ones not fitted (their inputs absent) are left out
     and named in a note, and so are the ones identical to the baseline under the current
     settings. A fit made under other model settings than the variant's current ones is
@@ -205,7 +238,11 @@ def _columns(con, variants: tuple[Variant, ...], study: Study, table: str,
                          spec_sha256=study.spec.sha256, asset=v.main_fit or v.asset_name)
         refuse_fit_of_other_data(con, fit, v.fit_key, f"{table}_robustness", asset=v.main_fit or v.asset_name,
                                  hashes=hashes)
-        description = v.description
+        if baseline_fit is not None and v is not base and same_estimates(fit, baseline_fit):
+            notes.append(f"{v.name}: the same estimates as the baseline on these data (its change leaves "
+                         f"the sample and the model as they are: {v.description})")
+            continue
+        description = v.description + _sample_years_note(v, fit, base)
         if fit.stats.get("dropped_dummies"):
             description += f" Dropped as Stata does: {fit.stats['dropped_dummies']}."
         cols.append(robustness.VariantColumn(name=v.name, description=description, fit=fit,
@@ -286,7 +323,7 @@ def _table_asset(table: str, variants: tuple[Variant, ...], order: int) -> dg.As
             hashes: dict[str, str | None] = {}  # the input tables' hashes, computed once for every column
             refuse_fit_of_other_data(con, baseline, main, name, hashes=hashes)
             spec = _base_spec(con, study, table, baseline)
-            cols, notes = _columns(con, current, study, table, hashes)
+            cols, notes = _columns(con, current, study, table, hashes, baseline)
 
         groups, labels = _dummies_and_labels(current)
         if table == "table2":  # columns whose samples start in another year: the row says so

@@ -258,3 +258,14 @@ def test_a_nan_firm_id_is_refused(tiny_panel):
         build_dynamic_sample(panel)
     ok = build_dynamic_sample(panel.filter(pl.col("firm_id").is_not_nan()))
     assert ok.description["n_firms"] == 2
+
+
+def test_years_the_data_do_not_have_are_an_estimation_error(tiny_panel):
+    """Years pinned outside the data (a variant's 2007-2012 on deliveries of 2014-2017) left no
+    observation and raised a bare ValueError that failed the whole refresh; it is an
+    EstimationError, which a robustness variant reports as "not fitted" in its table's notes."""
+    from offshoring.econometrics import EmptySampleError, EstimationError
+
+    with pytest.raises(EmptySampleError, match=r"no estimation observation left in the years 2015-2016") as err:
+        build_dynamic_sample(tiny_panel, {"years": {"first": 2015, "last": 2016}})
+    assert isinstance(err.value, EstimationError)

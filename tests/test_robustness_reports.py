@@ -351,12 +351,13 @@ def _robustness_setup(tmp_path, *, stale: str | None = None, from_panel: str | N
         c.execute("CREATE SCHEMA panel; CREATE TABLE panel.model_panel AS "
                   "SELECT 'f' || i AS firm_id, 2006 + i % 7 AS year FROM range(50) t(i)")
         parts = {"input_fingerprint_parts": json.dumps(inputs_fingerprint(c, "{}", ["panel.model_panel"]).parts)}
-    for v in spec.variants["table2"]:
+    for i, v in enumerate(spec.variants["table2"]):
         if v.name == "district_list":
             _not_fitted(c, v.fit_key, "no district list at reference/istat_districts.csv", "fp")
             continue
         made = default[v.name] if v.name == stale else v
-        p = pd.Series(probit_params(), dtype=float)
+        # each variant's own estimates (the same numbers as the baseline's would be a note)
+        p = pd.Series(probit_params(), dtype=float) * (1 + 0.01 * i)
         b = pd.Series(0.05, index=p.index)
         write_fit(c, v.fit_key, p, b, (p / b).abs().map(lambda z: math.erfc(z / math.sqrt(2))), nobs=4000,
                   ngroups=600 if v.name != "logit" else 550,
@@ -430,6 +431,48 @@ def test_fits_of_variants_no_longer_in_the_specification_are_deleted(tmp_path):
     assert {v.fit_key for v in spec.variants["table2"]} <= stats  # the not-fitted district_list too
     mat = result.asset_materializations_for_node("table2_robustness")[0]
     assert mat.metadata["deleted_fits_of_removed_variants"].value == "table2_variant_removed_one"
+
+
+def _set_fit(db, model: str, *, like: str | None = None, stats: dict | None = None) -> None:
+    """Give `model`'s stored fit the estimates of `like`'s, and/or set some statistics."""
+    with duckdb.connect(db) as c:
+        if like is not None:
+            c.execute("UPDATE models.coefficients AS v SET estimate = b.estimate, std_error = b.std_error, "
+                      "p_value = b.p_value FROM models.coefficients AS b WHERE v.model = ? AND b.model = ? "
+                      "AND v.term = b.term", [model, like])
+        for stat, value in (stats or {}).items():
+            c.execute("UPDATE models.fit_stats SET value = ?, text = NULL WHERE model = ? AND stat = ?",
+                      [value, model, stat])
+
+
+def test_a_variant_with_the_baseline_estimates_is_a_note_and_a_shorter_sample_is_named(tmp_path):
+    """On data of 2009-2011 the years_2007_2012 variant was shown as a column reading "years
+    pinned to 2007-2012", with the baseline's estimates to the last digit; and a variant
+    estimated on fewer years than it pins said nothing of it."""
+    import dagster as dg
+
+    spec, resources = _robustness_setup(tmp_path)
+    db = resources["warehouse"].database
+    _set_fit(db, "table2_variant_years_2007_2012", like="outsourcing_probit")
+    _set_fit(db, "table2_variant_logit", stats={"sample_first_year": 2009, "sample_last_year": 2011})
+    result = dg.materialize([_table2_robustness_asset(spec)], resources=resources, raise_on_error=False)
+    assert result.success
+    md = (tmp_path / "reports" / "table2_robustness.md").read_text()
+    header = md.splitlines()[2]
+    assert "years_2007_2012" not in header and "logit" in header
+    assert "years_2007_2012: the same estimates as the baseline on these data" in md
+    # the logit variant pins no years: nothing to say; a variant pinning 2007-2012 estimated
+    # on 2009-2011 says so
+    assert "Estimated on 2009-2011" not in md
+    _set_fit(db, "table2_variant_years_2007_2012", stats={"sample_first_year": 2009, "sample_last_year": 2011})
+    with duckdb.connect(db) as c:
+        c.execute("UPDATE models.coefficients SET estimate = estimate * 1.05 "
+                  "WHERE model = 'table2_variant_years_2007_2012'")
+    (tmp_path / "reports" / "table2_robustness.md").unlink()
+    assert dg.materialize([_table2_robustness_asset(spec)], resources=resources, raise_on_error=False).success
+    md = (tmp_path / "reports" / "table2_robustness.md").read_text()
+    assert "years_2007_2012" in md.splitlines()[2]
+    assert "Estimated on 2009-2011: the data hold no other year of the ones it asks for." in md
 
 
 @pytest.mark.parametrize("stale", ["baseline", "logit"])

@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .errors import (
         CollinearityError,
         ConvergenceError,
+        EmptySampleError,
         EstimationError,
         PerfectPredictionError,
         SingletonGroupsError,
@@ -49,6 +50,7 @@ _EXPORTS = {
     "CoxSpec": "model_specs",
     "DynamicSample": "dynamic",
     "DynamicSpec": "model_specs",
+    "EmptySampleError": "errors",
     "EstimationError": "errors",
     "GroupedPH": "grouped_ph",
     "GroupedPHResults": "grouped_ph",
@@ -77,6 +79,7 @@ __all__ = [
     "CoxSpec",
     "DynamicSample",
     "DynamicSpec",
+    "EmptySampleError",
     "EstimationError",
     "GroupedPH",
     "GroupedPHResults",

@@ -247,7 +247,10 @@ def build_dynamic_sample(
     columns = columns[:n_front] + year_cols + columns[n_front:]
 
     if est.height == 0:
-        raise ValueError("no estimation observations left: " + str({**dropped_rows, **dropped_firms}))
+        from offshoring.econometrics.errors import EmptySampleError
+
+        raise EmptySampleError(f"no estimation observation left in the years {sp.first_year}-{sp.last_year} "
+                               f"of the specification (dropped: {({**dropped_rows, **dropped_firms})})")
 
     dropped_cols: dict[str, str] = {}
     dropped_data: dict[str, np.ndarray] = {}

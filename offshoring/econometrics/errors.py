@@ -25,5 +25,9 @@ class SingletonGroupsError(EstimationError, ValueError):
     """Groups of one observation leave the random-effect variance unidentified."""
 
 
+class EmptySampleError(EstimationError, ValueError):
+    """No observation is left for the estimation (e.g. its years are not in the data)."""
+
+
 class ConvergenceError(EstimationError, RuntimeError):
     """The optimiser stopped without meeting the convergence criteria."""
