@@ -32,7 +32,7 @@ from offshoring.fitstore import COEF_DDL, STATS_DDL, read_fit, restamp, write_fi
 from offshoring.reports import figures, render, robustness, tables
 from offshoring.reports.estimation import fit_settings
 from offshoring.variants import (TABLES, Variant, VariantNotFitted, fingerprint, fit_spec_record, fit_variant,
-                                 stored_fingerprint)
+                                 spec_differences, stored_fingerprint)
 
 GROUP = "robustness"
 
@@ -243,6 +243,10 @@ def _columns(con, variants: tuple[Variant, ...], study: Study, table: str,
                          f"the sample and the model as they are: {v.description})")
             continue
         description = v.description + _sample_years_note(v, fit, base)
+        if base is not None and v is not base:
+            differs = spec_differences(base.model_spec, v.model_spec)
+            if differs:
+                description += f" Its specification differs from the baseline's in: {'; '.join(differs)}."
         if fit.stats.get("dropped_dummies"):
             description += f" Dropped as Stata does: {fit.stats['dropped_dummies']}."
         cols.append(robustness.VariantColumn(name=v.name, description=description, fit=fit,

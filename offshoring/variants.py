@@ -21,7 +21,10 @@ Keys of a variant file (anything else is refused, naming the file and the neares
 ``estimator``     Table 3 only: ``cox`` (default) or ``grouped_ph`` (complementary log-log
                   on the spell-years);
 ``model``         keys of the model specification (probit_table2.yaml or cox_table3.yaml),
-                  each replacing the baseline's key whole, as a user's copy of the file does;
+                  each replacing the baseline's key whole, as a user's copy of the file does
+                  (a variant listing covariates puts back those a user removed from the
+                  baseline: the robustness table names every list and dummy set in which
+                  the column's specification differs from the baseline's, `spec_differences`);
 ``thresholds``    keys of thresholds.yaml merged key by key (e.g. the turnover ceilings);
 ``panel``         keys of panel.yaml merged key by key;
 ``district_list`` a list of district LLMAs in the raw folder (path relative to it) used
@@ -247,6 +250,49 @@ def setting_words(model_spec: Any, thresholds: Any) -> dict[str, str]:
     if hasattr(model_spec, "first_year"):
         out["years"] = words.years_text(model_spec.first_year, model_spec.last_year)
     out["ceilings"] = words.ceilings_text(thresholds)
+    return out
+
+
+def _names(seq: Any) -> list[str]:
+    return [str(x) for x in (seq or ())]
+
+
+def spec_differences(baseline: Any, variant: Any) -> list[str]:
+    """The lists and dummy sets in which a variant's model specification differs from the
+    baseline's (labels aside), in words: "covariates without roi; with share_destination_all".
+
+    A variant's ``model`` key replaces the baseline's whole: a variant that lists covariates
+    puts back the ones a user removed from the baseline. Its hand-written description names
+    the change it means; this names every one it makes, under the current settings."""
+    import dataclasses
+
+    out: list[str] = []
+    for f in dataclasses.fields(variant):
+        if f.name == "labels" or not hasattr(baseline, f.name):
+            continue
+        a, b = getattr(baseline, f.name), getattr(variant, f.name)
+        if a == b:
+            continue
+        if f.name == "dummies":
+            a, b = dict(a or {}), dict(b or {})
+            parts = []
+            if [k for k in a if k not in b]:
+                parts.append("without " + ", ".join(k for k in a if k not in b))
+            if [k for k in b if k not in a]:
+                parts.append("with " + ", ".join(k for k in b if k not in a))
+            changed = [k for k in a if k in b and a[k] != b[k]]
+            if changed:
+                parts.append("other levels of " + ", ".join(changed))
+            if parts:
+                out.append("dummies " + "; ".join(parts))
+        elif isinstance(a, (list, tuple)) or isinstance(b, (list, tuple)):
+            na, nb = _names(a), _names(b)
+            gone, new = [x for x in na if x not in nb], [x for x in nb if x not in na]
+            parts = (["without " + ", ".join(gone)] if gone else []) + (["with " + ", ".join(new)] if new else [])
+            if b is None:
+                parts = ["every one"]
+            if parts:
+                out.append(f"{f.name} " + "; ".join(parts))
     return out
 
 

@@ -393,6 +393,8 @@ def test_a_variant_identical_to_the_baseline_is_a_note_not_a_column(tmp_path):
     header = md.splitlines()[2]
     assert "oim_errors" not in header and "quad_24" not in header and "logit" in header
     assert "oim_errors: identical to the baseline under the current settings" in md
+    # every list a variant's overlay replaces, under the current baseline, beside its description
+    assert "Its specification differs from the baseline's in: dummies without macro_area; with region." in md
     assert "quad_24: identical to the baseline under the current settings" in md
     # the baseline's footnote names its own settings, not the shipped default's
     assert "standard errors observed information (OIM); 24-point adaptive" in md

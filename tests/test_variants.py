@@ -398,3 +398,37 @@ def test_a_bad_variant_file_stops_the_run_before_anything_changes(pipeline_run, 
     assert str(path) in out and "did you mean 'description'" in out and "Traceback" not in out
     assert db.read_bytes() == before
     assert not (tmp_path / "reports").exists()
+
+
+def test_a_variant_names_every_list_it_changes_under_the_users_baseline(tmp_path):
+    """A variant's `model` key replaces the baseline's whole: with the user's Table 3 on fewer
+    covariates, firm_spells and share_of_all_subcontracting put the removed ones back while
+    their footnotes named one change. The differences are now computed from the two
+    specifications, and the robustness table prints them beside the description."""
+    import yaml
+
+    from offshoring.variants import spec_differences
+
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    cox = yaml.safe_load((Path(__file__).resolve().parent.parent / "config" / "cox_table3.yaml").read_text())
+    cox["covariates"] = [c for c in cox["covariates"] if c["name"] not in ("wage_per_employee_k", "roi")]
+    (folder / "cox_table3.yaml").write_text(yaml.safe_dump(cox))
+    (folder / "probit_table2.yaml").write_text("dummies:\n  macro_area:\n    base: North-West\n    levels:\n"
+                                              "      North-East: area_north_east\n      Centre: area_centre\n"
+                                              "      South: area_south\n      Islands: area_islands\n")
+    spec = load_study_spec(folder)
+    by3 = {v.name: v for v in spec.variants["table3"]}
+    base3 = next(v for v in spec.variants["table3"] if v.is_baseline)
+    assert spec_differences(base3.model_spec, by3["firm_spells"].model_spec) == [
+        "covariates without share_destination; with wage_per_employee_k, roi",
+        "destinations without europe, north_africa, east_asia, other; with any"]
+    assert spec_differences(base3.model_spec, by3["share_of_all_subcontracting"].model_spec) == [
+        "covariates without share_destination; with share_destination_all, wage_per_employee_k, roi"]
+    assert spec_differences(base3.model_spec, by3["spells_from_2007"].model_spec) == []
+    by2 = {v.name: v for v in spec.variants["table2"]}
+    base2 = next(v for v in spec.variants["table2"] if v.is_baseline)
+    # the user's baseline has no industry dummy; the region variant's dummies put it back
+    assert spec_differences(base2.model_spec, by2["region_dummies"].model_spec) == [
+        "dummies without macro_area; with sector, region"]
+    assert spec_differences(base2.model_spec, by2["logit"].model_spec) == []
