@@ -54,7 +54,9 @@ class SpecError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict: a YAML `true` is not the number 1, a quoted "50" is not 50, "no" is not false;
+    # each is refused naming the file and the key (the README: a quoted 'false' is not false)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class TurnoverCeiling(_Strict):

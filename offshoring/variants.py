@@ -368,9 +368,9 @@ def load_variants(defaults: Path, user_dir: Path | None, *, model_layers: Mappin
                                 f"{' or '.join(TABLES[table]['estimators'])}, not {estimator}.")
             _check_keys(vf.model, keys, [path], prefix="model.")
             model_spec = _library(parse, {**model_layers[part], **vf.model}, [path])
-            th = _validate(Thresholds, _merge(thresholds.model_dump(mode="json"), vf.thresholds), [path]) \
+            th = _validate(Thresholds, _merge(thresholds.model_dump(), vf.thresholds), [path]) \
                 if vf.thresholds else thresholds
-            pn = _validate(PanelSpec, _merge(panel.model_dump(mode="json"), vf.panel), [path]) \
+            pn = _validate(PanelSpec, _merge(panel.model_dump(), vf.panel), [path]) \
                 if vf.panel else panel
             if vf.district_list is not None:
                 rel = Path(vf.district_list)

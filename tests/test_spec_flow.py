@@ -101,6 +101,28 @@ def test_district_setting_of_the_wrong_type_stops_naming_it(tmp_path):
     assert spec.districts.manufacturing_lq_threshold == 2 and spec.districts.single_medium_exception is False
 
 
+@pytest.mark.parametrize("file, text, message", [
+    ("thresholds.yaml", "offshoring_ownership_pct: true\n", r"offshoring_ownership_pct': Input should be a valid number"),
+    ("thresholds.yaml", "offshoring_ownership_pct: '50'\n", r"offshoring_ownership_pct': Input should be a valid number"),
+    ("panel.yaml", "leave_one_out: 'no'\n", r"leave_one_out': Input should be a valid boolean"),
+    ("panel.yaml", "leave_one_out: 0\n", r"leave_one_out': Input should be a valid boolean"),
+    ("reports.yaml", "sdc:\n  min_firms: true\n", r"sdc\.min_firms': Input should be a valid integer"),
+    ("probit_table2.yaml", "quad_points: true\n", r"quad_points=True: expected a whole number"),
+    ("probit_table2.yaml", "adaptive: 1\n", r"adaptive=1: expected true or false"),
+    ("probit_table2.yaml", "years:\n  first: '2008'\n", r"years\.first='2008': expected a whole number"),
+    ("cox_table3.yaml", "exclude_left_censored: 'no'\n", r"exclude_left_censored='no': expected true or false"),
+])
+def test_a_value_of_another_kind_is_refused_not_converted(tmp_path, file, text, message):
+    """`offshoring_ownership_pct: true` ran with a 1% threshold (the AIDA offshoring table grew
+    by a quarter), `leave_one_out: "no"` was false, `"50"` was 50: each is refused, naming the
+    file and the key."""
+    cfg = tmp_path / "config"
+    cfg.mkdir()
+    (cfg / file).write_text(text)
+    with pytest.raises(SpecError, match=rf"{file}.*{message}"):
+        load_study_spec(cfg)
+
+
 def test_a_settings_file_of_another_name_is_refused_not_ignored(tmp_path):
     """thresholds.yml (with a misspelt key inside) was ignored without a word and the
     defaults kept; a variant saved as .yml too."""

@@ -39,6 +39,27 @@ def read_spec_mapping(spec, default_file: str, allowed: set[str], what: str) -> 
     return raw
 
 
+def check_setting_types(spec: Any, bools: tuple[str, ...], ints: tuple[str, ...], strs: tuple[str, ...],
+                        optional: tuple[str, ...] = ()) -> None:
+    """Each setting of the kind its key takes: a YAML ``true`` is not the number 1, a quoted
+    ``"no"`` is not false, ``"12"`` is not 12. Refused naming the key (the caller names the
+    file)."""
+    import numbers
+
+    written = {"first_year": "years.first", "last_year": "years.last"}  # as the file writes them
+    for key in bools + ints + strs:
+        v = getattr(spec, key)
+        if v is None and key in optional:
+            continue
+        name = written.get(key, key)
+        if key in bools and not isinstance(v, bool):
+            raise ValueError(f"{name}={v!r}: expected true or false (unquoted)")
+        if key in ints and (isinstance(v, bool) or not isinstance(v, numbers.Integral)):
+            raise ValueError(f"{name}={v!r}: expected a whole number (unquoted)")
+        if key in strs and not isinstance(v, str):
+            raise ValueError(f"{name}={v!r}: expected a word (text)")
+
+
 # --------------------------------------------------------------------- Table 2 spec
 
 DEFAULT_SPEC_FILE = "probit_table2.yaml"
@@ -91,6 +112,11 @@ class DynamicSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
+        check_setting_types(self, ("initial_values", "year_dummies", "adaptive"),
+                            ("quad_points", "first_year", "last_year"),
+                            ("outcome", "group", "time", "link", "cov_type"), optional=("last_year",))
+        if isinstance(self.initial_period, bool):
+            raise ValueError(f"initial_period={self.initial_period!r}: expected 'first_year' or a year")
         bad = [v for v in self.mundlak if v not in self.lagged]
         if bad:
             raise ValueError(f"mundlak variables must be lagged covariates too: {bad}")
@@ -145,9 +171,8 @@ def load_dynamic_spec(spec: str | Path | Mapping | DynamicSpec | None = None) ->
             dummies[src] = (d["base"], dict(d["levels"]))
         kw["dummies"] = dummies
     if "years" in raw:
-        kw["first_year"] = int(raw["years"]["first"])
-        last = raw["years"].get("last")
-        kw["last_year"] = None if last is None else int(last)
+        kw["first_year"] = raw["years"]["first"]
+        kw["last_year"] = raw["years"].get("last")
     if "labels" in raw:
         kw["labels"] = dict(raw["labels"] or {})
     return DynamicSpec(**kw)
@@ -204,6 +229,9 @@ class CoxSpec:
     first_spell_year: int | None = None
 
     def __post_init__(self):
+        check_setting_types(self, ("exclude_left_censored", "cluster_correction"), (),
+                            ("start", "stop", "event", "cluster", "destination_column", "ties", "cov_type",
+                             "ph_test_transform", "firm_exit"))
         if self.firm_exit not in ("censor", "event"):
             raise ValueError("firm_exit must be 'censor' or 'event'")
         if self.first_spell_year is not None and (
