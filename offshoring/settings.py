@@ -58,7 +58,16 @@ def synthetic() -> bool:
 
 
 def _path(env: str, default: str) -> Path:
-    value = os.environ.get(env) or default
+    value = os.environ.get(env)
+    if value is not None and not value.strip():
+        # an empty setting fell back to the default inside the project folder: real data
+        # would have been written into the checkout
+        raise SettingError(f"{env} is set but empty. Give it a path, or unset it to use "
+                           + (f"the default ({default}, in {base_dir()})." if default else "the shipped settings only."))
+    if value is not None and value != value.strip():
+        raise SettingError(f"{env}={value!r} begins or ends with a space, which is almost always a typo "
+                           f"(the path would be {value!r}, not {value.strip()!r}). Remove the space.")
+    value = value or default
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base_dir() / p)
 
@@ -86,7 +95,7 @@ def config_dir() -> Path | None:
     the shipped defaults (`defaults_config_dir`); see `offshoring.spec`.
     """
     value = os.environ.get(ENV_CONFIG_DIR)
-    return _path(ENV_CONFIG_DIR, value) if value else None
+    return None if value is None else _path(ENV_CONFIG_DIR, "" if not value.strip() else value)
 
 
 def defaults_config_dir() -> Path:

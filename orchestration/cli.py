@@ -134,6 +134,15 @@ def _prepare_demo(raw: Path, args: argparse.Namespace) -> None:
                 f"files with `offshoring run`.")
         print(f"Synthetic data already in {raw}: reused.", flush=True)
         return
+    others = sorted(p.name for p in raw.iterdir() if not p.name.startswith(".")) if raw.is_dir() else []
+    if others:
+        # the generator's files would land beside the user's own (a misplaced delivery, a
+        # README, an archive), and a later refusal would leave them there
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise Refusal(
+            f"The demo writes its synthetic files only into an empty folder, but {raw} "
+            f"({settings.ENV_RAW_DIR}) holds {shown}. Point {settings.ENV_RAW_DIR} (and OFFSHORING_DB, "
+            f"OFFSHORING_REPORTS_DIR) at empty paths for the demo; nothing was written.")
     from offshoring.synth import generate
 
     print(f"Writing synthetic data to {raw} ({args.firms} firms) ...", flush=True)
@@ -165,7 +174,8 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
             raise Refusal(f"Synthetic mode, but {problem}. The demo reads only the generator's own files: "
                           f"point {settings.ENV_RAW_DIR} at an empty folder for `offshoring demo`, or run "
                           f"real files with `offshoring run` and your key.")
-    _check_reports_folder(settings.reports_dir(), "synthetic" if synthetic else "real")
+    _check_reports_folder(settings.reports_dir(), "synthetic" if synthetic else "real", raw)
+    _check_warehouse_path(settings.db_path())
     key = resolve_key(synthetic)
     if not rekey:
         wanted = Identity("synthetic" if synthetic else "real", key_fingerprint(key))
@@ -182,9 +192,41 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
     return spec
 
 
-def _check_reports_folder(reports: Path, origin: str) -> None:
-    """Before anything loads: the reports folder can be written, and the demo does not write its
-    synthetic tables over a real run's (a real run replaces the demo's, and says so)."""
+def _check_warehouse_path(db: Path) -> None:
+    """Before anything runs: the warehouse's folder can be written (DuckDB writes the file and
+    its write-ahead log beside it). A folder that cannot be failed inside the run with six
+    IOExceptions naming no setting."""
+    import tempfile
+
+    parent = db.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(str(parent))
+        with tempfile.TemporaryFile(dir=parent):  # tried, not asked: permission bits lie to root
+            pass
+        if db.is_file():
+            with open(db, "ab"):
+                pass
+    except OSError:
+        raise Refusal(f"The warehouse {db} ({settings.ENV_DB}) cannot be written there ({parent} is not a "
+                      f"folder this user can write, or the file is read-only). Point {settings.ENV_DB} at a "
+                      f"file in a folder you can write.") from None
+
+
+def _check_reports_folder(reports: Path, origin: str, raw: Path | None = None) -> None:
+    """Before anything loads: the reports folder can be written, is apart from the raw folder,
+    and the demo does not write its synthetic tables over a real run's (a real run replaces the
+    demo's, and says so)."""
+    if raw is not None:
+        r, d = reports.resolve(), raw.resolve()
+        if r == d or d in r.parents or r in d.parents:
+            where = "is" if r == d else ("is inside" if d in r.parents else "holds")
+            raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) {where} the raw folder "
+                          f"{raw} ({settings.ENV_RAW_DIR}): tables and figures would be written among the "
+                          f"deliveries (and read as new inputs). Point {settings.ENV_REPORTS_DIR} at a "
+                          f"folder of its own.")
     if reports.exists() and not reports.is_dir():
         raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) is a file, not a folder. "
                       f"Point {settings.ENV_REPORTS_DIR} at a folder (it is created if missing).")
@@ -303,7 +345,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     problem = check_database_file(settings.db_path(), Identity("synthetic", key_fingerprint(DEMO_KEY)))
     if problem:
         raise Refusal(problem)
-    _check_reports_folder(settings.reports_dir(), "synthetic")  # nor over a real run's reports (before generating)
+    _check_reports_folder(settings.reports_dir(), "synthetic", raw)  # nor over a real run's reports (before generating)
+    _check_warehouse_path(settings.db_path())
+    from offshoring.spec import load_study_spec
+
+    load_study_spec(settings.config_dir())  # the settings refused before any file is generated
     _prepare_demo(raw, args)
     return _run(raw, args, synthetic=True)
 

@@ -423,6 +423,33 @@ def settings_file_misnamed(c: Case):
     c.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
 
 
+def empty_db_setting(c: Case):
+    c.env["OFFSHORING_DB"] = ""  # fell back to data/warehouse.duckdb inside the checkout
+
+
+def reports_inside_raw(c: Case):
+    c.env["OFFSHORING_REPORTS_DIR"] = str(c.raw / "survey")
+
+
+def warehouse_folder_unwritable(c: Case):
+    c.env["OFFSHORING_DB"] = "/proc/offshoring_battery.duckdb"
+
+
+def raw_dir_with_a_trailing_space(c: Case):
+    c.env["OFFSHORING_RAW_DIR"] = str(c.raw) + " "
+
+
+def demo_into_a_folder_of_other_files(c: Case):
+    # no contract file, but a misplaced delivery and a note: the demo must not write beside them
+    other = c.root / "other_raw"
+    other.mkdir()
+    (other / "README.txt").write_text("my notes\n")
+    shutil.copy(c.survey / "survey_2010.csv", other / "survey_2010.csv")
+    c.env["OFFSHORING_RAW_DIR"] = str(other)
+    c.env["OFFSHORING_DB"] = str(c.root / "demo.duckdb")
+    c.env["OFFSHORING_REPORTS_DIR"] = str(c.root / "demo_reports")
+
+
 def demo_over_real_reports(c: Case):
     c.env["OFFSHORING_RAW_DIR"] = str(c.root / "empty_raw")
     c.env["OFFSHORING_DB"] = str(c.root / "demo.duckdb")
@@ -529,6 +556,16 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
      [r"districts\.yaml", r"manufacturing_lq_threshold='1,5'", r"expected a number"]),
     ("settings_file_misnamed", settings_file_misnamed, ["run"],
      [r"thresholds\.yml is not a settings file", r"rename it thresholds\.yaml"]),
+    ("empty_db_setting", empty_db_setting, ["run"], [r"OFFSHORING_DB is set but empty", r"unset it"]),
+    ("reports_inside_raw", reports_inside_raw, ["run"],
+     [r"OFFSHORING_REPORTS_DIR\) is inside the raw folder", r"a folder of its own"]),
+    ("warehouse_folder_unwritable", warehouse_folder_unwritable, ["run"],
+     [r"/proc/offshoring_battery\.duckdb \(OFFSHORING_DB\) cannot be written"]),
+    ("raw_dir_with_a_trailing_space", raw_dir_with_a_trailing_space, ["run"],
+     [r"OFFSHORING_RAW_DIR=.* begins or ends with a space", r"Remove the space"]),
+    ("demo_into_a_folder_of_other_files", demo_into_a_folder_of_other_files, ["demo", "--firms", "300"],
+     [r"writes its synthetic files only into an empty folder", r"README\.txt, survey_2010\.csv",
+      r"nothing was written"]),
     ("demo_over_real_reports", demo_over_real_reports, ["demo", "--firms", "300"],
      [r"holds reports of real data", r"OFFSHORING_REPORTS_DIR"]),
 ]
@@ -539,7 +576,9 @@ PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folde
               "column_map_unknown_source", "column_map_unknown_option", "column_map_separator",
               "reports_dir_is_a_file", "removed_delivery", "synthetic_flag_on_real_files", "blank_key",
               "district_threshold_as_text", "settings_file_misnamed", "demo_over_real_reports",
-              "aida_empty_province", "aida_empty_ateco", "subsidiary_empty_share", "census_empty_count"}
+              "aida_empty_province", "aida_empty_ateco", "subsidiary_empty_share", "census_empty_count",
+              "demo_into_a_folder_of_other_files", "empty_db_setting", "reports_inside_raw",
+              "warehouse_folder_unwritable", "raw_dir_with_a_trailing_space"}
 
 
 @pytest.mark.parametrize("name,breaks,args,patterns", CASES, ids=[c[0] for c in CASES])
@@ -555,6 +594,8 @@ def test_refused_and_nothing_changed(base, tmp_path, name, breaks, args, pattern
         assert re.search(rf"\b{case.expected_row}\b", out), out[-3000:]
     if name in ("demo_on_real_warehouse", "demo_over_real_reports"):
         assert not (case.root / "empty_raw").exists(), "the demo generated data before refusing"
+    if name == "demo_into_a_folder_of_other_files":
+        assert sorted(p.name for p in (case.root / "other_raw").iterdir()) == ["README.txt", "survey_2010.csv"]
 
 
 def test_missing_and_empty_raw_folder(base, tmp_path):
