@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from offshoring import settings
 
@@ -146,6 +146,12 @@ class Table1Spec(_Strict):
     start_year: int = Field(ge=1990, le=2100)
     end_year: int | None = Field(ge=1990, le=2100)
 
+    @model_validator(mode="after")
+    def _in_order(self) -> "Table1Spec":
+        if self.end_year is not None and self.end_year < self.start_year:
+            raise ValueError(f"end_year {self.end_year} is before start_year {self.start_year}")
+        return self
+
 
 class Figure1Spec(_Strict):
     year: int = Field(ge=1990, le=2100)
@@ -201,9 +207,57 @@ class ScheduleSpec(_Strict):
     @field_validator("yearly_refresh_cron")
     @classmethod
     def _cron(cls, v: str) -> str:
-        if len(v.split()) != 5:
+        fields = v.split()
+        if len(fields) != 5:
             raise ValueError("a cron expression has five fields (minute hour day month weekday)")
+        for text, (name, low, high) in zip(fields, _CRON_FIELDS):
+            problem = _cron_field_problem(text, low, high)
+            if problem:
+                raise ValueError(f"the {name} field '{text}' of '{v}' {problem}")
+        day, month = fields[2], fields[3].lower()
+        month = str(_CRON_NAMES.get(month, month))
+        if day.isdigit() and month.isdigit() and int(day) > (29, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30,
+                                                               31)[int(month)]:
+            raise ValueError(f"'{v}' never runs: month {month} has no day {day}")
         return v
+
+
+#: the five fields of a cron expression: name, lowest and highest value
+_CRON_FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day", 1, 31), ("month", 1, 12), ("weekday", 0, 7))
+_CRON_NAMES = {**{m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep",
+                                               "oct", "nov", "dec"), 1)},
+               **{d: i for i, d in enumerate(("sun", "mon", "tue", "wed", "thu", "fri", "sat"))}}
+
+
+def _cron_field_problem(text: str, low: int, high: int) -> str | None:
+    """What is wrong with one cron field (`*`, `5`, `1-5`, `*/15`, `1,15`, `jan`, `mon-fri`),
+    or None. A schedule refused here would otherwise fail the definitions at run time with an
+    error naming no file or key."""
+    def value(t: str) -> int:
+        t = t.lower()
+        if t in _CRON_NAMES:
+            return _CRON_NAMES[t]
+        if not t.isdigit():
+            raise ValueError(t)
+        return int(t)
+
+    for part in text.split(","):
+        rng, _, step = part.partition("/")
+        try:
+            if step and (not step.isdigit() or int(step) < 1):
+                return f"has the step '{step}': a step is a whole number from 1"
+            if rng == "*":
+                continue
+            a, _, b = rng.partition("-")
+            lo = value(a)
+            hi = value(b) if b else lo
+        except ValueError as bad:
+            return f"has '{bad}', which is not a number or a month or weekday name"
+        if not (low <= lo <= high and low <= hi <= high):
+            return f"is outside {low}-{high}"
+        if hi < lo:
+            return f"has the range {rng}, whose end is before its start"
+    return None
 
 
 _MODELS: dict[str, type[_Strict]] = {

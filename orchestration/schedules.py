@@ -13,6 +13,13 @@ from orchestration.sensors import changed_deliveries, delivery_run_requests, del
 
 def yearly_refresh_schedule(cron: str) -> dg.ScheduleDefinition:
     """The yearly refresh at `cron` (the study specification's schedule part)."""
+    from dagster._utils.schedules import is_valid_cron_string
+
+    if not is_valid_cron_string(cron):  # the specification checks the fields; Dagster has the last word
+        from offshoring.spec import SpecError
+
+        raise SpecError(f"schedule.yaml: yearly_refresh_cron '{cron}' is not a schedule Dagster can run; "
+                        f"write five fields, e.g. '0 6 1 3 *' (06:00 on 1 March).")
 
     @dg.schedule(
         cron_schedule=cron, job=load_survey_year, default_status=dg.DefaultScheduleStatus.RUNNING,

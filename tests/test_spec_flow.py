@@ -111,11 +111,18 @@ def test_district_setting_of_the_wrong_type_stops_naming_it(tmp_path):
     ("probit_table2.yaml", "adaptive: 1\n", r"adaptive=1: expected true or false"),
     ("probit_table2.yaml", "years:\n  first: '2008'\n", r"years\.first='2008': expected a whole number"),
     ("cox_table3.yaml", "exclude_left_censored: 'no'\n", r"exclude_left_censored='no': expected true or false"),
+    # checked before the run, not after other reports were rewritten (Table 1) or when the
+    # definitions load (the schedule: "DagsterInvalidDefinitionError", naming no file)
+    ("reports.yaml", "table1:\n  start_year: 2012\n  end_year: 2007\n", r"end_year 2007 is before start_year 2012"),
+    ("schedule.yaml", "yearly_refresh_cron: '99 99 99 99 99'\n",
+     r"yearly_refresh_cron'.*the minute field '99' of '99 99 99 99 99' is outside 0-59"),
+    ("schedule.yaml", "yearly_refresh_cron: '0 6 1 march *'\n", r"month field 'march'.*not a number or a month"),
+    ("schedule.yaml", "yearly_refresh_cron: '0 6 31 2 *'\n", r"never runs: month 2 has no day 31"),
 ])
 def test_a_value_of_another_kind_is_refused_not_converted(tmp_path, file, text, message):
     """`offshoring_ownership_pct: true` ran with a 1% threshold (the AIDA offshoring table grew
     by a quarter), `leave_one_out: "no"` was false, `"50"` was 50: each is refused, naming the
-    file and the key."""
+    file and the key; so are years out of order and a schedule that cannot run."""
     cfg = tmp_path / "config"
     cfg.mkdir()
     (cfg / file).write_text(text)
