@@ -50,6 +50,34 @@ def _inside_repository(path: Path) -> bool:
         return False
 
 
+def _key_from_value(value: str) -> bytes:
+    key = value.encode("utf-8")
+    # spaces around the key are not key: a value of blanks would pass the length rule here
+    # while the same blanks in a key file are refused (the file is stripped). The value is
+    # used as given (stripping it would change every pseudonym of an existing warehouse).
+    if len(key.strip()) < MIN_KEY_BYTES:
+        raise PseudonymKeyError(
+            f"{settings.ENV_PSEUDONYM_KEY} is shorter than {MIN_KEY_BYTES} bytes (spaces around it not "
+            f"counted); use a long random key"
+        )
+    return key
+
+
+def _key_from_file(key_file: str) -> bytes:
+    path = Path(key_file).expanduser()
+    if _inside_repository(path):
+        raise PseudonymKeyError(
+            f"{settings.ENV_PSEUDONYM_KEY_FILE} points inside the repository ({path}); keep the key "
+            f"file outside it so it is never committed"
+        )
+    if not path.is_file():
+        raise PseudonymKeyError(f"{settings.ENV_PSEUDONYM_KEY_FILE}: no such file {path}")
+    key = path.read_bytes().strip()
+    if len(key) < MIN_KEY_BYTES:
+        raise PseudonymKeyError(f"the key in {path} is shorter than {MIN_KEY_BYTES} bytes")
+    return key
+
+
 def resolve_key(synthetic: bool = False) -> bytes:
     """The pseudonymisation key: the public demo key in synthetic mode, else the user's.
 
@@ -58,31 +86,20 @@ def resolve_key(synthetic: bool = False) -> bytes:
     if synthetic:
         return DEMO_KEY
     value = os.environ.get(settings.ENV_PSEUDONYM_KEY)
-    if value:
-        key = value.encode("utf-8")
-        # spaces around the key are not key: a value of blanks would pass the length rule here
-        # while the same blanks in a key file are refused (the file is stripped). The value is
-        # used as given (stripping it would change every pseudonym of an existing warehouse).
-        if len(key.strip()) < MIN_KEY_BYTES:
-            raise PseudonymKeyError(
-                f"{settings.ENV_PSEUDONYM_KEY} is shorter than {MIN_KEY_BYTES} bytes (spaces around it not "
-                f"counted); use a long random key"
-            )
-        return key
     key_file = os.environ.get(settings.ENV_PSEUDONYM_KEY_FILE)
-    if key_file:
-        path = Path(key_file).expanduser()
-        if _inside_repository(path):
+    if value and key_file:
+        # both set: the plain value used to win without a word, even when the file held the
+        # key the warehouse was built with
+        key, from_file = _key_from_value(value), _key_from_file(key_file)
+        if key != from_file:
             raise PseudonymKeyError(
-                f"{settings.ENV_PSEUDONYM_KEY_FILE} points inside the repository ({path}); keep the key "
-                f"file outside it so it is never committed"
-            )
-        if not path.is_file():
-            raise PseudonymKeyError(f"{settings.ENV_PSEUDONYM_KEY_FILE}: no such file {path}")
-        key = path.read_bytes().strip()
-        if len(key) < MIN_KEY_BYTES:
-            raise PseudonymKeyError(f"the key in {path} is shorter than {MIN_KEY_BYTES} bytes")
+                f"{settings.ENV_PSEUDONYM_KEY} and {settings.ENV_PSEUDONYM_KEY_FILE} are both set, to different "
+                f"keys; unset the one that is not the key this warehouse was built with")
         return key
+    if value:
+        return _key_from_value(value)
+    if key_file:
+        return _key_from_file(key_file)
     raise PseudonymKeyError(
         "No pseudonymisation key: set OFFSHORING_PSEUDONYM_KEY to a long random secret, or "
         "OFFSHORING_PSEUDONYM_KEY_FILE to a file outside the repository holding one (e.g. "

@@ -39,6 +39,22 @@ def test_key_of_blanks_in_the_environment_is_refused(monkeypatch):
     assert pseudonym.resolve_key() == b" a-long-enough-secret-value\n"
 
 
+def test_two_key_settings_that_disagree_are_refused(monkeypatch, tmp_path):
+    """Both set to different keys: the plain value won without a word (a new warehouse built
+    under it, or "another key" on the old one while the file held its key). Refused, naming
+    both; the same key in both is that key."""
+    f = tmp_path / "key"
+    f.write_bytes(b"0123456789abcdef0123456789abcdef\n")
+    monkeypatch.setenv(ENV_PSEUDONYM_KEY_FILE, str(f))
+    monkeypatch.setenv(ENV_PSEUDONYM_KEY, "another-long-enough-secret-value")
+    with pytest.raises(pseudonym.PseudonymKeyError,
+                       match=rf"{ENV_PSEUDONYM_KEY} and {ENV_PSEUDONYM_KEY_FILE} are both set, to different keys"):
+        pseudonym.resolve_key()
+    monkeypatch.setenv(ENV_PSEUDONYM_KEY, "0123456789abcdef0123456789abcdef")
+    assert pseudonym.resolve_key() == b"0123456789abcdef0123456789abcdef"
+    assert pseudonym.resolve_key(synthetic=True) == pseudonym.DEMO_KEY
+
+
 def test_key_file_outside_repository(monkeypatch, tmp_path):
     f = tmp_path / "key"
     f.write_bytes(b"0123456789abcdef0123456789abcdef\n")
