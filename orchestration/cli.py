@@ -357,6 +357,39 @@ def cmd_demo(args: argparse.Namespace) -> int:
 UI_STOP_SECONDS = 8.0
 
 
+def _ui_preflight(raw: Path, synthetic: bool) -> None:
+    """What a run refuses before it starts, checked before the UI starts: its sensors, schedule
+    and materializations would otherwise fail one by one inside Dagster (a missing key as a
+    step's stack trace, a missing folder as "Sensor function returned an empty result").
+    The deliveries themselves are read by the sensors' own gate, as they arrive."""
+    from offshoring.identity import Identity, check_database_file, key_fingerprint
+    from offshoring.pseudonym import resolve_key
+    from offshoring.spec import load_study_spec
+    from offshoring.truth import generated_folder_problem, synthetic_in_real_mode
+
+    load_study_spec(settings.config_dir())
+    if synthetic:
+        if not _has_contract_files(raw):
+            raise Refusal(f"No synthetic data in {raw} ({settings.ENV_RAW_DIR}): run `offshoring demo` first, "
+                          f"then `offshoring ui --synthetic`.")
+        problem = generated_folder_problem(raw)
+        if problem:
+            raise Refusal(f"Synthetic mode, but {problem}. Open the UI on real files with `offshoring ui` "
+                          f"and your key.")
+    else:
+        _check_raw_folder(raw)
+        problem = synthetic_in_real_mode(raw)
+        if problem:
+            raise Refusal(problem)
+    _check_reports_folder(settings.reports_dir(), "synthetic" if synthetic else "real", raw)
+    _check_warehouse_path(settings.db_path())
+    key = resolve_key(synthetic)
+    problem = check_database_file(settings.db_path(),
+                                  Identity("synthetic" if synthetic else "real", key_fingerprint(key)))
+    if problem:
+        raise Refusal(problem)
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     """`dagster dev` on the project's instance, stopped cleanly on Ctrl-C or SIGTERM.
 
@@ -367,14 +400,14 @@ def cmd_ui(args: argparse.Namespace) -> int:
     import signal
     import subprocess
 
-    os.environ[settings.ENV_SYNTHETIC] = "1" if args.synthetic else "0"
-    from offshoring.spec import load_study_spec
-
-    load_study_spec(settings.config_dir())
+    # the flag, or the setting the README says the UI reads (it used to be overwritten by 0)
+    synthetic = bool(args.synthetic) or settings.synthetic()
+    os.environ[settings.ENV_SYNTHETIC] = "1" if synthetic else "0"
+    _ui_preflight(settings.raw_dir(), synthetic)
     home = ensure_dagster_home()
     dagster = Path(sys.executable).parent / "dagster"
     cmd = [str(dagster), "dev", "-m", "orchestration.definitions", "-h", args.host, "-p", str(args.port)]
-    print(f"Dagster UI on http://{args.host}:{args.port} ({'synthetic demo' if args.synthetic else 'real data'}; "
+    print(f"Dagster UI on http://{args.host}:{args.port} ({'synthetic demo' if synthetic else 'real data'}; "
           f"instance {home}). Ctrl-C stops it.", flush=True)
 
     def restore_signals() -> None:

@@ -1,0 +1,83 @@
+"""`offshoring ui` checks what a run checks before it starts the UI.
+
+It used to start with no key, on a raw folder that did not exist, and to overwrite
+OFFSHORING_SYNTHETIC=1 with 0 (the README says the UI reads the setting): the failures
+then came one by one inside Dagster, as a step's stack trace or "Sensor function returned
+an empty result".
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from ui_helpers import free_port, session_pids
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = [sys.executable, "-m", "orchestration.cli"]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OFFSHORING_")}
+    env.update({"OFFSHORING_RAW_DIR": str(tmp_path / "raw"), "OFFSHORING_DB": str(tmp_path / "w.duckdb"),
+                "OFFSHORING_REPORTS_DIR": str(tmp_path / "reports"), "DAGSTER_HOME": str(tmp_path / "home")})
+    env.update(extra)
+    return env
+
+
+def _refused(tmp_path: Path, env: dict[str, str], *patterns: str, args: tuple[str, ...] = ()) -> None:
+    proc = subprocess.run(CLI + ["ui", "--port", str(free_port()), *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-2000:]
+    assert "Traceback" not in out and "Dagster UI on" not in out, out[-2000:]
+    for p in patterns:
+        assert p in out, out[-2000:]
+    assert not (tmp_path / "home").exists() or not any((tmp_path / "home").iterdir())
+
+
+def test_the_ui_refuses_what_a_run_refuses_before_it_starts(tmp_path):
+    from offshoring.synth import generate
+
+    # a raw folder that does not exist
+    _refused(tmp_path, _env(tmp_path, OFFSHORING_PSEUDONYM_KEY="ui-test-key-0123456789abcdef"),
+             "does not exist (OFFSHORING_RAW_DIR)")
+    # the demo's UI before the demo
+    _refused(tmp_path, _env(tmp_path), "No synthetic data in", "run `offshoring demo` first", args=("--synthetic",))
+    generate(tmp_path / "raw", firms=300, seed=3)
+    # real mode on the generator's files
+    _refused(tmp_path, _env(tmp_path, OFFSHORING_PSEUDONYM_KEY="ui-test-key-0123456789abcdef"),
+             "holds the generator's synthetic files")
+    # an invalid setting is refused, not overwritten
+    _refused(tmp_path, _env(tmp_path, OFFSHORING_SYNTHETIC="2"), "OFFSHORING_SYNTHETIC must be 1")
+
+
+def test_the_ui_reads_the_synthetic_setting(tmp_path):
+    """OFFSHORING_SYNTHETIC=1 without --synthetic: the UI runs in demo mode (it said "real data"
+    and its runs then refused the generator's files); SIGTERM stops it and everything it started."""
+    from offshoring.synth import generate
+
+    generate(tmp_path / "raw", firms=300, seed=3)
+    log = tmp_path / "ui.log"
+    with open(log, "wb") as out:
+        ui = subprocess.Popen(CLI + ["ui", "--port", str(free_port())], env=_env(tmp_path, OFFSHORING_SYNTHETIC="1"),
+                              cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "Dagster UI on" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+            assert ui.poll() is None, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.2)
+        first = log.read_text(errors="replace")
+        assert "(synthetic demo;" in first and "real data" not in first, first[-2000:]
+    finally:
+        ui.send_signal(signal.SIGTERM)
+        ui.wait(timeout=30)
+        deadline = time.monotonic() + 15
+        while session_pids(ui.pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not session_pids(ui.pid), "processes of the UI left behind"
