@@ -73,6 +73,16 @@ def _truth(context, folders: Folders, section: str, key: str) -> dict:
     return out
 
 
+def require_spec_columns(con, spec, table: str, file: str) -> None:
+    """Refuse a specification naming a column `table` lacks, naming file, key and column."""
+    from offshoring.econometrics.model_specs import missing_column_sentence
+
+    columns = [r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()]
+    problem = missing_column_sentence(columns, spec, table, file)
+    if problem:
+        raise dg.Failure(description=problem)
+
+
 def _spec_json(*parts) -> str:
     return json.dumps([dataclasses.asdict(p) if dataclasses.is_dataclass(p) else
                        (p.model_dump(mode="json") if hasattr(p, "model_dump") else p) for p in parts],
@@ -172,6 +182,7 @@ def outsourcing_probit(context: dg.AssetExecutionContext, warehouse: Warehouse, 
                              fit_spec_record(main_fit_spec(study, "probit")))
         if same is not None:
             return with_origin(same, folders)
+        require_spec_columns(con, spec, "panel.model_panel", str(spec_path))
         # only the columns the spec uses (a quarter of the panel's width)
         cols = sorted({spec.group, spec.time, spec.outcome, *spec.lagged, *spec.contemporaneous,
                        *spec.counts, *spec.dummies})
@@ -248,6 +259,7 @@ def backshoring_cox(context: dg.AssetExecutionContext, warehouse: Warehouse, fol
                              fit_spec_record(main_fit_spec(study, "cox")))
         if same is not None:
             return with_origin(same, folders)
+        require_spec_columns(con, study.spec.cox, "panel.spell_years", str(study.spec.files["cox"]))
         spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
                                         study.spec.cox.firm_exit)
         t0 = time.perf_counter()
@@ -293,6 +305,7 @@ def backshoring_grouped_ph(context: dg.AssetExecutionContext, warehouse: Warehou
                              study.spec.cox.labels, fit_spec_record(main_fit_spec(study, "grouped_ph")))
         if same is not None:
             return with_origin(same, folders)
+        require_spec_columns(con, study.spec.cox, "panel.spell_years", str(study.spec.files["cox"]))
         spells = region_spell_risk_rows(con.sql("SELECT * FROM panel.spell_years").pl(),
                                         study.spec.cox.firm_exit)
         t0 = time.perf_counter()

@@ -612,6 +612,14 @@ def fit_variant(con: Any, variant: Variant, raw_dir: Path, district_settings: An
 def _fit_on(con: Any, variant: Variant) -> VariantFit:
     import time
 
+    from offshoring.econometrics.model_specs import missing_column_sentence
+
+    table = "panel.model_panel" if variant.table == "table2" else "panel.spell_years"
+    problem = missing_column_sentence([r[0] for r in con.execute(f"DESCRIBE {table}").fetchall()],
+                                      variant.model_spec, table, str(variant.file))
+    if problem:
+        raise VariantNotFitted(problem)
+
     t0 = time.perf_counter()
     if variant.table == "table2":
         from offshoring.econometrics.dynamic import build_dynamic_sample

@@ -269,3 +269,25 @@ def test_years_the_data_do_not_have_are_an_estimation_error(tiny_panel):
     with pytest.raises(EmptySampleError, match=r"no estimation observation left in the years 2015-2016") as err:
         build_dynamic_sample(tiny_panel, {"years": {"first": 2015, "last": 2016}})
     assert isinstance(err.value, EstimationError)
+
+
+def test_a_column_the_panel_lacks_is_named_with_its_file_and_key():
+    """`lagged: [export_ratioo]` reached the fit as DuckDB's "Referenced column not found",
+    naming no file and no key."""
+    import dataclasses
+
+    from offshoring.econometrics.model_specs import missing_column_sentence
+    from offshoring.spec import load_study_spec
+
+    spec = load_study_spec(None)
+    probit = dataclasses.replace(spec.probit, lagged=("export_ratioo", *spec.probit.lagged[1:]),
+                                 mundlak=tuple(m for m in spec.probit.mundlak if m != "export_ratio"))
+    columns = ["firm_id", "year", "outsourcing", "export_ratio", *spec.probit.lagged[1:],
+               *spec.probit.contemporaneous, *spec.probit.counts, *spec.probit.dummies]
+    assert missing_column_sentence(columns, spec.probit, "panel.model_panel", "probit_table2.yaml") is None
+    text = missing_column_sentence(columns, probit, "panel.model_panel", "my/probit_table2.yaml")
+    assert text.startswith("my/probit_table2.yaml: lagged names 'export_ratioo', which is no column of "
+                           "panel.model_panel (did you mean 'export_ratio'?)")
+    cox = dataclasses.replace(spec.cox, covariates=("roe", *spec.cox.covariates))
+    text = missing_column_sentence(["roi", *spec.cox.covariates, *spec.cox.dummies], cox, "panel.spell_years", "c.yaml")
+    assert text.startswith("c.yaml: covariates names 'roe', which is no column of panel.spell_years")

@@ -266,3 +266,36 @@ def load_cox_spec(spec: str | Path | Mapping | CoxSpec | None = None) -> CoxSpec
     if "dummies" in raw:
         kw["dummies"] = {src: (d["base"], dict(d["levels"])) for src, d in (raw["dummies"] or {}).items()}
     return CoxSpec(**kw)
+
+
+# --------------------------------------------------------------------- the data's columns
+
+
+def _spec_columns(spec: Any) -> list[tuple[str, str]]:
+    """(key of the specification, column of the panel it names) for every column a fit reads."""
+    out: list[tuple[str, str]] = []
+    if isinstance(spec, DynamicSpec):
+        out += [("outcome", spec.outcome), ("group", spec.group), ("time", spec.time)]
+        for key in ("lagged", "contemporaneous", "counts"):
+            out += [(key, c) for c in getattr(spec, key)]
+    else:
+        out += [("covariates", c) for c in spec.covariates]
+        out += [("strata", c) for c in spec.strata]
+    out += [("dummies", c) for c in spec.dummies]
+    return out
+
+
+def missing_column_sentence(columns: list[str], spec: Any, table: str, file: str) -> str | None:
+    """A sentence naming the file, the key and the column a specification names that `table`
+    does not have (with the nearest column), or None. A misspelt covariate used to reach the
+    fit as DuckDB's "Referenced column not found", naming no file and no key."""
+    import difflib
+
+    have = set(columns)
+    for key, col in _spec_columns(spec):
+        if col not in have:
+            near = difflib.get_close_matches(col, sorted(have), n=1, cutoff=0.6)
+            hint = f" (did you mean '{near[0]}'?)" if near else ""
+            return (f"{file}: {key} names '{col}', which is no column of {table}{hint}. Correct the name "
+                    f"in {file}; the columns are listed in docs/warehouse.md.")
+    return None
