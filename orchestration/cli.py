@@ -161,8 +161,9 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
     from offshoring.spec import load_study_spec
     from offshoring.truth import synthetic_in_real_mode
 
-    _check_raw_folder(raw)
+    delivered = _check_raw_folder(raw)
     spec = load_study_spec(settings.config_dir())  # every settings file parsed and checked
+    _check_report_years(spec, sorted(delivered))
     problem = None if synthetic else synthetic_in_real_mode(raw)
     if problem:
         raise Refusal(problem)
@@ -190,6 +191,26 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
     if checked:
         print(f"Checked {len(checked)} new or changed input file(s) before loading any.", flush=True)
     return spec
+
+
+def _check_report_years(spec, years: list[int]) -> None:
+    """The years the reports settings name are years delivered: a figure of a year without data
+    (refused by its asset) would otherwise stop the run after the other reports were written."""
+    if not years:
+        return
+    cfg = spec.reports
+    held = f"{years[0]}-{years[-1]}" if years == list(range(years[0], years[-1] + 1)) else \
+        ", ".join(map(str, years))
+    for setting, year in (("figure1.year", cfg.figure1.year), ("figure2.year", cfg.figure2.year)):
+        if year not in years:
+            raise Refusal(f"reports.yaml: {setting} is {year}, a year with no survey delivery (the deliveries "
+                          f"are {held}): the figure would show no firm at all. Set {setting} to a year "
+                          f"delivered.")
+    start, end = cfg.table1.start_year, cfg.table1.end_year
+    if not any(start <= y and (end is None or y <= end) for y in years):
+        raise Refusal(f"reports.yaml: Table 1's period (table1.start_year {start}, end_year "
+                      f"{end if end is not None else 'latest'}) holds no year delivered (the deliveries are "
+                      f"{held}). Set table1.start_year and end_year to years delivered.")
 
 
 def _check_warehouse_path(db: Path) -> None:

@@ -423,6 +423,13 @@ def settings_file_misnamed(c: Case):
     c.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
 
 
+def figure_year_without_delivery(c: Case):
+    cfg = c.root / "settings"
+    cfg.mkdir()
+    (cfg / "reports.yaml").write_text("figure2:\n  year: 2030\n")
+    c.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
+
+
 def empty_db_setting(c: Case):
     c.env["OFFSHORING_DB"] = ""  # fell back to data/warehouse.duckdb inside the checkout
 
@@ -557,6 +564,8 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
     ("settings_file_misnamed", settings_file_misnamed, ["run"],
      [r"thresholds\.yml is not a settings file", r"rename it thresholds\.yaml"]),
     ("empty_db_setting", empty_db_setting, ["run"], [r"OFFSHORING_DB is set but empty", r"unset it"]),
+    ("figure_year_without_delivery", figure_year_without_delivery, ["run"],
+     [r"reports\.yaml: figure2\.year is 2030, a year with no survey delivery \(the deliveries are 2005-2012\)"]),
     ("reports_inside_raw", reports_inside_raw, ["run"],
      [r"OFFSHORING_REPORTS_DIR\) is inside the raw folder", r"a folder of its own"]),
     ("warehouse_folder_unwritable", warehouse_folder_unwritable, ["run"],
@@ -578,6 +587,7 @@ PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folde
               "district_threshold_as_text", "settings_file_misnamed", "demo_over_real_reports",
               "aida_empty_province", "aida_empty_ateco", "subsidiary_empty_share", "census_empty_count",
               "demo_into_a_folder_of_other_files", "empty_db_setting", "reports_inside_raw",
+              "figure_year_without_delivery",
               "warehouse_folder_unwritable", "raw_dir_with_a_trailing_space"}
 
 
