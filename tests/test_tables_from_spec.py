@@ -222,6 +222,11 @@ def test_table1_period_is_the_data_inside_the_window(warehouse):
     con.execute("INSERT INTO panel.aida_offshoring VALUES ('c', 2011)")
     assert tables.table1_period(con, 2003, 2015) == (2008, 2011)
     assert tables.table1_period(con, 2007, None) == (2008, 2011)
+    # an AIDA year beyond the latest survey year waits for its survey year
+    con.execute("INSERT INTO panel.aida_offshoring VALUES ('c', 2012)")
+    assert tables.table1_period(con, 2007, None) == (2008, 2011)
+    assert tables.table1_period(con, 2007, 2012) == (2008, 2012)
+    con.execute("DELETE FROM panel.aida_offshoring WHERE year = 2012")
     assert tables.table1_period(con, 2009, 2010) == (2009, 2009)
     assert tables.table1_gap_note(con, (2008, 2011)) == (
         "No data for 2010: the averages are over the 3 years with data (2008, 2009, 2011).")

@@ -214,6 +214,11 @@ def _materialize(page, dev: DagsterDev) -> str:
         "query($key: AssetKeyInput!) { assetOrError(assetKey: $key) { ... on Asset { "
         "assetMaterializations(limit: 1) { runId } } } }", {"key": {"path": [MATERIALIZE]}})
     assert latest["assetOrError"]["assetMaterializations"][0]["runId"] == run_id
+    # the run launched by the Materialize button says which data it used, as the command
+    # line's and the sensors' runs do (the run lists show the tag)
+    tags = dev.graphql("query($id: ID!) { runOrError(runId: $id) { ... on Run { tags { key value } } } }",
+                       {"id": run_id})["runOrError"]["tags"]
+    assert {"key": "offshoring/data", "value": "synthetic"} in tags, tags
     return run_id
 
 

@@ -164,13 +164,17 @@ def table1_years(con: Any, period: tuple[int, int]) -> list[int]:
 
 def table1_period(con: Any, start_year: int, end_year: int | None) -> tuple[int, int]:
     """(first, last) year of data inside the specification's window ``table1.start_year`` to
-    ``table1.end_year`` (None: no upper bound, so a new survey delivery extends the table).
+    ``table1.end_year`` (None: the latest survey year loaded, so a new survey delivery extends
+    the table; an AIDA year beyond it waits for its survey year).
 
     The title prints this period: the specification's bounds where the data run past them,
     the data's first and last years where they do not (a window of 2003-2015 on data of
     2008-2011 is "2008-2011"). No year of data inside the window is refused."""
     years = _table1_data_years(con)
-    inside = [y for y in years if y >= int(start_year) and (end_year is None or y <= int(end_year))]
+    upper = end_year
+    if upper is None:  # the latest survey year loaded (AIDA may run a year beyond it)
+        upper = con.execute("SELECT max(year) FROM panel.firm_years").fetchall()[0][0]
+    inside = [y for y in years if y >= int(start_year) and (upper is None or y <= int(upper))]
     if not inside:
         held = f"{years[0]}-{years[-1]}" if years else "none"
         window = f"{start_year}-{end_year}" if end_year is not None else f"{start_year} onwards"
