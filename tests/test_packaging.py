@@ -55,6 +55,19 @@ def test_wheel_installs_and_runs_the_demo_from_another_folder(tmp_path):
     assert (work / "data" / "raw" / "truth.json").exists()
     assert (work / "data" / "warehouse.duckdb").exists()
     assert (work / "reports" / "index.html").exists() and (work / "reports" / "table2.md").exists()
+    # what the demo prints says it is synthetic, everywhere: every table, the index, every
+    # provenance record; and it is compared with the generator's truth
+    import json
+
+    tables_md = sorted((work / "reports").glob("*.md"))
+    assert len(tables_md) >= 8
+    for md in tables_md:
+        assert "synthetic data from the project's generator (seed 11)" in md.read_text(), md.name
+    assert "synthetic" in (work / "reports" / "index.html").read_text().lower()
+    for prov in (work / "reports").glob("*.provenance.json"):
+        assert json.loads(prov.read_text())["provenance"]["data"] == "synthetic", prov.name
+    comparison = (work / "reports" / "table2_comparison.md").read_text()
+    assert "True value" in comparison and "intervals miss" in comparison
     assert (work / ".dagster_home" / "dagster.yaml").exists()
     # the UI's run list says the demo's runs used synthetic data
     with instance_at(work / ".dagster_home") as instance:
