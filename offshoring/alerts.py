@@ -165,20 +165,45 @@ def send_slack(alert: Alert, cfg: AlertSettings) -> None:
             raise RuntimeError(f"slack webhook answered {resp.status}")
 
 
-def dispatch(alert: Alert, cfg: AlertSettings) -> list[str]:
-    """Send an alert on every channel that is on, once; returns the channels used."""
+@dataclass
+class Dispatched:
+    """What one alert did: the channels it went out on now, and the channels that could not
+    send it (with why); a channel that sent it before is in neither."""
+
+    sent: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.sent)
+
+
+def dispatch(alert: Alert, cfg: AlertSettings) -> Dispatched:
+    """Send an alert on every channel that is on, once per channel.
+
+    Each channel is tried on its own and remembered on its own: a channel that fails (an
+    SMTP server down, a webhook answering 500) neither stops the others nor makes them send
+    the alert again; it is tried again at the next call, and `failed` says why."""
+    out = Dispatched()
     if not cfg.enabled:
-        return []
+        return out
     log = SentLog(cfg.log_path())
     fp = alert.fingerprint()
-    if log.seen(fp):
-        return []
-    used = []
+    if log.seen(fp):  # sent on every channel (the log of versions before per-channel entries)
+        return out
+    channels = []
     if cfg.email.get("enabled") and cfg.email.get("recipients"):
-        send_email(alert, cfg)
-        used.append("email")
+        channels.append(("email", send_email))
     if cfg.slack.get("enabled"):
-        send_slack(alert, cfg)
-        used.append("slack")
-    log.add(fp)
-    return used
+        channels.append(("slack", send_slack))
+    for name, send in channels:
+        key = f"{fp}:{name}"
+        if log.seen(key):
+            continue
+        try:
+            send(alert, cfg)
+        except Exception as exc:  # noqa: BLE001 - any failure of a channel is reported, never raised
+            out.failed[name] = f"{type(exc).__name__}: {exc}"
+            continue
+        log.add(key)
+        out.sent.append(name)
+    return out

@@ -157,26 +157,58 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, study: Study
         limit=1000, ascending=True,
     )
     cfg = AlertSettings.load(study.spec.alerts.model_dump())
-    sent = 0
+    sent, failed = 0, []
     last = float(context.cursor) if context.cursor else None
+    held = None  # the first record a channel could not send: the cursor stays there, to retry it
     for rec in records:
-        last = max(last or 0.0, rec.timestamp)
         ev = rec.event_log_entry.dagster_event.event_specific_data
-        if getattr(ev, "passed", True):
-            continue
-        alert = Alert(
-            kind="check_failed", run_id=rec.event_log_entry.run_id,
-            asset=ev.asset_key.to_user_string(), check=ev.check_name,
-            partition=getattr(ev, "partition", None) or _metadata_text(ev.metadata, "partition"),
-            severity=getattr(ev.severity, "value", str(ev.severity)),
-            description=getattr(ev, "description", None) or f"check {ev.check_name} did not pass",
-            failing_counts=Alert.counts_from_metadata(ev.metadata or {}),
-        )
-        if dispatch(alert, cfg):
-            sent += 1
+        if not getattr(ev, "passed", True):
+            done = dispatch(check_alert(ev, rec.event_log_entry.run_id), cfg)
+            sent += bool(done)
+            if done.failed:
+                failed += [f"{ev.check_name}: {ch} ({why})" for ch, why in done.failed.items()]
+                held = rec.timestamp if held is None else held
+        if held is None:
+            last = max(last or 0.0, rec.timestamp)
+    if held is not None:
+        last = held
     if last is not None:
         context.update_cursor(repr(last))
-    return dg.SkipReason(f"{sent} alert(s) sent")
+    if failed:
+        context.log.error("alert(s) could not be sent, retried at the next tick: " + "; ".join(failed))
+    return dg.SkipReason(f"{sent} alert(s) sent" + (f"; {len(failed)} could not be sent" if failed else ""))
+
+
+def check_alert(ev, run_id: str) -> Alert:
+    """The alert of a failed asset check (an AssetCheckEvaluation), from the daemon's sensor
+    or from the command line's run: the same alert either way, so it is sent once."""
+    return Alert(
+        kind="check_failed", run_id=run_id,
+        asset=ev.asset_key.to_user_string(), check=ev.check_name,
+        partition=getattr(ev, "partition", None) or _metadata_text(ev.metadata, "partition"),
+        severity=getattr(ev.severity, "value", str(ev.severity)),
+        description=getattr(ev, "description", None) or f"check {ev.check_name} did not pass",
+        failing_counts=Alert.counts_from_metadata(ev.metadata or {}),
+    )
+
+
+def run_failure_cause(instance: dg.DagsterInstance, run_id: str, fallback: str) -> str:
+    """What made a run fail, step by step, from its step failures (a `dagster.Failure`'s
+    sentence, else the error's first line): Dagster's own message ("Steps failed:
+    ['firm_years']") is the same for every cause, so two different failures read as one."""
+    records = instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_FAILURE).records
+    lines = []
+    for rec in records:
+        data = rec.event_log_entry.dagster_event.event_specific_data
+        user = getattr(data, "user_failure_data", None)
+        err = getattr(data, "error", None)
+        while err is not None and err.cause is not None and err.cls_name in (
+                "DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
+            err = err.cause
+        text = (user.description if user is not None and user.description else
+                ((err.message.strip().splitlines() or [""])[0][:400] if err is not None else ""))
+        lines.append(f"{rec.event_log_entry.step_key}: {text}")
+    return "\n".join(lines) or fallback
 
 
 @dg.run_failure_sensor(
@@ -185,10 +217,13 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, study: Study
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, study: Study):
     run = context.dagster_run
-    message = context.failure_event.message or "run failed"
-    dispatch(Alert(kind="run_failed", run_id=run.run_id, job=run.job_name,
-                   partition=run.tags.get("dagster/partition"), description=message),
-             AlertSettings.load(study.spec.alerts.model_dump()))
+    message = run_failure_cause(context.instance, run.run_id, context.failure_event.message or "run failed")
+    done = dispatch(Alert(kind="run_failed", run_id=run.run_id, job=run.job_name,
+                          partition=run.tags.get("dagster/partition"), description=message),
+                    AlertSettings.load(study.spec.alerts.model_dump()))
+    if done.failed:
+        context.log.error("the run-failure alert could not be sent: "
+                          + "; ".join(f"{ch} ({why})" for ch, why in done.failed.items()))
 
 
 REPORT_KEY = dg.AssetKey("report_index")

@@ -45,7 +45,12 @@ def webhook():
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self):
             n = int(self.headers["Content-Length"])
-            bodies.append(json.loads(self.rfile.read(n)))
+            body = json.loads(self.rfile.read(n))
+            if "fail" in self.path:  # a webhook that answers an error
+                self.send_response(500)
+                self.end_headers()
+                return
+            bodies.append(body)
             self.send_response(200)
             self.end_headers()
             self.wfile.write(b"ok")
@@ -85,7 +90,7 @@ def test_email_and_slack_carry_the_facts_and_no_firm_data(tmp_path, smtp_server,
     port, mails = smtp_server
     url, bodies = webhook
     used = dispatch(make_alert(), settings(tmp_path, port, url))
-    assert used == ["email", "slack"]
+    assert used.sent == ["email", "slack"] and used.failed == {}
     assert len(mails) == 1 and len(bodies) == 1
     text = mails[0].get_payload(decode=True).decode()
     for body in (text, bodies[0]["text"]):
@@ -99,10 +104,30 @@ def test_same_failure_is_sent_once(tmp_path, smtp_server, webhook):
     port, mails = smtp_server
     url, bodies = webhook
     cfg = settings(tmp_path, port, url)
-    assert dispatch(make_alert(), cfg) == ["email", "slack"]
-    assert dispatch(make_alert(run_id="another-run"), cfg) == []
-    assert dispatch(make_alert(partition="2009"), cfg) == ["email", "slack"]
+    assert dispatch(make_alert(), cfg).sent == ["email", "slack"]
+    assert dispatch(make_alert(run_id="another-run"), cfg).sent == []
+    assert dispatch(make_alert(partition="2009"), cfg).sent == ["email", "slack"]
     assert len(mails) == 2 and len(bodies) == 2
+
+
+def test_a_failing_channel_neither_stops_nor_repeats_the_others(tmp_path, smtp_server, webhook):
+    """A webhook answering 500 crashed the sensor tick after the e-mail went out: the same
+    e-mail then went out on every tick, and any later alert was stuck behind it. Each channel
+    is now tried and remembered on its own; the failing one is retried, and says why."""
+    port, mails = smtp_server
+    url, bodies = webhook
+    cfg = settings(tmp_path, port, url + "-fail")
+    first = dispatch(make_alert(), cfg)
+    assert first.sent == ["email"] and set(first.failed) == {"slack"}
+    again = dispatch(make_alert(), cfg)  # the next tick: the e-mail is not sent twice
+    assert again.sent == [] and set(again.failed) == {"slack"}
+    assert len(mails) == 1
+    healed = settings(tmp_path, port, url)
+    assert dispatch(make_alert(), healed).sent == ["slack"] and len(mails) == 1 and len(bodies) == 1
+    # a channel that cannot be reached at all (nothing listens) does not stop the other
+    down = settings(tmp_path, 1, url)
+    other = dispatch(make_alert(partition="2010"), down)
+    assert other.sent == ["slack"] and set(other.failed) == {"email"}
 
 
 def test_off_by_default(tmp_path):
@@ -110,7 +135,7 @@ def test_off_by_default(tmp_path):
 
     cfg = AlertSettings.load(load_study_spec().alerts.model_dump())
     assert cfg.enabled is False
-    assert dispatch(make_alert(), cfg) == []
+    assert dispatch(make_alert(), cfg).sent == []
 
 
 def test_only_integer_counts_pass_from_metadata():
@@ -163,6 +188,44 @@ def test_check_failure_sensor_on_a_local_instance(tmp_path, webhook, monkeypatch
     assert len(bodies) == 1
 
 
+def test_the_check_sensor_retries_a_channel_that_failed(tmp_path, webhook):
+    """The webhook answers an error: the tick does not crash, says it could not send, and keeps
+    its cursor there; once the webhook works, the next tick sends the alert, once."""
+    import dagster as dg
+
+    from assets.resources import Study
+    from orchestration.sensors import check_failure_alert_sensor
+
+    url, bodies = webhook
+    cfg_dir = tmp_path / "config"
+    cfg_dir.mkdir()
+
+    def study(hook: str) -> dict:
+        (cfg_dir / "alerts.yaml").write_text(
+            "enabled: true\nui_base_url: http://ui.local:3000\n"
+            f"slack: {{enabled: true, webhook_url: '{hook}'}}\n"
+            f"sent_log: {tmp_path / 'sent.json'}\n")
+        return {"study": Study(config_dir=str(cfg_dir))}
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("plausible", asset="thing")])
+    def thing():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="plausible", passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                  description="4 rows implausible")
+
+    (tmp_path / "home").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
+    dg.materialize([thing], instance=instance)
+    ctx = dg.build_sensor_context(instance=instance, resources=study(url + "-fail"))
+    skipped = check_failure_alert_sensor(ctx)
+    assert "1 could not be sent" in skipped.skip_message and bodies == []
+    ctx2 = dg.build_sensor_context(instance=instance, cursor=ctx.cursor, resources=study(url))
+    assert "1 alert(s) sent" in check_failure_alert_sensor(ctx2).skip_message
+    ctx3 = dg.build_sensor_context(instance=instance, cursor=ctx2.cursor, resources=study(url))
+    check_failure_alert_sensor(ctx3)
+    assert len(bodies) == 1 and "plausible" in bodies[0]["text"]
+
+
 def test_run_failure_sensor_sends_an_alert(tmp_path, webhook, monkeypatch):
     import dagster as dg
 
@@ -192,3 +255,7 @@ def test_run_failure_sensor_sends_an_alert(tmp_path, webhook, monkeypatch):
     run_failure_alert_sensor(ctx)
     assert len(bodies) == 1
     assert result.run_id in bodies[0]["text"] and PERSONAL not in bodies[0]["text"]
+    # the cause, not Dagster's "Steps failed: ['broken']" (the same text for every cause, so
+    # a second, different failure of the step was taken for the first and never sent)
+    assert "broken: RuntimeError: boom for" in bodies[0]["text"] or "broken: boom for" in bodies[0]["text"], \
+        bodies[0]["text"]
