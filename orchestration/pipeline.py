@@ -113,6 +113,43 @@ def failure_summary(result: dg.ExecuteInProcessResult, debug: bool = False) -> s
     return "\n".join(lines) or "the run failed before any step ran (see the run's log)"
 
 
+def report_checks_and_alert(defs: dg.Definitions, instance: dg.DagsterInstance,
+                            result: dg.ExecuteInProcessResult) -> None:
+    """After a command-line run: each failed WARN check in a plain line (a year delivered in
+    thousands of EUR was published with exit 0 and one line naming the check only), and the
+    alerts of config/alerts.yaml for every failed check and a failed run, as the daemon's
+    sensors send them (the same alert, so it is sent once: the sensors skip it later). The
+    command line used to send none, and the run-failure sensor never sees its runs."""
+    from offshoring.alerts import Alert, AlertSettings, dispatch
+    from orchestration.sensors import check_alert, run_failure_cause
+
+    failed = [ev for ev in result.get_asset_check_evaluations() if not ev.passed]
+    for ev in failed:
+        if getattr(ev.severity, "value", "ERROR") == "WARN":
+            part = check_alert(ev, result.run_id).partition
+            print(f"Warning: check {ev.asset_key.to_user_string()}:{ev.check_name}"
+                  f"{f' [{part}]' if part else ''} did not pass: {ev.description or 'see the run in the UI'}",
+                  flush=True)
+    study = (defs.resources or {}).get("study")
+    if study is None or not hasattr(study, "spec"):
+        return
+    cfg = AlertSettings.load(study.spec.alerts.model_dump())
+    if not cfg.enabled:
+        return
+    alerts = [check_alert(ev, result.run_id) for ev in failed]
+    if not result.success:
+        run = instance.get_run_by_id(result.run_id)
+        alerts.append(Alert(kind="run_failed", run_id=result.run_id, job=run.job_name if run else None,
+                            partition=(run.tags.get("dagster/partition") if run else None),
+                            description=run_failure_cause(instance, result.run_id, "run failed")))
+    for alert in alerts:
+        done = dispatch(alert, cfg)
+        if done.sent:
+            print(f"Alert sent ({', '.join(done.sent)}): {alert.subject()}", flush=True)
+        for channel, why in done.failed.items():
+            print(f"Alert could not be sent by {channel} ({why}): {alert.subject()}", file=sys.stderr, flush=True)
+
+
 def register_years(instance: dg.DagsterInstance, raw_dir: Path) -> list[str]:
     """Add a partition for every survey file present; returns all year keys, sorted."""
     years = sorted(str(y) for y in discover_survey_files(raw_dir))
@@ -460,6 +497,7 @@ def run_everything(raw_dir: Path, instance: dg.DagsterInstance | None = None,
             parts.append(f"{len(plan.downstream)} assets built from them")
         print(f"[run {i + 1}/{n_runs}] " + "; ".join(parts), flush=True)
         result = _run(defs, instance, keys, block, accept_smaller, only_survey=not last)
+        report_checks_and_alert(defs, instance, result)
         if not result.success:
             dt = time.perf_counter() - t0
             # what the warehouse holds now, not only what the run's events said: a run stopped

@@ -688,6 +688,62 @@ def test_a_smaller_year_is_accepted_when_the_user_says_so(base, tmp_path):
     assert "accepted_smaller_delivery" in warnings and "accepted by the user for 2010" in warnings
 
 
+def test_a_warning_check_is_said_and_alerted_from_the_command_line(base, tmp_path):
+    """A year re-delivered in thousands of EUR passes the gate (a WARN check, not a refusal):
+    the command line said only "check ... did not pass (WARN)" and sent no alert (the daemon's
+    sensors never see its run failures, and its check failures waited for the next UI start).
+    Now each failed check is a plain line with its reason, and the alert goes out, once."""
+    import http.server
+    import threading
+
+    bodies: list[str] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            bodies.append(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        case = new_case(base, tmp_path)
+        path = case.survey / "survey_2012.csv"
+        lines = case.lines(2012)
+        header = lines[0].rstrip("\r\n").split(";")
+        amounts = [header.index(c) for c in header
+                   if c in ("turnover", "value_added", "wage_costs", "net_income") or c.startswith("subcontracting_")]
+        out = [lines[0]]
+        for line in lines[1:]:
+            cells = line.rstrip("\r\n").split(";")
+            for i in amounts:
+                if cells[i]:
+                    cells[i] = f"{float(cells[i].replace(',', '.')) / 1000:.2f}".replace(".", ",")
+            out.append(";".join(cells) + "\r\n")
+        path.write_bytes("".join(out).encode("cp1252"))
+        cfg = case.root / "settings"
+        cfg.mkdir()
+        (cfg / "alerts.yaml").write_text(
+            "enabled: true\n"
+            f"slack: {{enabled: true, webhook_url: 'http://127.0.0.1:{server.server_address[1]}/hook'}}\n"
+            f"sent_log: {case.root / 'sent.json'}\n")
+        case.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
+        proc = cli(["run"], case.env)
+        out_text = proc.stdout + proc.stderr
+        assert proc.returncode == 0, out_text[-3000:]
+        assert re.search(r"Warning: check survey_returns:amounts_on_usual_scale \[2012\] did not pass: \S+",
+                         out_text), out_text[-3000:]
+        assert "Alert sent (slack): [offshoring] check amounts_on_usual_scale WARN: survey_returns [2012]" \
+            in out_text, out_text[-3000:]
+        assert len([b for b in bodies if "amounts_on_usual_scale" in b]) == 1
+        assert_no_codes(base, case, out_text + "".join(bodies))
+    finally:
+        server.shutdown()
+
+
 def test_rekey_rebuilds_under_the_new_key_and_keeps_the_old_on_failure(base, tmp_path):
     from offshoring.identity import key_fingerprint
 
