@@ -163,7 +163,6 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
 
     delivered = _check_raw_folder(raw)
     spec = load_study_spec(settings.config_dir())  # every settings file parsed and checked
-    _check_report_years(spec, sorted(delivered))
     problem = None if synthetic else synthetic_in_real_mode(raw)
     if problem:
         raise Refusal(problem)
@@ -175,6 +174,7 @@ def _preflight(raw: Path, synthetic: bool, rekey: bool, accept_smaller: set[int]
             raise Refusal(f"Synthetic mode, but {problem}. The demo reads only the generator's own files: "
                           f"point {settings.ENV_RAW_DIR} at an empty folder for `offshoring demo`, or run "
                           f"real files with `offshoring run` and your key.")
+    _check_report_years(spec, sorted(delivered))  # after what the files are: that comes first
     _check_reports_folder(settings.reports_dir(), "synthetic" if synthetic else "real", raw)
     _check_warehouse_path(settings.db_path())
     key = resolve_key(synthetic)
@@ -402,6 +402,7 @@ def _ui_preflight(raw: Path, synthetic: bool) -> None:
         problem = synthetic_in_real_mode(raw)
         if problem:
             raise Refusal(problem)
+    _check_report_years(spec, sorted(delivered))  # after what the files are: that comes first
     _check_reports_folder(settings.reports_dir(), "synthetic" if synthetic else "real", raw)
     _check_warehouse_path(settings.db_path())
     key = resolve_key(synthetic)
