@@ -402,7 +402,6 @@ def _ui_preflight(raw: Path, synthetic: bool) -> None:
         problem = synthetic_in_real_mode(raw)
         if problem:
             raise Refusal(problem)
-    _check_report_years(spec, sorted(delivered))  # after what the files are: that comes first
     _check_reports_folder(settings.reports_dir(), "synthetic" if synthetic else "real", raw)
     _check_warehouse_path(settings.db_path())
     key = resolve_key(synthetic)
