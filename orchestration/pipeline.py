@@ -124,19 +124,18 @@ def report_checks_and_alert(defs: dg.Definitions, instance: dg.DagsterInstance,
     from orchestration.sensors import check_alert, run_failure_cause
 
     failed = [ev for ev in result.get_asset_check_evaluations() if not ev.passed]
-    for ev in failed:
-        if getattr(ev.severity, "value", "ERROR") == "WARN":
-            part = check_alert(ev, result.run_id).partition
-            print(f"Warning: check {ev.asset_key.to_user_string()}:{ev.check_name}"
-                  f"{f' [{part}]' if part else ''} did not pass: {ev.description or 'see the run in the UI'}",
-                  flush=True)
+    alerts = [check_alert(ev, result.run_id) for ev in failed]
+    for ev, alert in zip(failed, alerts):
+        if alert.severity == "WARN":
+            print(f"Warning: check {alert.asset}:{alert.check}"
+                  f"{f' [{alert.partition}]' if alert.partition else ''} did not pass: "
+                  f"{ev.description or 'see the run in the UI'}", flush=True)
     study = (defs.resources or {}).get("study")
     if study is None or not hasattr(study, "spec"):
         return
     cfg = AlertSettings.load(study.spec.alerts.model_dump())
     if not cfg.enabled:
         return
-    alerts = [check_alert(ev, result.run_id) for ev in failed]
     if not result.success:
         run = instance.get_run_by_id(result.run_id)
         alerts.append(Alert(kind="run_failed", run_id=result.run_id, job=run.job_name if run else None,

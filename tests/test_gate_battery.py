@@ -423,6 +423,19 @@ def settings_file_misnamed(c: Case):
     c.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
 
 
+def two_keys_that_disagree(c: Case):
+    key_file = c.root / "other.key"
+    key_file.write_text("another-battery-key-0123456789abcdef\n")
+    c.env["OFFSHORING_PSEUDONYM_KEY_FILE"] = str(key_file)  # beside OFFSHORING_PSEUDONYM_KEY
+
+
+def ownership_threshold_as_true(c: Case):
+    cfg = c.root / "settings"
+    cfg.mkdir()
+    (cfg / "thresholds.yaml").write_text("offshoring_ownership_pct: true\n")  # was read as 1%
+    c.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
+
+
 def figure_year_without_delivery(c: Case):
     cfg = c.root / "settings"
     cfg.mkdir()
@@ -564,6 +577,10 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
     ("settings_file_misnamed", settings_file_misnamed, ["run"],
      [r"thresholds\.yml is not a settings file", r"rename it thresholds\.yaml"]),
     ("empty_db_setting", empty_db_setting, ["run"], [r"OFFSHORING_DB is set but empty", r"unset it"]),
+    ("two_keys_that_disagree", two_keys_that_disagree, ["run"],
+     [r"OFFSHORING_PSEUDONYM_KEY and OFFSHORING_PSEUDONYM_KEY_FILE are both set, to different keys"]),
+    ("ownership_threshold_as_true", ownership_threshold_as_true, ["run"],
+     [r"thresholds\.yaml", r"offshoring_ownership_pct'?: Input should be a valid number"]),
     ("figure_year_without_delivery", figure_year_without_delivery, ["run"],
      [r"reports\.yaml: figure2\.year is 2030, a year with no survey delivery \(the deliveries are 2005-2012\)"]),
     ("reports_inside_raw", reports_inside_raw, ["run"],
@@ -587,7 +604,7 @@ PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folde
               "district_threshold_as_text", "settings_file_misnamed", "demo_over_real_reports",
               "aida_empty_province", "aida_empty_ateco", "subsidiary_empty_share", "census_empty_count",
               "demo_into_a_folder_of_other_files", "empty_db_setting", "reports_inside_raw",
-              "figure_year_without_delivery",
+              "figure_year_without_delivery", "two_keys_that_disagree", "ownership_threshold_as_true",
               "warehouse_folder_unwritable", "raw_dir_with_a_trailing_space"}
 
 
