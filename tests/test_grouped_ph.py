@@ -288,12 +288,15 @@ def test_table3_recovers_the_generators_hazard(table3_run):
 # ----------------------------------------------------------------- no maximum
 
 
-def test_separation_is_said_plainly_not_as_a_convergence_failure():
+@pytest.mark.parametrize("seed", [7, *range(20)])
+def test_separation_is_said_plainly_not_as_a_convergence_failure(seed):
     """Regression: every spell-year with x = 1 ends a spell (quasi-complete separation).
     The iterations used to stop with 'no step improves the log-likelihood' (a
     ConvergenceError, as if the optimiser were at fault); the coefficient heads to
-    infinity and the fit says so."""
-    rng = np.random.default_rng(7)
+    infinity and the fit says so. Then it said so only on some machines: where the
+    information of x had vanished the Newton step's sign was rounding noise (seed 7
+    passed on one machine and failed on another); the collapse itself is now the sign."""
+    rng = np.random.default_rng(seed)
     n = 400
     d = rng.integers(1, 4, n)
     z = rng.normal(size=n)

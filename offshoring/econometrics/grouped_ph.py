@@ -220,6 +220,13 @@ class GroupedPH:
         q = e / r
         return float(np.sum(e * np.log(q) + (r - e) * np.log1p(-q)))
 
+    def _separation_sentence(self, names: list[str]) -> str:
+        return (f"coefficients of {names} are heading to infinity: the "
+                f"covariate{'s together' if len(names) > 1 else ''} separate{'' if len(names) > 1 else 's'} "
+                "the spell-years that end a spell from those that do not, given the spell-year "
+                f"intercepts ({self.n_events} events, {self.k_exog} covariates and {self.k_base} spell-year "
+                f"intercepts, {self.nobs} rows)")
+
     # --------------------------------------------------------------------- fit
 
     def fit(
@@ -252,11 +259,23 @@ class GroupedPH:
         failure = f"no convergence in {maxiter} iterations"
         it = 0
         last_step = None
+        info_start = None
         for it in range(1, maxiter + 1):
             eta = self._eta(theta)
             _, s, w_obs, w_exp = _pieces(eta, self.event)
             grad = self._design_t(s)
             H = self._weighted_gram(w_obs)
+            # A covariate's information collapses (by many orders of magnitude from where the
+            # iterations started) only where every row it is non-zero on has an outcome the
+            # linear predictor makes certain: the likelihood rises towards a supremum at
+            # infinity. The Newton step there divides rounding noise by rounding noise (its
+            # sign differs between machines), so the fit stops and names the covariates.
+            info = np.diag(H)[: self.k_exog]
+            if info_start is None:
+                info_start = info
+            collapsed = [nm for nm, i, i0 in zip(self.exog_names, info, info_start) if i < 1e-8 * i0]
+            if collapsed:
+                raise PerfectPredictionError(self._separation_sentence(collapsed))
             try:
                 step = np.linalg.solve(H, grad)
                 dec = float(grad @ step)
@@ -298,12 +317,7 @@ class GroupedPH:
         runaway = runaway_coefficients(self.exog_names, theta[: self.k_exog], self.X.std(axis=0),
                                        last_step if converged else None)
         if runaway:
-            raise PerfectPredictionError(
-                f"coefficients of {runaway} are heading to infinity: the "
-                f"covariate{'s together' if len(runaway) > 1 else ''} separate{'' if len(runaway) > 1 else 's'} "
-                "the spell-years that end a spell from those that do not, given the spell-year "
-                f"intercepts ({self.n_events} events, {self.k_exog} covariates and {self.k_base} spell-year intercepts, "
-                f"{self.nobs} rows)")
+            raise PerfectPredictionError(self._separation_sentence(runaway))
         if not converged:
             raise ConvergenceError(failure)
         return GroupedPHResults(self, theta, cov_type, cluster_correction, it, time.perf_counter() - t0)
