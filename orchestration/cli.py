@@ -428,14 +428,9 @@ def cmd_ui(args: argparse.Namespace) -> int:
     home = ensure_dagster_home()
     dagster = Path(sys.executable).parent / "dagster"
     cmd = [str(dagster), "dev", "-m", "orchestration.definitions", "-h", args.host, "-p", str(args.port)]
-    print(f"Dagster UI on http://{args.host}:{args.port} ({'synthetic demo' if synthetic else 'real data'}; "
-          f"instance {home}). Ctrl-C stops it.", flush=True)
-
-    def restore_signals() -> None:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-
-    proc = subprocess.Popen(cmd, process_group=0, preexec_fn=restore_signals, stdin=subprocess.DEVNULL)
+    # The handlers first: a stop asked for while dagster dev starts (SIGTERM right after the
+    # line below) used to kill this process alone and leave dagster dev and its webserver,
+    # daemon and code server running, orphaned.
     stop = {"asked": False}
 
     def ask_stop(signum, frame) -> None:
@@ -443,6 +438,18 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGINT, ask_stop)
     signal.signal(signal.SIGTERM, ask_stop)
+    print(f"Dagster UI on http://{args.host}:{args.port} ({'synthetic demo' if synthetic else 'real data'}; "
+          f"instance {home}). Ctrl-C stops it.", flush=True)
+
+    def restore_signals() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    if stop["asked"]:
+        return 0
+    # a session of its own: every process dagster dev starts stays in it, whatever process
+    # group it puts itself in, so the stop finds them all (Ctrl-C reaches them through us)
+    proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=restore_signals, stdin=subprocess.DEVNULL)
     while proc.poll() is None and not stop["asked"]:
         time.sleep(0.2)
     if proc.poll() is None:
@@ -451,29 +458,45 @@ def cmd_ui(args: argparse.Namespace) -> int:
 
 
 def _stop_group(proc) -> None:
+    """SIGTERM to every process of the UI's session, SIGKILL to what is left after
+    `UI_STOP_SECONDS`. A process started while the others stop (a code server the webserver
+    was launching when the signal came, in a process group of its own) is found by the next
+    look at the session and stopped too; it used to be left behind."""
     import signal
 
-    pgid = proc.pid  # process_group=0: the group id is its pid
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
+    sid = proc.pid  # start_new_session: the session (and group) id is its pid
+
+    termed: set[int] = set()  # once each: a second SIGTERM cuts a graceful stop short
+
+    def signal_all(sig) -> None:
+        for pid in {*_group_pids(sid, field=3), *_group_pids(sid)}:
+            if sig == signal.SIGTERM and pid in termed:
+                continue
+            termed.add(pid)
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+
+    signal_all(signal.SIGTERM)
     deadline = time.monotonic() + UI_STOP_SECONDS
-    while time.monotonic() < deadline and (proc.poll() is None or _group_pids(pgid)):
-        time.sleep(0.1)
-    for pid in _group_pids(pgid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+    while time.monotonic() < deadline and (proc.poll() is None or _group_pids(sid, field=3)):
+        signal_all(signal.SIGTERM)  # late starters
+        time.sleep(0.2)
+    for _ in range(50):  # what has not stopped, and anything it started meanwhile
+        if proc.poll() is not None and not _group_pids(sid, field=3):
+            break
+        signal_all(signal.SIGKILL)
+        time.sleep(0.05)
     try:
         proc.wait(timeout=2)
     except Exception:  # noqa: BLE001 - it was killed; nothing more to wait for
         pass
 
 
-def _group_pids(pgid: int) -> list[int]:
-    """Live processes of process group `pgid` (Linux /proc; elsewhere the group signal must do)."""
+def _group_pids(pgid: int, field: int = 2) -> list[int]:
+    """Live processes of process group `pgid` (field 2 of /proc/PID/stat after the command),
+    or of session `pgid` (field 3). Linux /proc; elsewhere the group signal must do."""
     out = []
     proc_dir = Path("/proc")
     if not proc_dir.is_dir():
@@ -485,7 +508,7 @@ def _group_pids(pgid: int) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
+        if int(fields[field]) == pgid and fields[0] != "Z":
             out.append(int(entry.name))
     return out
 

@@ -67,6 +67,32 @@ def test_parallel_runs_see_no_lock_error(tmp_path, small_raw):
     assert loaded == [int(y) for y in years]
     assert con.execute("SELECT count(*) FROM raw.census_employment").fetchall()[0][0] > 0
     con.close()
+    # The pool, not the connection's lock retries, kept them apart: no two writing steps of
+    # the three runs were ever in their compute at once (with the pool's limit lifted the
+    # steps overlap, each waiting inside its compute for DuckDB's file lock).
+    spans = _step_spans(Path(env["DAGSTER_HOME"]))
+    assert len(spans) == 7 and len({run for run, *_ in spans}) == 3, spans
+    spans.sort(key=lambda s: s[2])
+    for (run_a, step_a, _, end_a), (run_b, step_b, start_b, _) in zip(spans, spans[1:]):
+        assert end_a <= start_b, f"{step_a} ({run_a[:8]}) and {step_b} ({run_b[:8]}) wrote at once"
+
+
+def _step_spans(home: Path) -> list[tuple[str, str, float, float]]:
+    """(run, step, start, end) of every step of every run in the instance at `home`."""
+    import dagster as dg
+    from conftest import instance_at
+
+    out = []
+    with instance_at(home) as instance:
+        for run in instance.get_runs():
+            times: dict[str, dict[str, float]] = {}
+            for rec in instance.all_logs(run.run_id, of_type={dg.DagsterEventType.STEP_START,
+                                                             dg.DagsterEventType.STEP_SUCCESS}):
+                kind = rec.dagster_event.event_type
+                times.setdefault(rec.step_key, {})[kind.value] = rec.timestamp
+            for step, t in times.items():
+                out.append((run.run_id, step, t["STEP_START"], t["STEP_SUCCESS"]))
+    return out
 
 
 KILL_SCRIPT = """

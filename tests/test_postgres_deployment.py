@@ -371,4 +371,9 @@ def test_daemon_runs_a_sensor_request_through_the_queue(postgres, deployed, monk
             except subprocess.TimeoutExpired:
                 os.killpg(daemon.pid, signal.SIGKILL)
                 daemon.wait(timeout=30)
+        if daemon is not None:
+            try:  # its code server can outlive it (one was still running half an hour later)
+                os.killpg(daemon.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         instance.dispose()

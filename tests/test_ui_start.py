@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ui_helpers import free_port, session_pids
+from ui_helpers import free_port, pids_with_home
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orchestration.cli"]
@@ -62,22 +62,47 @@ def test_the_ui_reads_the_synthetic_setting(tmp_path):
     from offshoring.synth import generate
 
     generate(tmp_path / "raw", firms=300, seed=3)
+    first, leftovers = _start_and_stop(tmp_path, _env(tmp_path, OFFSHORING_SYNTHETIC="1"), settle=0.5)
+    assert "(synthetic demo;" in first and "real data" not in first, first[-2000:]
+    assert not leftovers, f"processes of the UI left behind: {leftovers}"
+
+
+def test_sigterm_while_the_ui_starts_leaves_nothing_behind(tmp_path):
+    """SIGTERM the moment the UI says it starts (a service manager stopping it at once, a test
+    on a loaded machine): it used to kill `offshoring ui` alone, before its handler was set,
+    and leave dagster dev, its webserver, daemon and code server running, orphaned (2 ms
+    after the first line did it here)."""
+    from offshoring.synth import generate
+
+    generate(tmp_path / "raw", firms=300, seed=3)
+    for settle in (0, 0.002, 0.005, 0.02):
+        _, leftovers = _start_and_stop(tmp_path, _env(tmp_path, OFFSHORING_SYNTHETIC="1"), settle=settle)
+        assert not leftovers, f"SIGTERM {settle} s after the first line: processes left behind: {leftovers}"
+
+
+def _start_and_stop(tmp_path, env, settle: float) -> tuple[str, list[int]]:
+    """Start `offshoring ui`, SIGTERM it `settle` s after its first line; what it printed and
+    the processes of its instance still alive 20 s later (killed, so none outlives the test)."""
     log = tmp_path / "ui.log"
     with open(log, "wb") as out:
-        ui = subprocess.Popen(CLI + ["ui", "--port", str(free_port())], env=_env(tmp_path, OFFSHORING_SYNTHETIC="1"),
-                              cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              start_new_session=True)
+        ui = subprocess.Popen(CLI + ["ui", "--port", str(free_port())], env=env, cwd=ROOT, stdout=out,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    home = Path(env["DAGSTER_HOME"])
     try:
         deadline = time.monotonic() + 60
-        while "Dagster UI on" not in log.read_text(errors="replace") and time.monotonic() < deadline:
+        while "\n" not in log.read_text(errors="replace") and time.monotonic() < deadline:
             assert ui.poll() is None, log.read_text(errors="replace")[-2000:]
-            time.sleep(0.2)
-        first = log.read_text(errors="replace")
-        assert "(synthetic demo;" in first and "real data" not in first, first[-2000:]
+            time.sleep(0.001)
+        time.sleep(settle)
     finally:
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=30)
-        deadline = time.monotonic() + 15
-        while session_pids(ui.pid) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 20
+        while pids_with_home(home) and time.monotonic() < deadline:
             time.sleep(0.2)
-        assert not session_pids(ui.pid), "processes of the UI left behind"
+        leftovers = pids_with_home(home)
+        for pid in leftovers:
+            os.kill(pid, signal.SIGKILL)
+    first = log.read_text(errors="replace")
+    assert "Dagster UI on" in first, first[-2000:]
+    return first, leftovers

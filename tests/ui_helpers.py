@@ -53,6 +53,25 @@ def _default_signals() -> None:
         pass
 
 
+def pids_with_home(home: Path) -> list[int]:
+    """Live processes whose environment has DAGSTER_HOME=`home`: everything a UI started on
+    that instance, in whatever session or process group it put itself, orphaned or not."""
+    want = f"DAGSTER_HOME={home}".encode()
+    out = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            if want not in Path(f"/proc/{entry}/environ").read_bytes().split(b"\0"):
+                continue
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.append(int(entry))
+    return out
+
+
 def session_pids(sid: int) -> list[int]:
     """Live (non-zombie) processes of session ``sid``, read from /proc."""
     out = []
