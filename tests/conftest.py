@@ -12,6 +12,18 @@ import pytest
 E2E_FIRMS = 2500
 E2E_SEED = 11
 
+#: the files that take longest, first: the two workers of the README's command (one file
+#: each at a time) then end together instead of one waiting while the other runs a long
+#: file it took last. Within a file the order is kept (its tests share one world, in order).
+LONGEST_FIRST = ["test_one_run.py", "test_daemon_new_year.py", "test_gate_battery.py", "test_concurrency.py",
+                 "test_ui_browser.py", "test_postgres_deployment.py", "test_new_year.py",
+                 "test_packaging.py", "test_variants.py", "test_blocking_checks.py"]
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: in-file order kept
+
 
 @dataclass
 class PipelineRun:
