@@ -46,7 +46,12 @@ def firm_years(context: dg.AssetExecutionContext, warehouse: Warehouse, study: S
                 "rolled_back": True, "reason": "the new panel broke its schema; the previous one stays"}), folders)
             yield dg.AssetCheckResult(check_name="panel_schema_valid", passed=False,
                                       description=str(exc), metadata={"rules_failed": len(exc.failures)})
-            return
+            # The step fails in a sentence of its own (it used to end without the result of
+            # geography_resolved, which is not evaluated on a panel not written, and to fail
+            # as "DagsterStepOutputNotFoundError: ... did not return an output").
+            raise dg.Failure(description="the new panel breaks its schema (check panel_schema_valid, "
+                                         "below): the previous panel stays, and nothing built from it ran",
+                             allow_retries=False)
         unresolved = con.execute(
             "SELECT count(*) FILTER (WHERE llma_code IS NULL), "
             "count(*) FILTER (WHERE geo_resolution <> 'exact') FROM panel.firm_years"
