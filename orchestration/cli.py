@@ -213,20 +213,32 @@ def _check_report_years(spec, years: list[int]) -> None:
                       f"{held}). Set table1.start_year and end_year to years delivered.")
 
 
+def _writable_ancestor(path: Path) -> tuple[Path, bool]:
+    """The nearest existing folder at or above `path` (what creating `path` writes into), and
+    whether a file can be written there: tried, not asked (permission bits lie to root)."""
+    import tempfile
+
+    parent = path
+    while not parent.exists() and parent != parent.parent:  # a missing drive or share is its own parent
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            return parent, False
+        with tempfile.TemporaryFile(dir=parent):
+            pass
+    except OSError:
+        return parent, False
+    return parent, True
+
+
 def _check_warehouse_path(db: Path) -> None:
     """Before anything runs: the warehouse's folder can be written (DuckDB writes the file and
     its write-ahead log beside it). A folder that cannot be failed inside the run with six
     IOExceptions naming no setting."""
-    import tempfile
-
-    parent = db.parent
-    while not parent.exists() and parent != parent.parent:
-        parent = parent.parent
+    parent, writable = _writable_ancestor(db.parent)
     try:
-        if not parent.is_dir():
+        if not writable:
             raise NotADirectoryError(str(parent))
-        with tempfile.TemporaryFile(dir=parent):  # tried, not asked: permission bits lie to root
-            pass
         if db.is_file():
             with open(db, "ab"):
                 pass
@@ -251,10 +263,8 @@ def _check_reports_folder(reports: Path, origin: str, raw: Path | None = None) -
     if reports.exists() and not reports.is_dir():
         raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) is a file, not a folder. "
                       f"Point {settings.ENV_REPORTS_DIR} at a folder (it is created if missing).")
-    parent = reports
-    while not parent.exists() and parent != parent.parent:  # a missing drive or share is its own parent
-        parent = parent.parent
-    if not parent.exists() or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    parent, writable = _writable_ancestor(reports)
+    if not writable:
         raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) cannot be written "
                       f"({parent} is not a writable folder). Point {settings.ENV_REPORTS_DIR} elsewhere.")
     if origin == "synthetic":
