@@ -455,6 +455,10 @@ def warehouse_folder_unwritable(c: Case):
     c.env["OFFSHORING_DB"] = "/proc/offshoring_battery.duckdb"
 
 
+def reports_folder_unwritable(c: Case):
+    c.env["OFFSHORING_REPORTS_DIR"] = "/proc/offshoring_battery_reports"
+
+
 def raw_dir_with_a_trailing_space(c: Case):
     c.env["OFFSHORING_RAW_DIR"] = str(c.raw) + " "
 
@@ -587,6 +591,8 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
      [r"OFFSHORING_REPORTS_DIR\) is inside the raw folder", r"a folder of its own"]),
     ("warehouse_folder_unwritable", warehouse_folder_unwritable, ["run"],
      [r"/proc/offshoring_battery\.duckdb \(OFFSHORING_DB\) cannot be written"]),
+    ("reports_folder_unwritable", reports_folder_unwritable, ["run"],
+     [r"/proc/offshoring_battery_reports \(OFFSHORING_REPORTS_DIR\) cannot be written", r"/proc is not a writable"]),
     ("raw_dir_with_a_trailing_space", raw_dir_with_a_trailing_space, ["run"],
      [r"OFFSHORING_RAW_DIR=.* begins or ends with a space", r"Remove the space"]),
     ("demo_into_a_folder_of_other_files", demo_into_a_folder_of_other_files, ["demo", "--firms", "300"],
@@ -605,7 +611,7 @@ PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folde
               "aida_empty_province", "aida_empty_ateco", "subsidiary_empty_share", "census_empty_count",
               "demo_into_a_folder_of_other_files", "empty_db_setting", "reports_inside_raw",
               "figure_year_without_delivery", "two_keys_that_disagree", "ownership_threshold_as_true",
-              "warehouse_folder_unwritable", "raw_dir_with_a_trailing_space"}
+              "warehouse_folder_unwritable", "reports_folder_unwritable", "raw_dir_with_a_trailing_space"}
 
 
 @pytest.mark.parametrize("name,breaks,args,patterns", CASES, ids=[c[0] for c in CASES])
