@@ -32,6 +32,7 @@ from offshoring.identity import Identity, ensure_identity
 # the delivery gate's settings and the check of a whole folder before any load, light; re-exported
 from offshoring.inputs import DeliveryGate, _loaded_hashes, check_changed_inputs  # noqa: F401
 from offshoring.version import code_version
+from offshoring import settings
 from offshoring.pseudonym import PseudonymKeyError, hmac_sql, tax_code_fields
 from offshoring.readers import aida as aida_reader
 from offshoring.readers import reference as ref_reader
@@ -439,9 +440,7 @@ def _plain_io_error(exc: BaseException, database: str | Path) -> BaseException:
     return exc
 
 
-FAULT_PAUSE_ENV = "OFFSHORING_FAULT_PAUSE_BEFORE_COMMIT"
-FAULT_PAUSE_AFTER_ENV = "OFFSHORING_FAULT_PAUSE_AFTER_COMMIT"
-FAULT_MARKER_ENV = "OFFSHORING_FAULT_MARKER"
+FAULT_PAUSE_ENV, FAULT_PAUSE_AFTER_ENV, FAULT_MARKER_ENV = settings.ENV_FAULTS
 
 
 def _fault_injection_pause(variable: str = FAULT_PAUSE_ENV, table: str | None = None) -> None:

@@ -13,6 +13,7 @@ from typing import Iterator
 import duckdb
 
 from offshoring.spec import Thresholds
+from offshoring import settings
 from offshoring.sqlfiles import run_sql
 
 
@@ -126,7 +127,7 @@ def _empty_years_message(con: duckdb.DuckDBPyConnection, empty: list[tuple[int, 
 #: "2GB") overrides the rule.
 MEMORY_LIMIT_GB = (1, 4)
 ROWS_PER_GB = 3_000_000
-MEMORY_LIMIT_ENV = "OFFSHORING_DUCKDB_MEMORY_LIMIT"
+MEMORY_LIMIT_ENV = settings.ENV_DUCKDB_MEMORY_LIMIT
 
 
 def memory_limit(con: duckdb.DuckDBPyConnection) -> str:

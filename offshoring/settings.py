@@ -39,8 +39,39 @@ ENV_PSEUDONYM_KEY_FILE = "OFFSHORING_PSEUDONYM_KEY_FILE"
 ENV_SYNTHETIC = "OFFSHORING_SYNTHETIC"
 
 
+#: read elsewhere: the DuckDB memory limit of the panel build (offshoring/panel.py) and the
+#: fault injection the crash tests use (offshoring/load.py)
+ENV_DUCKDB_MEMORY_LIMIT = "OFFSHORING_DUCKDB_MEMORY_LIMIT"
+ENV_FAULTS = ("OFFSHORING_FAULT_PAUSE_BEFORE_COMMIT", "OFFSHORING_FAULT_PAUSE_AFTER_COMMIT",
+              "OFFSHORING_FAULT_MARKER")
+KNOWN_VARIABLES = (ENV_RAW_DIR, ENV_DB, ENV_REPORTS_DIR, ENV_CONFIG_DIR, ENV_PSEUDONYM_KEY,
+                   ENV_PSEUDONYM_KEY_FILE, ENV_SYNTHETIC, ENV_DUCKDB_MEMORY_LIMIT, *ENV_FAULTS)
+PREFIX = "OFFSHORING_"
+
+
 class SettingError(ValueError):
     """A setting (environment variable or config file) that cannot be used as given."""
+
+
+def unknown_variables(also_known=()) -> list[str]:
+    """The OFFSHORING_* environment variables that no setting reads (`also_known`: the names
+    the alert settings give their secrets). A misspelt one (OFFSHORING_CONFIGDIR) was
+    ignored without a word, and the run used the default in its place."""
+    known = {*KNOWN_VARIABLES, *also_known}
+    return sorted(k for k in os.environ if k.startswith(PREFIX) and k not in known)
+
+
+def unknown_variable_sentence(names: list[str], also_known=()) -> str:
+    import difflib
+
+    known = sorted({*KNOWN_VARIABLES, *also_known} - set(ENV_FAULTS))
+    parts = []
+    for name in names:
+        near = difflib.get_close_matches(name, known, n=1, cutoff=0.75)
+        parts.append(f"{name}" + (f" (did you mean {near[0]}?)" if near else ""))
+    return (f"The environment sets {', '.join(parts)}, which no setting of this pipeline reads: it "
+            f"would be ignored and the default used in its place. Correct the name or unset it; the "
+            f"settings are listed in the README ('Settings').")
 
 
 def synthetic() -> bool:

@@ -231,6 +231,21 @@ def _writable_ancestor(path: Path) -> tuple[Path, bool]:
     return parent, True
 
 
+def _check_environment() -> None:
+    """Every OFFSHORING_* environment variable is a setting this pipeline reads, or a secret the
+    alert settings name (their `password_env`, `webhook_url_env`)."""
+    if not settings.unknown_variables():
+        return
+    from offshoring.alerts import AlertSettings
+    from offshoring.spec import load_study_spec
+
+    cfg = AlertSettings.load(load_study_spec(settings.config_dir()).alerts.model_dump())
+    secrets = [name for name in (cfg.email.get("password_env"), cfg.slack.get("webhook_url_env")) if name]
+    unknown = settings.unknown_variables(secrets)
+    if unknown:
+        raise Refusal(settings.unknown_variable_sentence(unknown, secrets))
+
+
 def _check_warehouse_path(db: Path) -> None:
     """Before anything runs: the warehouse's folder can be written (DuckDB writes the file and
     its write-ahead log beside it). A folder that cannot be failed inside the run with six
@@ -575,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         commands = {"demo": cmd_demo, "run": cmd_run, "ui": cmd_ui}
+        _check_environment()  # first: a misspelt setting would make every later check read a default
         return commands[args.command](args)
     except Exception as exc:  # noqa: BLE001 - the command line's last word on any failure
         if args.debug:

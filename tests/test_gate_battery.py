@@ -455,6 +455,13 @@ def warehouse_folder_unwritable(c: Case):
     c.env["OFFSHORING_DB"] = "/proc/offshoring_battery.duckdb"
 
 
+def misspelt_setting(c: Case):
+    cfg = c.root / "settings"
+    cfg.mkdir()
+    (cfg / "thresholds.yaml").write_text("turnover_ceiling:\n  default: 7000000\n")
+    c.env["OFFSHORING_CONFIGDIR"] = str(cfg)  # was ignored: the default ceiling ran
+
+
 def reports_folder_unwritable(c: Case):
     c.env["OFFSHORING_REPORTS_DIR"] = "/proc/offshoring_battery_reports"
 
@@ -591,6 +598,9 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
      [r"OFFSHORING_REPORTS_DIR\) is inside the raw folder", r"a folder of its own"]),
     ("warehouse_folder_unwritable", warehouse_folder_unwritable, ["run"],
      [r"/proc/offshoring_battery\.duckdb \(OFFSHORING_DB\) cannot be written"]),
+    ("misspelt_setting", misspelt_setting, ["run"],
+     [r"The environment sets OFFSHORING_CONFIGDIR \(did you mean OFFSHORING_CONFIG_DIR\?\), which no "
+      r"setting of this pipeline reads"]),
     ("reports_folder_unwritable", reports_folder_unwritable, ["run"],
      [r"/proc/offshoring_battery_reports \(OFFSHORING_REPORTS_DIR\) cannot be written", r"/proc is not a writable"]),
     ("raw_dir_with_a_trailing_space", raw_dir_with_a_trailing_space, ["run"],
@@ -611,7 +621,8 @@ PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folde
               "aida_empty_province", "aida_empty_ateco", "subsidiary_empty_share", "census_empty_count",
               "demo_into_a_folder_of_other_files", "empty_db_setting", "reports_inside_raw",
               "figure_year_without_delivery", "two_keys_that_disagree", "ownership_threshold_as_true",
-              "warehouse_folder_unwritable", "reports_folder_unwritable", "raw_dir_with_a_trailing_space"}
+              "warehouse_folder_unwritable", "reports_folder_unwritable", "raw_dir_with_a_trailing_space",
+              "misspelt_setting"}
 
 
 @pytest.mark.parametrize("name,breaks,args,patterns", CASES, ids=[c[0] for c in CASES])

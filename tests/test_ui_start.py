@@ -54,6 +54,9 @@ def test_the_ui_refuses_what_a_run_refuses_before_it_starts(tmp_path):
              "holds the generator's synthetic files")
     # an invalid setting is refused, not overwritten
     _refused(tmp_path, _env(tmp_path, OFFSHORING_SYNTHETIC="2"), "OFFSHORING_SYNTHETIC must be 1")
+    # a misspelt one is refused, not ignored
+    _refused(tmp_path, _env(tmp_path, OFFSHORING_SYNTHETIC="1", OFFSHORING_REPORT_DIR=str(tmp_path / "r")),
+             "OFFSHORING_REPORT_DIR (did you mean OFFSHORING_REPORTS_DIR?), which no setting")
 
 
 def test_the_ui_reads_the_synthetic_setting(tmp_path):
