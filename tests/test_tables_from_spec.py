@@ -213,30 +213,43 @@ def test_period_follows_the_sample_after_a_new_year(warehouse):
 
 def test_table1_period_is_the_data_inside_the_window(warehouse):
     """Table 1's title printed the specification's window (2003-2015, or 2007 to a data end
-    of 2011 on data from 2008): it now prints the first and last year of data inside the
-    window, names a year missing inside it, and refuses a window holding no year."""
+    of 2011 on data from 2008): it now prints the first and last survey year inside the
+    window, names a year missing inside it source by source, and refuses a window holding no
+    survey year. A year of AIDA alone (its one export usually covers every year) made a
+    missing survey delivery look covered: no note said the outsourcing columns lacked it."""
     _, con = warehouse
     con.execute("CREATE TABLE panel.firm_years (firm_id VARCHAR, year INTEGER)")
     con.execute("INSERT INTO panel.firm_years VALUES ('a', 2008), ('a', 2009), ('b', 2011)")
-    con.execute("CREATE TABLE panel.aida_offshoring (firm_id VARCHAR, year INTEGER)")
-    con.execute("INSERT INTO panel.aida_offshoring VALUES ('c', 2011)")
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute("CREATE TABLE raw.aida_firm_years (firm_id VARCHAR, year INTEGER, turnover DOUBLE, "
+                "employees DOUBLE)")
+    con.execute("INSERT INTO raw.aida_firm_years VALUES ('c', 2008, 1, 1), ('c', 2009, 1, NULL), "
+                "('c', 2010, NULL, 3), ('c', 2011, 1, 1), ('c', 2007, NULL, NULL)")
     assert tables.table1_period(con, 2003, 2015) == (2008, 2011)
     assert tables.table1_period(con, 2007, None) == (2008, 2011)
-    # an AIDA year beyond the latest survey year waits for its survey year
-    con.execute("INSERT INTO panel.aida_offshoring VALUES ('c', 2012)")
+    # an AIDA year beyond the latest survey year waits for its survey year, and sets no bound
+    con.execute("INSERT INTO raw.aida_firm_years VALUES ('c', 2012, 1, 1)")
     assert tables.table1_period(con, 2007, None) == (2008, 2011)
-    assert tables.table1_period(con, 2007, 2012) == (2008, 2012)
-    con.execute("DELETE FROM panel.aida_offshoring WHERE year = 2012")
+    assert tables.table1_period(con, 2007, 2012) == (2008, 2011)
     assert tables.table1_period(con, 2009, 2010) == (2009, 2009)
+    # AIDA covers 2010, the survey does not: the outsourcing columns say so
     assert tables.table1_gap_note(con, (2008, 2011)) == (
-        "No data for 2010: the averages are over the 3 years with data (2008, 2009, 2011).")
+        "No survey data for 2010: the outsourcing columns average over the 3 years with data "
+        "(2008, 2009, 2011).")
     assert tables.table1_gap_note(con, (2008, 2009)) is None
-    con.execute("INSERT INTO panel.aida_offshoring VALUES ('c', 2010)")  # AIDA alone covers 2010
-    assert tables.table1_gap_note(con, (2008, 2011)) is None
+    con.execute("DELETE FROM raw.aida_firm_years WHERE year = 2009")
+    assert tables.table1_gap_note(con, (2008, 2009)) == (
+        "No AIDA data for 2009: the offshoring columns average over the 1 years with data (2008).")
     with pytest.raises(tables.Table1PeriodError,
-                       match=r"table1\.start_year 2013, end_year latest\) holds no year of the panel: "
-                             r"the window is 2013 onwards, the years loaded are 2008-2011"):
+                       match=r"table1\.start_year 2013, end_year latest\) holds no year of the survey panel: "
+                             r"the window is 2013 onwards, the survey years loaded are 2008-2011"):
         tables.table1_period(con, 2013, None)
+    # a figure's year needs both sources: 2012 is AIDA's alone, 2009 the survey's alone
+    for year, lacking in ((2012, "survey panel"), (2009, "AIDA export"), (2007, "survey panel")):
+        with pytest.raises(tables.Table1PeriodError, match=rf"figure1\.year is {year}, a year with no data in "
+                                                           rf"the {lacking}"):
+            tables.require_data_year(con, year, "figure1.year")
+    tables.require_data_year(con, 2011, "figure1.year")
 
 
 def test_table3_follows_the_cox_spec(warehouse):
@@ -442,8 +455,8 @@ def test_a_figure_of_a_year_without_data_is_refused(tmp_path, figure):
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     text = failure.step_failure_data.user_failure_data.description
-    assert f"reports.yaml: {figure}.year is 2013, a year with no data in the panel" in text
-    assert "the years loaded are 2005, 2007, 2008" in text and f"Set {figure}.year to a year loaded" in text
+    assert f"reports.yaml: {figure}.year is 2013, a year with no data in the survey panel" in text
+    assert "(its years are 2007, 2008)" in text and f"Set {figure}.year to a year both the survey and AIDA" in text
     assert not (tmp_path / "reports" / f"{figure}.png").exists()
 
 

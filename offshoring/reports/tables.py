@@ -149,63 +149,87 @@ class Table1PeriodError(ValueError):
     years there are)."""
 
 
-def _table1_data_years(con: Any) -> list[int]:
-    """The years of ``panel.firm_years`` and ``panel.aida_offshoring`` (the two sources of
-    Table 1's columns)."""
-    rows = con.execute("SELECT DISTINCT year FROM (SELECT year FROM panel.firm_years UNION ALL "
-                       "SELECT year FROM panel.aida_offshoring) ORDER BY 1").fetchall()
-    return [int(r[0]) for r in rows if r[0] is not None]
+def _years(con: Any, sql: str) -> list[int]:
+    return sorted(int(r[0]) for r in con.execute(sql).fetchall() if r[0] is not None)
+
+
+def _survey_years(con: Any) -> list[int]:
+    """The years of the survey panel (Table 1's outsourcing columns, the figures' outsourcing
+    groups)."""
+    return _years(con, "SELECT DISTINCT year FROM panel.firm_years")
+
+
+def _aida_years(con: Any) -> list[int]:
+    """The years the AIDA export has data for (Table 1's offshoring columns, the figures'
+    offshoring groups): any company's turnover or employees, so that a year in which no
+    company controls a foreign subsidiary still counts as a year of data."""
+    raw = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw' "
+                      "AND table_name = 'aida_firm_years'").fetchall()[0][0]
+    if raw:
+        return _years(con, "SELECT DISTINCT year FROM raw.aida_firm_years "
+                           "WHERE turnover IS NOT NULL OR employees IS NOT NULL")
+    return _years(con, "SELECT DISTINCT year FROM panel.aida_offshoring")  # a warehouse of the panel alone
 
 
 def table1_years(con: Any, period: tuple[int, int]) -> list[int]:
-    """The years of data inside `period`: a missing delivery leaves a gap the notes name."""
-    return [y for y in _table1_data_years(con) if period[0] <= y <= period[1]]
+    """The survey years inside `period`: a missing delivery leaves a gap the notes name."""
+    return [y for y in _survey_years(con) if period[0] <= y <= period[1]]
 
 
 def table1_period(con: Any, start_year: int, end_year: int | None) -> tuple[int, int]:
-    """(first, last) year of data inside the specification's window ``table1.start_year`` to
+    """(first, last) survey year inside the specification's window ``table1.start_year`` to
     ``table1.end_year`` (None: the latest survey year loaded, so a new survey delivery extends
     the table; an AIDA year beyond it waits for its survey year).
 
     The title prints this period: the specification's bounds where the data run past them,
     the data's first and last years where they do not (a window of 2003-2015 on data of
-    2008-2011 is "2008-2011"). No year of data inside the window is refused."""
-    years = _table1_data_years(con)
-    upper = end_year
-    if upper is None:  # the latest survey year loaded (AIDA may run a year beyond it)
-        upper = con.execute("SELECT max(year) FROM panel.firm_years").fetchall()[0][0]
+    2008-2011 is "2008-2011"). The survey years set it: AIDA's one export usually covers
+    every year, and a year of AIDA alone made a survey year missing look covered. No survey
+    year inside the window is refused."""
+    years = _survey_years(con)
+    upper = end_year if end_year is not None else (years[-1] if years else None)
     inside = [y for y in years if y >= int(start_year) and (upper is None or y <= int(upper))]
     if not inside:
         held = f"{years[0]}-{years[-1]}" if years else "none"
         window = f"{start_year}-{end_year}" if end_year is not None else f"{start_year} onwards"
         raise Table1PeriodError(
             f"Table 1's period (reports.yaml: table1.start_year {start_year}, end_year "
-            f"{end_year if end_year is not None else 'latest'}) holds no year of the panel: the window is "
-            f"{window}, the years loaded are {held}. Set table1.start_year and end_year to years loaded.")
+            f"{end_year if end_year is not None else 'latest'}) holds no year of the survey panel: the window "
+            f"is {window}, the survey years loaded are {held}. Set table1.start_year and end_year to years "
+            f"loaded.")
     return inside[0], inside[-1]
 
 
 def require_data_year(con: Any, year: int, setting: str) -> None:
     """A figure of one year (`setting`, e.g. ``figure1.year``) drawn for a year with no data
-    showed every group as 0 firms, with the disclosure check passed: refused instead."""
-    years = _table1_data_years(con)
-    if int(year) in years:
+    showed every group as 0 firms, with the disclosure check passed: refused instead. Both
+    sources are needed (outsourcing from the survey, offshoring from AIDA): a year of AIDA
+    alone drew every outsourcing group at 0 firms."""
+    lacking = [(name, years) for name, years in (("survey panel", _survey_years(con)),
+                                                  ("AIDA export", _aida_years(con))) if int(year) not in years]
+    if not lacking:
         return
+    name, years = lacking[0]
     held = ", ".join(map(str, years)) if years else "none"
     raise Table1PeriodError(
-        f"reports.yaml: {setting} is {year}, a year with no data in the panel (the years loaded are "
-        f"{held}): the figure would show no firm at all. Set {setting} to a year loaded.")
+        f"reports.yaml: {setting} is {year}, a year with no data in the {name} (its years are {held}): "
+        f"the figure would show no firm in the groups it draws from it. Set {setting} to a year both the "
+        f"survey and AIDA cover.")
 
 
 def table1_gap_note(con: Any, period: tuple[int, int]) -> str | None:
-    """A note naming the years inside the period without data (a delivery not made): the
-    averages are over the years there are."""
-    have = set(table1_years(con, period))
-    gaps = [y for y in range(period[0], period[1] + 1) if y not in have]
-    if not gaps:
-        return None
-    return (f"No data for {', '.join(map(str, gaps))}: the averages are over the "
-            f"{len(have)} years with data ({', '.join(map(str, sorted(have)))}).")
+    """A note naming the years inside the period without data, source by source (a survey
+    delivery not made; a year the AIDA export lacks): the averages of that source's columns
+    are over the years there are."""
+    notes = []
+    for source, columns, years in (("survey", "outsourcing", _survey_years(con)),
+                                   ("AIDA", "offshoring", _aida_years(con))):
+        have = [y for y in years if period[0] <= y <= period[1]]
+        gaps = [y for y in range(period[0], period[1] + 1) if y not in have]
+        if gaps:
+            notes.append(f"No {source} data for {', '.join(map(str, gaps))}: the {columns} columns average "
+                         f"over the {len(have)} years with data ({', '.join(map(str, have)) or 'none'}).")
+    return " ".join(notes) or None
 
 
 def table1_cells(con: Any, start_year: int, end_year: int, *, name: str = "table1") -> sdc.CellTable:
