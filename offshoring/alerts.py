@@ -8,16 +8,18 @@ only integer counts are passed on from check metadata).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import re
 import smtplib
 import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Collection, Mapping
 
 from offshoring.settings import dagster_home
 
@@ -44,6 +46,7 @@ class Alert:
     severity: str = "ERROR"
     failing_counts: Mapping[str, int] = field(default_factory=dict)
     job: str | None = None
+    origin: str | None = None      # "synthetic" or "real" (the run's offshoring/data tag)
 
     @staticmethod
     def counts_from_metadata(metadata: Mapping[str, Any]) -> dict[str, int]:
@@ -57,21 +60,27 @@ class Alert:
         return out
 
     def fingerprint(self) -> str:
+        # the origin too: a demo's failure must not stand for the same failure on real data
         key = json.dumps([self.kind, self.asset, self.partition, self.check, self.severity,
-                          scrub(self.description), self.job if self.kind == "run_failed" else None])
+                          scrub(self.description), self.job if self.kind == "run_failed" else None,
+                          self.origin])
         return hashlib.sha256(key.encode()).hexdigest()
 
     def run_url(self, base_url: str) -> str:
         return f"{base_url.rstrip('/')}/runs/{self.run_id}"
 
     def subject(self) -> str:
+        tag = "[offshoring, synthetic data]" if self.origin == "synthetic" else "[offshoring]"
         if self.kind == "run_failed":
-            return f"[offshoring] run failed: {self.job or self.run_id[:8]}"
+            return f"{tag} run failed: {self.job or self.run_id[:8]}"
         where = self.asset + (f" [{self.partition}]" if self.partition else "")
-        return f"[offshoring] check {self.check} {self.severity}: {where}"
+        return f"{tag} check {self.check} {self.severity}: {where}"
 
     def body(self, base_url: str) -> str:
         lines = [self.subject(), ""]
+        if self.origin:
+            lines.append("Data: " + ("synthetic (the generator's files, not real data)" if self.origin == "synthetic"
+                                     else self.origin))
         if self.asset:
             lines.append(f"Asset: {self.asset}")
         if self.partition:
@@ -113,10 +122,26 @@ class AlertSettings:
 
 
 class SentLog:
-    """Fingerprints of alerts already sent, in a small JSON file (atomic rewrite)."""
+    """Fingerprints of alerts already sent, in a small JSON file (atomic rewrite).
+
+    The command line and the daemon's sensors write it both: `claim()` holds a lock on a
+    file beside it (two writers used to lose each other's entries, so alerts went out twice,
+    and one could fail on the other's temporary file)."""
 
     def __init__(self, path: Path):
         self.path = path
+
+    @contextlib.contextmanager
+    def claim(self):
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path.with_name(self.path.name + ".lock"), "a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield self
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
 
     def _read(self) -> list[str]:
         try:
@@ -133,9 +158,18 @@ class SentLog:
             return
         items.append(fp)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(items[-10000:]))
-        os.replace(tmp, self.path)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=self.path.name, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(json.dumps(items[-10000:]))
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+#: seconds a channel may take: the check sensor's tick has a minute for all its alerts
+SEND_TIMEOUT = 10
 
 
 def send_email(alert: Alert, cfg: AlertSettings) -> None:
@@ -145,7 +179,7 @@ def send_email(alert: Alert, cfg: AlertSettings) -> None:
     msg["From"] = e.get("sender", "offshoring-pipeline@localhost")
     msg["To"] = ", ".join(e.get("recipients") or [])
     msg.set_content(alert.body(cfg.ui_base_url))
-    with smtplib.SMTP(e.get("host", "localhost"), int(e.get("port", 25)), timeout=30) as smtp:
+    with smtplib.SMTP(e.get("host", "localhost"), int(e.get("port", 25)), timeout=SEND_TIMEOUT) as smtp:
         if e.get("starttls"):
             smtp.starttls()
         if e.get("username"):
@@ -160,7 +194,7 @@ def send_slack(alert: Alert, cfg: AlertSettings) -> None:
                          f"(set {cfg.slack.get('webhook_url_env')} or slack.webhook_url)")
     payload = json.dumps({"text": alert.body(cfg.ui_base_url)}).encode()
     req = urllib.request.Request(url, data=payload, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(req, timeout=30) as resp:
+    with urllib.request.urlopen(req, timeout=SEND_TIMEOUT) as resp:
         if resp.status >= 300:
             raise RuntimeError(f"slack webhook answered {resp.status}")
 
@@ -177,12 +211,14 @@ class Dispatched:
         return bool(self.sent)
 
 
-def dispatch(alert: Alert, cfg: AlertSettings) -> Dispatched:
+def dispatch(alert: Alert, cfg: AlertSettings, skip: Collection[str] = ()) -> Dispatched:
     """Send an alert on every channel that is on, once per channel.
 
     Each channel is tried on its own and remembered on its own: a channel that fails (an
     SMTP server down, a webhook answering 500) neither stops the others nor makes them send
-    the alert again; it is tried again at the next call, and `failed` says why."""
+    the alert again; it is tried again at the next call, and `failed` says why. `skip`:
+    channels not tried now (down earlier in the same sensor tick: each try can wait for its
+    timeout), reported as failed so the caller retries them."""
     out = Dispatched()
     if not cfg.enabled:
         return out
@@ -197,13 +233,22 @@ def dispatch(alert: Alert, cfg: AlertSettings) -> Dispatched:
         channels.append(("slack", send_slack))
     for name, send in channels:
         key = f"{fp}:{name}"
-        if log.seen(key):
+        if name in skip:
+            if not log.seen(key):
+                out.failed[name] = "not tried: the channel failed earlier in this tick"
             continue
         try:
-            send(alert, cfg)
-        except Exception as exc:  # noqa: BLE001 - any failure of a channel is reported, never raised
-            out.failed[name] = f"{type(exc).__name__}: {exc}"
-            continue
-        log.add(key)
-        out.sent.append(name)
+            with log.claim():  # the check, the send and the record as one: no other process sends it too
+                if log.seen(key):
+                    continue
+                try:
+                    send(alert, cfg)
+                except Exception as exc:  # noqa: BLE001 - any failure of a channel is reported, never raised
+                    out.failed[name] = f"{type(exc).__name__}: {exc}"
+                    continue
+                out.sent.append(name)
+                log.add(key)
+        except OSError as exc:  # the log itself (its folder gone, a full disk): said, never raised
+            out.failed[name] = (f"{'sent, but ' if name in out.sent else ''}the sent log "
+                                f"{log.path} could not be written: {exc}")
     return out

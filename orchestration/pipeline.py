@@ -121,10 +121,11 @@ def report_checks_and_alert(defs: dg.Definitions, instance: dg.DagsterInstance,
     sensors send them (the same alert, so it is sent once: the sensors skip it later). The
     command line used to send none, and the run-failure sensor never sees its runs."""
     from offshoring.alerts import Alert, AlertSettings, dispatch
-    from orchestration.sensors import check_alert, run_failure_cause
+    from orchestration.sensors import check_alert, run_failure_cause, run_origin
 
     failed = [ev for ev in result.get_asset_check_evaluations() if not ev.passed]
-    alerts = [check_alert(ev, result.run_id) for ev in failed]
+    origin = run_origin(instance, result.run_id)
+    alerts = [check_alert(ev, result.run_id, origin) for ev in failed]
     for ev, alert in zip(failed, alerts):
         if alert.severity == "WARN":
             print(f"Warning: check {alert.asset}:{alert.check}"
@@ -140,7 +141,8 @@ def report_checks_and_alert(defs: dg.Definitions, instance: dg.DagsterInstance,
         run = instance.get_run_by_id(result.run_id)
         alerts.append(Alert(kind="run_failed", run_id=result.run_id, job=run.job_name if run else None,
                             partition=(run.tags.get("dagster/partition") if run else None),
-                            description=run_failure_cause(instance, result.run_id, "run failed")))
+                            description=run_failure_cause(instance, result.run_id, "run failed"),
+                            origin=origin))
     for alert in alerts:
         done = dispatch(alert, cfg)
         if done.sent:

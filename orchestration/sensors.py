@@ -160,12 +160,18 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, study: Study
     sent, failed = 0, []
     last = float(context.cursor) if context.cursor else None
     held = None  # the first record a channel could not send: the cursor stays there, to retry it
+    down: set[str] = set()  # channels that failed in this tick: not tried again until the next
+    origins: dict[str, str | None] = {}
     for rec in records:
         ev = rec.event_log_entry.dagster_event.event_specific_data
         if not getattr(ev, "passed", True):
-            done = dispatch(check_alert(ev, rec.event_log_entry.run_id), cfg)
+            run_id = rec.event_log_entry.run_id
+            if run_id not in origins:
+                origins[run_id] = run_origin(context.instance, run_id)
+            done = dispatch(check_alert(ev, run_id, origins[run_id]), cfg, skip=down)
             sent += bool(done)
             if done.failed:
+                down |= set(done.failed)
                 failed += [f"{ev.check_name}: {ch} ({why})" for ch, why in done.failed.items()]
                 held = rec.timestamp if held is None else held
         if held is None:
@@ -179,11 +185,17 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, study: Study
     return dg.SkipReason(f"{sent} alert(s) sent" + (f"; {len(failed)} could not be sent" if failed else ""))
 
 
-def check_alert(ev, run_id: str) -> Alert:
+def run_origin(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """"synthetic" or "real": the data a run read (its offshoring/data tag), for its alerts."""
+    run = instance.get_run_by_id(run_id)
+    return run.tags.get("offshoring/data") if run else None
+
+
+def check_alert(ev, run_id: str, origin: str | None = None) -> Alert:
     """The alert of a failed asset check (an AssetCheckEvaluation), from the daemon's sensor
     or from the command line's run: the same alert either way, so it is sent once."""
     return Alert(
-        kind="check_failed", run_id=run_id,
+        kind="check_failed", run_id=run_id, origin=origin,
         asset=ev.asset_key.to_user_string(), check=ev.check_name,
         partition=getattr(ev, "partition", None) or _metadata_text(ev.metadata, "partition"),
         severity=getattr(ev.severity, "value", str(ev.severity)),
@@ -219,7 +231,8 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, study: Study):
     run = context.dagster_run
     message = run_failure_cause(context.instance, run.run_id, context.failure_event.message or "run failed")
     done = dispatch(Alert(kind="run_failed", run_id=run.run_id, job=run.job_name,
-                          partition=run.tags.get("dagster/partition"), description=message),
+                          partition=run.tags.get("dagster/partition"), description=message,
+                          origin=run.tags.get("offshoring/data")),
                     AlertSettings.load(study.spec.alerts.model_dump()))
     if done.failed:
         context.log.error("the run-failure alert could not be sent: "

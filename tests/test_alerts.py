@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
@@ -259,3 +260,97 @@ def test_run_failure_sensor_sends_an_alert(tmp_path, webhook, monkeypatch):
     # a second, different failure of the step was taken for the first and never sent)
     assert "broken: RuntimeError: boom for" in bodies[0]["text"] or "broken: boom for" in bodies[0]["text"], \
         bodies[0]["text"]
+
+
+_DISPATCH_MANY = """
+import sys, time
+from offshoring.alerts import Alert, AlertSettings, dispatch
+cfg = AlertSettings.load({"enabled": True, "ui_base_url": "http://ui.local:3000",
+                          "email": {"enabled": False}, "slack": {"enabled": True, "webhook_url": sys.argv[1]},
+                          "sent_log": sys.argv[2]})
+time.sleep(max(0.0, float(sys.argv[3]) - time.time()))  # all start together
+for i in range(150):
+    dispatch(Alert(kind="check_failed", run_id="r", asset="survey_returns", partition=str(2000 + i),
+                   check="c", severity="WARN", description="d"), cfg)
+"""
+
+
+def test_two_processes_send_each_alert_once(tmp_path, webhook):
+    """The command line and the daemon's sensor both dispatch, to one sent log: every alert goes
+    out once, and the log keeps every entry (two writers used to lose each other's entries, so
+    alerts went out twice, and one could fail on the other's temporary file)."""
+    import subprocess
+    import sys
+    import time
+
+    url, bodies = webhook
+    log = tmp_path / "sent.json"
+    start = str(time.time() + 3)
+    procs = [subprocess.Popen([sys.executable, "-c", _DISPATCH_MANY, url, str(log), start],
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    errs = [p.communicate(timeout=120)[1] for p in procs]
+    assert all(p.returncode == 0 for p in procs), errs
+    partitions = sorted(re.search(r"survey_returns \[(\d+)\]", b["text"]).group(1) for b in bodies)
+    assert partitions == sorted(str(2000 + i) for i in range(150)), partitions
+    assert len(json.loads(log.read_text())) == 150
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_an_alert_says_synthetic_data_and_a_demo_alert_does_not_stand_for_a_real_one(tmp_path, webhook):
+    url, bodies = webhook
+    cfg = settings(tmp_path, hook=url)
+    assert dispatch(make_alert(origin="synthetic"), cfg).sent == ["slack"]
+    assert dispatch(make_alert(origin="real"), cfg).sent == ["slack"]  # the same failure on real data
+    assert bodies[0]["text"].startswith("[offshoring, synthetic data] check")
+    assert "Data: synthetic (the generator's files, not real data)" in bodies[0]["text"]
+    assert bodies[1]["text"].startswith("[offshoring] check") and "Data: real" in bodies[1]["text"]
+
+
+def test_a_channel_down_is_tried_once_per_tick(tmp_path, webhook):
+    """Two failed checks, the webhook down: the tick tries it once (each try can wait for the
+    timeout; two held alerts used to take the whole tick), holds the cursor at the first, and
+    the next tick, the webhook up, sends both once."""
+    import dagster as dg
+
+    from assets.resources import Study
+    from orchestration.sensors import check_failure_alert_sensor
+
+    url, bodies = webhook
+    tries = []
+    cfg_dir = tmp_path / "config"
+    cfg_dir.mkdir()
+
+    def study(hook: str) -> dict:
+        (cfg_dir / "alerts.yaml").write_text(
+            "enabled: true\n" f"slack: {{enabled: true, webhook_url: '{hook}'}}\n"
+            f"sent_log: {tmp_path / 'sent.json'}\n")
+        return {"study": Study(config_dir=str(cfg_dir))}
+
+    @dg.asset(check_specs=[dg.AssetCheckSpec("a", asset="thing"), dg.AssetCheckSpec("b", asset="thing")])
+    def thing():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="a", passed=False, description="a failed")
+        yield dg.AssetCheckResult(check_name="b", passed=False, description="b failed")
+
+    import offshoring.alerts as alerts_module
+
+    real_send = alerts_module.send_slack
+
+    def counting(alert, cfg):
+        tries.append(alert.check)
+        return real_send(alert, cfg)
+
+    (tmp_path / "home").mkdir()
+    instance = dg.DagsterInstance.local_temp(str(tmp_path / "home"))
+    dg.materialize([thing], instance=instance)
+    old = alerts_module.send_slack
+    alerts_module.send_slack = counting
+    try:
+        ctx = dg.build_sensor_context(instance=instance, resources=study(url + "-fail"))
+        skipped = check_failure_alert_sensor(ctx)
+        assert tries == ["a"] and "2 could not be sent" in skipped.skip_message, (tries, skipped.skip_message)
+        ctx2 = dg.build_sensor_context(instance=instance, cursor=ctx.cursor, resources=study(url))
+        assert "2 alert(s) sent" in check_failure_alert_sensor(ctx2).skip_message
+    finally:
+        alerts_module.send_slack = old
+    assert sorted(b["text"].split("check ")[1].split(" ")[0] for b in bodies) == ["a", "b"]
