@@ -109,11 +109,16 @@ def ensure_identity(con: Any, wanted: Identity, database: str | Path) -> None:
                 [wanted.origin, wanted.key_fingerprint, datetime.now(timezone.utc).replace(tzinfo=None)])
 
 
-def check_database_file(database: str | Path, wanted: Identity) -> str | None:
+def check_database_file(database: str | Path, wanted: Identity, busy_ok: bool = False) -> str | None:
     """Pre-flight for the command line: the refusal sentence, or None (also when no file yet).
 
-    Opens the file read-only and closes it at once, so it never blocks a writer for long.
+    Opens the file read-only and closes it at once, so it never blocks a writer for long. A
+    file another process is writing (a run in progress) is said to be in use (it was "cannot
+    be opened ... Is it a DuckDB file?"); with `busy_ok` (the UI, which can watch a run) it
+    is not refused: the runs check the identity themselves when they write.
     """
+    import re
+
     import duckdb
 
     path = Path(database)
@@ -122,7 +127,16 @@ def check_database_file(database: str | Path, wanted: Identity) -> str | None:
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        text = str(exc)
+        if "lock" in text.lower() and ("conflicting" in text.lower() or "could not set" in text.lower()):
+            if busy_ok:
+                return None
+            pid = re.search(r"PID (\d+)", text)
+            who = f"process {pid.group(1)}" if pid else "another process"
+            return (f"The warehouse {path} is in use by {who} (a run in progress, the UI's daemon running "
+                    f"one, or a notebook holding it open). Wait until that run ends, or close what holds "
+                    f"it, and run again.")
+        first = text.splitlines()[0] if text else type(exc).__name__
         return f"The warehouse {path} cannot be opened ({first}). Is it a DuckDB file?"
     try:
         stored = stored_identity(con)

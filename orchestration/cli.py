@@ -430,8 +430,9 @@ def _ui_preflight(raw: Path, synthetic: bool) -> None:
     _check_reports_folder(settings.reports_dir(), "synthetic" if synthetic else "real", raw)
     _check_warehouse_path(settings.db_path())
     key = resolve_key(synthetic)
-    problem = check_database_file(settings.db_path(),
-                                  Identity("synthetic" if synthetic else "real", key_fingerprint(key)))
+    problem = check_database_file(settings.db_path(),  # a run in progress: the UI can watch it
+                                  Identity("synthetic" if synthetic else "real", key_fingerprint(key)),
+                                  busy_ok=True)
     if problem:
         raise Refusal(problem)
 

@@ -109,3 +109,34 @@ def _start_and_stop(tmp_path, env, settle: float) -> tuple[str, list[int]]:
     first = log.read_text(errors="replace")
     assert "Dagster UI on" in first, first[-2000:]
     return first, leftovers
+
+
+def test_a_warehouse_in_use_is_said_so_and_the_ui_starts_beside_a_run(tmp_path):
+    """Another process writing the warehouse (a run in progress): `offshoring run` said the file
+    "cannot be opened ... Is it a DuckDB file?", and the UI refused to start, so a long run
+    could not be watched. The run now names the process holding it; the UI starts."""
+    import duckdb
+
+    from offshoring.synth import generate
+
+    generate(tmp_path / "raw", firms=300, seed=3)
+    env = _env(tmp_path, OFFSHORING_SYNTHETIC="1")
+    db = tmp_path / "w.duckdb"
+    duckdb.connect(str(db)).close()
+    holder = subprocess.Popen([sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); "
+                               "print('held', flush=True); time.sleep(120)", str(db)],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        run = subprocess.run([sys.executable, "-m", "orchestration.cli", "run"], env=env, cwd=ROOT,
+                             capture_output=True, text=True, timeout=120)
+        out = run.stdout + run.stderr
+        assert run.returncode == 2, out[-2000:]
+        assert f"The warehouse {db} is in use by process {holder.pid} (a run in progress" in out, out[-2000:]
+        assert "Is it a DuckDB file" not in out
+        first, leftovers = _start_and_stop(tmp_path, env, settle=0.5)
+        assert "Dagster UI on" in first and "refused" not in first, first
+        assert not leftovers
+    finally:
+        holder.kill()
+        holder.wait()
