@@ -440,9 +440,10 @@ def _ui_preflight(raw: Path, synthetic: bool) -> None:
 def cmd_ui(args: argparse.Namespace) -> int:
     """`dagster dev` on the project's instance, stopped cleanly on Ctrl-C or SIGTERM.
 
-    dagster dev runs in a process group of its own (webserver, daemon, code server and run
-    workers share it); a stop request is passed on as SIGTERM to the whole group, and whatever
-    of the group is still alive after `UI_STOP_SECONDS` is killed, so nothing is left behind.
+    dagster dev runs in a session of its own (webserver, daemon, code server and run workers
+    stay in it, whatever process group they take); a stop request is passed on as SIGTERM to
+    every process of the session, and whatever is still alive after `UI_STOP_SECONDS` is
+    killed, so nothing is left behind, also when dagster dev ends by itself.
     """
     import signal
     import subprocess
@@ -478,8 +479,8 @@ def cmd_ui(args: argparse.Namespace) -> int:
     proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=restore_signals, stdin=subprocess.DEVNULL)
     while proc.poll() is None and not stop["asked"]:
         time.sleep(0.2)
-    if proc.poll() is None:
-        _stop_group(proc)
+    if proc.poll() is None or _group_pids(proc.pid, field=3):
+        _stop_group(proc)  # also when dagster dev ended by itself: what it started must not outlive it
     return 0 if stop["asked"] or proc.returncode == 0 else EXIT_FAILED
 
 
