@@ -140,3 +140,44 @@ def test_a_warehouse_in_use_is_said_so_and_the_ui_starts_beside_a_run(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_what_dagster_dev_started_does_not_outlive_it(tmp_path):
+    """dagster dev ends by itself (here: killed): `offshoring ui` ends too and stops what it had
+    started (its webserver, daemon and code server were left running)."""
+    from offshoring.synth import generate
+
+    generate(tmp_path / "raw", firms=300, seed=3)
+    env = _env(tmp_path, OFFSHORING_SYNTHETIC="1")
+    home = Path(env["DAGSTER_HOME"])
+    log = tmp_path / "ui.log"
+    with open(log, "wb") as out:
+        ui = subprocess.Popen(CLI + ["ui", "--port", str(free_port())], env=env, cwd=ROOT, stdout=out,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    try:
+        def dev_and_children():
+            pids = pids_with_home(home)
+            cmd = {p: Path(f"/proc/{p}/cmdline").read_bytes() for p in pids if Path(f"/proc/{p}/cmdline").exists()}
+            dev = [p for p, c in cmd.items() if b"dagster\x00dev" in c]
+            return dev, [p for p in pids if p not in dev and p != ui.pid]
+
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            dev, children = dev_and_children()
+            if dev and len(children) >= 2:  # a code server and more have started
+                break
+            assert ui.poll() is None, log.read_text(errors="replace")[-2000:]
+            time.sleep(0.5)
+        assert dev and children, log.read_text(errors="replace")[-2000:]
+        os.kill(dev[0], signal.SIGKILL)
+        ui.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while pids_with_home(home) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        leftovers = pids_with_home(home)
+    finally:
+        if ui.poll() is None:
+            ui.kill()
+        for pid in pids_with_home(home):
+            os.kill(pid, signal.SIGKILL)
+    assert not leftovers, f"left behind after dagster dev ended: {leftovers}"
