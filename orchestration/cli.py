@@ -395,7 +395,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
     _check_warehouse_path(settings.db_path())
     from offshoring.spec import load_study_spec
 
-    load_study_spec(settings.config_dir())  # the settings refused before any file is generated
+    spec = load_study_spec(settings.config_dir())  # the settings refused before any file is generated
+    if not _has_contract_files(raw):  # the report years against the years the generator will write
+        from offshoring.synth.dataset import load_config, parse_years
+
+        _check_report_years(spec, sorted(parse_years(None, load_config())))
     _prepare_demo(raw, args)
     return _run(raw, args, synthetic=True)
 

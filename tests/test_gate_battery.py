@@ -481,6 +481,18 @@ def demo_into_a_folder_of_other_files(c: Case):
     c.env["OFFSHORING_REPORTS_DIR"] = str(c.root / "demo_reports")
 
 
+def demo_report_year_not_generated(c: Case):
+    # the generator's years set to 2009-2012, the figures' default year 2008: refused before
+    # any file is generated (the files used to be written, then the run refused)
+    cfg = c.root / "settings"
+    cfg.mkdir()
+    (cfg / "synth.yaml").write_text("years: [2009, 2012]\n")
+    c.env["OFFSHORING_CONFIG_DIR"] = str(cfg)
+    c.env["OFFSHORING_RAW_DIR"] = str(c.root / "empty_raw")
+    c.env["OFFSHORING_DB"] = str(c.root / "demo.duckdb")
+    c.env["OFFSHORING_REPORTS_DIR"] = str(c.root / "demo_reports")
+
+
 def demo_over_real_reports(c: Case):
     c.env["OFFSHORING_RAW_DIR"] = str(c.root / "empty_raw")
     c.env["OFFSHORING_DB"] = str(c.root / "demo.duckdb")
@@ -608,6 +620,8 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
     ("demo_into_a_folder_of_other_files", demo_into_a_folder_of_other_files, ["demo", "--firms", "300"],
      [r"writes its synthetic files only into an empty folder", r"README\.txt, survey_2010\.csv",
       r"nothing was written"]),
+    ("demo_report_year_not_generated", demo_report_year_not_generated, ["demo", "--firms", "300"],
+     [r"reports\.yaml: figure1\.year is 2008, a year with no survey delivery \(the deliveries are 2009-2012\)"]),
     ("demo_over_real_reports", demo_over_real_reports, ["demo", "--firms", "300"],
      [r"holds reports of real data", r"OFFSHORING_REPORTS_DIR"]),
 ]
@@ -622,7 +636,7 @@ PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folde
               "demo_into_a_folder_of_other_files", "empty_db_setting", "reports_inside_raw",
               "figure_year_without_delivery", "two_keys_that_disagree", "ownership_threshold_as_true",
               "warehouse_folder_unwritable", "reports_folder_unwritable", "raw_dir_with_a_trailing_space",
-              "misspelt_setting"}
+              "misspelt_setting", "demo_report_year_not_generated"}
 
 
 @pytest.mark.parametrize("name,breaks,args,patterns", CASES, ids=[c[0] for c in CASES])
@@ -636,7 +650,7 @@ def test_refused_and_nothing_changed(base, tmp_path, name, breaks, args, pattern
         assert proc.returncode == 2 and "rerun with --debug" not in out, out[-3000:]
     if case.expected_row is not None:
         assert re.search(rf"\b{case.expected_row}\b", out), out[-3000:]
-    if name in ("demo_on_real_warehouse", "demo_over_real_reports"):
+    if name in ("demo_on_real_warehouse", "demo_over_real_reports", "demo_report_year_not_generated"):
         assert not (case.root / "empty_raw").exists(), "the demo generated data before refusing"
     if name == "demo_into_a_folder_of_other_files":
         assert sorted(p.name for p in (case.root / "other_raw").iterdir()) == ["README.txt", "survey_2010.csv"]
