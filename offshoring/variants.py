@@ -81,7 +81,8 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,47}$")
 
 
 class VariantFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # strict, as every other settings file: `enabled: "no"` is not false, `order: "3"` not 3
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     description: str
     order: int = 100

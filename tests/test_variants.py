@@ -92,6 +92,13 @@ def test_bad_values_are_refused(tmp_path):
     with pytest.raises(SpecError, match="turnover_ceiling"):
         load_study_spec(tmp_path)
     shutil.rmtree(tmp_path / "variants")
+    # read strictly, as every other settings file ('no' was read as false, "3" as 3)
+    for text, key in (('enabled: "no"', "enabled"), ("enabled: 0", "enabled"), ('order: "3"', "order")):
+        path = _user_variant(tmp_path, "table2", "mine", f"description: x\n{text}\n")
+        with pytest.raises(SpecError) as exc:
+            load_study_spec(tmp_path)
+        assert str(path) in str(exc.value) and key in str(exc.value), str(exc.value)
+        shutil.rmtree(tmp_path / "variants")
     (tmp_path / "variants" / "table9").mkdir(parents=True)
     with pytest.raises(SpecError, match="not a table with variants"):
         load_study_spec(tmp_path)
