@@ -92,9 +92,12 @@ def resolve_key(synthetic: bool = False) -> bytes:
         # key the warehouse was built with
         key, from_file = _key_from_value(value), _key_from_file(key_file)
         if key != from_file:
+            spaces = (f" (they differ only in the spaces around the value of {settings.ENV_PSEUDONYM_KEY}, "
+                      f"which is used as given, while the file's key is stripped)"
+                      if key.strip() == from_file else "")
             raise PseudonymKeyError(
                 f"{settings.ENV_PSEUDONYM_KEY} and {settings.ENV_PSEUDONYM_KEY_FILE} are both set, to different "
-                f"keys; unset the one that is not the key this warehouse was built with")
+                f"keys{spaces}; unset the one that is not the key this warehouse was built with")
         return key
     if value:
         return _key_from_value(value)

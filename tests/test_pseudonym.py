@@ -50,6 +50,11 @@ def test_two_key_settings_that_disagree_are_refused(monkeypatch, tmp_path):
     with pytest.raises(pseudonym.PseudonymKeyError,
                        match=rf"{ENV_PSEUDONYM_KEY} and {ENV_PSEUDONYM_KEY_FILE} are both set, to different keys"):
         pseudonym.resolve_key()
+    # the same key but for a trailing space in the variable (used as given): refused, saying so
+    monkeypatch.setenv(ENV_PSEUDONYM_KEY, "0123456789abcdef0123456789abcdef ")
+    with pytest.raises(pseudonym.PseudonymKeyError, match=r"different keys \(they differ only in the spaces "
+                                                          rf"around the value of {ENV_PSEUDONYM_KEY}"):
+        pseudonym.resolve_key()
     monkeypatch.setenv(ENV_PSEUDONYM_KEY, "0123456789abcdef0123456789abcdef")
     assert pseudonym.resolve_key() == b"0123456789abcdef0123456789abcdef"
     assert pseudonym.resolve_key(synthetic=True) == pseudonym.DEMO_KEY
