@@ -416,8 +416,22 @@ def _validate(model: type[_Strict], data: dict[str, Any], files: list[Path]) -> 
             elif err["type"] == "missing":
                 lines.append(f"key '{key}' is missing")
             else:
-                lines.append(f"key '{key}': {err['msg']}")
+                lines.append(f"key '{key}': {err['msg']}{_text_number_hint(err)}")
         raise SpecError(f"{shown}{where}: " + "; ".join(lines)) from None
+
+
+def _text_number_hint(err: Mapping[str, Any]) -> str:
+    """YAML reads 7.5e6 (no sign in the exponent, or no dot) and a quoted "50" as text: a
+    number was meant, so the sentence says how to write it as one."""
+    value = err.get("input")
+    if not isinstance(value, str) or err["type"] not in ("float_type", "int_type"):
+        return ""
+    try:
+        number = float(value.replace("_", ""))
+    except ValueError:
+        return ""
+    full = str(int(number)) if number.is_integer() else repr(number)
+    return f" (YAML read {value!r} as text: write the number in full, without quotes: {full})"
 
 
 def _check_keys(data: Mapping[str, Any], valid: set[str] | list[str], files: list[Path], prefix: str = "") -> None:

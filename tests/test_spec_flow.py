@@ -103,7 +103,12 @@ def test_district_setting_of_the_wrong_type_stops_naming_it(tmp_path):
 
 @pytest.mark.parametrize("file, text, message", [
     ("thresholds.yaml", "offshoring_ownership_pct: true\n", r"offshoring_ownership_pct': Input should be a valid number"),
-    ("thresholds.yaml", "offshoring_ownership_pct: '50'\n", r"offshoring_ownership_pct': Input should be a valid number"),
+    ("thresholds.yaml", "offshoring_ownership_pct: '50'\n", r"offshoring_ownership_pct': Input should be a valid number "
+     r"\(YAML read '50' as text: write the number in full, without quotes: 50\)"),
+    # YAML 1.1 reads an exponent without its sign as text
+    ("thresholds.yaml", "turnover_ceiling:\n  default: 7.5e6\n",
+     r"turnover_ceiling\.default': Input should be a valid number \(YAML read '7\.5e6' as text: write the number "
+     r"in full, without quotes: 7500000\)"),
     ("panel.yaml", "leave_one_out: 'no'\n", r"leave_one_out': Input should be a valid boolean"),
     ("panel.yaml", "leave_one_out: 0\n", r"leave_one_out': Input should be a valid boolean"),
     ("reports.yaml", "sdc:\n  min_firms: true\n", r"sdc\.min_firms': Input should be a valid integer"),
