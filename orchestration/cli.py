@@ -270,10 +270,15 @@ def _check_reports_folder(reports: Path, origin: str, raw: Path | None = None) -
     if raw is not None:
         r, d = reports.resolve(), raw.resolve()
         if r == d or d in r.parents or r in d.parents:
-            where = "is" if r == d else ("is inside" if d in r.parents else "holds")
+            if r in d.parents:  # the raw folder inside the reports folder
+                why = ("the reports and their provenance would be written around the deliveries, and whoever "
+                       "shares or clears the reports folder takes the confidential files with it")
+                where = "holds"
+            else:
+                why = "tables and figures would be written among the deliveries (and read as new inputs)"
+                where = "is" if r == d else "is inside"
             raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) {where} the raw folder "
-                          f"{raw} ({settings.ENV_RAW_DIR}): tables and figures would be written among the "
-                          f"deliveries (and read as new inputs). Point {settings.ENV_REPORTS_DIR} at a "
+                          f"{raw} ({settings.ENV_RAW_DIR}): {why}. Point {settings.ENV_REPORTS_DIR} at a "
                           f"folder of its own.")
     if reports.exists() and not reports.is_dir():
         raise Refusal(f"The reports folder {reports} ({settings.ENV_REPORTS_DIR}) is a file, not a folder. "

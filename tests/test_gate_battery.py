@@ -447,6 +447,10 @@ def empty_db_setting(c: Case):
     c.env["OFFSHORING_DB"] = ""  # fell back to data/warehouse.duckdb inside the checkout
 
 
+def reports_holding_raw(c: Case):
+    c.env["OFFSHORING_REPORTS_DIR"] = str(c.root)  # the raw folder is root/raw
+
+
 def reports_inside_raw(c: Case):
     c.env["OFFSHORING_REPORTS_DIR"] = str(c.raw / "survey")
 
@@ -606,6 +610,8 @@ CASES: list[tuple[str, Callable[[Case], None], list[str], list[str]]] = [
      [r"thresholds\.yaml", r"offshoring_ownership_pct'?: Input should be a valid number"]),
     ("figure_year_without_delivery", figure_year_without_delivery, ["run"],
      [r"reports\.yaml: figure2\.year is 2030, a year with no survey delivery \(the deliveries are 2005-2012\)"]),
+    ("reports_holding_raw", reports_holding_raw, ["run"],
+     [r"OFFSHORING_REPORTS_DIR\) holds the raw folder", r"written around the deliveries", r"a folder of its own"]),
     ("reports_inside_raw", reports_inside_raw, ["run"],
      [r"OFFSHORING_REPORTS_DIR\) is inside the raw folder", r"a folder of its own"]),
     ("warehouse_folder_unwritable", warehouse_folder_unwritable, ["run"],
@@ -633,7 +639,7 @@ PRE_FLIGHT = {"survey_at_the_top", "nested_year_folder", "xlsx_delivery", "folde
               "reports_dir_is_a_file", "removed_delivery", "synthetic_flag_on_real_files", "blank_key",
               "district_threshold_as_text", "settings_file_misnamed", "demo_over_real_reports",
               "aida_empty_province", "aida_empty_ateco", "subsidiary_empty_share", "census_empty_count",
-              "demo_into_a_folder_of_other_files", "empty_db_setting", "reports_inside_raw",
+              "demo_into_a_folder_of_other_files", "empty_db_setting", "reports_inside_raw", "reports_holding_raw",
               "figure_year_without_delivery", "two_keys_that_disagree", "ownership_threshold_as_true",
               "warehouse_folder_unwritable", "reports_folder_unwritable", "raw_dir_with_a_trailing_space",
               "misspelt_setting", "demo_report_year_not_generated"}
