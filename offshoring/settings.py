@@ -93,11 +93,13 @@ def _path(env: str, default: str) -> Path:
     if value is not None and not value.strip():
         # an empty setting fell back to the default inside the project folder: real data
         # would have been written into the checkout
-        raise SettingError(f"{env} is set but empty. Give it a path, or unset it to use "
+        raise SettingError(f"{env} is set but empty{'' if not value else ' (blanks only)'}. Give it a path, or unset it to use "
                            + (f"the default ({default}, in {base_dir()})." if default else "the shipped settings only."))
     if value is not None and value != value.strip():
-        raise SettingError(f"{env}={value!r} begins or ends with a space, which is almost always a typo "
-                           f"(the path would be {value!r}, not {value.strip()!r}). Remove the space.")
+        kind = "a space" if value[:1] == " " or value[-1:] == " " else "white space (a tab or a line end)"
+        raise SettingError(f"{env}={value!r} begins or ends with {kind}, which is almost always a typo "
+                           f"(the path would be {value!r}, not {value.strip()!r}). Remove the "
+                           f"{'space' if kind == 'a space' else 'white space'}.")
     value = value or default
     p = Path(value).expanduser()
     return p if p.is_absolute() else (base_dir() / p)

@@ -62,3 +62,18 @@ def test_every_variable_the_code_reads_is_known():
                 found |= set(re.findall(r"\bOFFSHORING_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(errors="replace")))
     assert found, "the scan found nothing: it reads the wrong folders"
     assert found - {"OFFSHORING_CONFIGDIR", "OFFSHORING_REPORT_DIR"} <= known, sorted(found - known)
+
+
+def test_blank_and_padded_paths_are_named_for_what_they_hold(monkeypatch):
+    import pytest
+
+    monkeypatch.setenv(settings.ENV_DB, "   ")
+    with pytest.raises(settings.SettingError, match=r"OFFSHORING_DB is set but empty \(blanks only\)"):
+        settings.db_path()
+    monkeypatch.setenv(settings.ENV_DB, "/data/w.duckdb\n")
+    with pytest.raises(settings.SettingError, match=r"ends with white space \(a tab or a line end\).*Remove the "
+                                                    r"white space"):
+        settings.db_path()
+    monkeypatch.setenv(settings.ENV_DB, "/data/w.duckdb ")
+    with pytest.raises(settings.SettingError, match=r"ends with a space.*Remove the space"):
+        settings.db_path()
