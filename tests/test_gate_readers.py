@@ -181,6 +181,8 @@ def test_dots_in_a_decimal_comma_survey_are_ambiguous(tmp_path):
     assert got == {("turnover", (1,)), ("value_added", (2,)), ("employees", (3,))}
     assert set(rules(err)) == {"ambiguous_number"}  # not also reported as unparseable
     assert "[ambiguous_number] column 'turnover'" in msg and "thousands: \".\"" in msg
+    # both readings offered: '1,34' in a file of decimal points is a decimal comma, not grouping
+    assert "if '.' is its decimal mark, declare decimal: \".\"" in msg
     assert err.n_rows_rejected == 3
 
 

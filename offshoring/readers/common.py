@@ -791,8 +791,9 @@ class CellSet:
 def _ambiguous_detail(decimal: str) -> str:
     other = "." if decimal == "," else ","
     return (f"'{other}' is not the decimal mark of this file ('{decimal}'): a thousands separator or a "
-            f"decimal point? If the delivery groups thousands with '{other}', declare thousands: "
-            f"\"{other}\" for it in column_map.yaml")
+            f"decimal mark? If the delivery groups thousands with '{other}', declare thousands: "
+            f"\"{other}\" for it in column_map.yaml; if '{other}' is its decimal mark, declare decimal: "
+            f"\"{other}\"")
 
 
 def _ambiguous_count_detail(decimal: str, thousands: str | None) -> str:
