@@ -53,8 +53,10 @@ def _scratch_dir(warehouse: Warehouse) -> Path:
     return Path(warehouse.database).parent / ".variant_scratch"
 
 
-def _not_fitted(con, model: str, reason: str, fp: str) -> None:
-    """No coefficients, and a row saying why (read by the robustness table)."""
+def _not_fitted(con, model: str, reason: str, fp: str, spec_record: dict[str, str]) -> None:
+    """No coefficients, and a row saying why (read by the robustness table), with the
+    specification it was tried under (as a later run that finds nothing changed records it:
+    the warehouse then equals a fresh run's)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS models")
     con.execute(COEF_DDL)
     con.execute(STATS_DDL)
@@ -62,7 +64,7 @@ def _not_fitted(con, model: str, reason: str, fp: str) -> None:
     try:
         con.execute("DELETE FROM models.coefficients WHERE model = ?", [model])
         con.execute("DELETE FROM models.fit_stats WHERE model = ?", [model])
-        for stat, text in (("not_fitted", reason), *fit_stamp(fp).items()):
+        for stat, text in (("not_fitted", reason), *fit_stamp(fp).items(), *spec_record.items()):
             con.execute("INSERT INTO models.fit_stats VALUES (?, ?, NULL, ?)", [model, stat, text])
         con.execute("COMMIT")
     except BaseException:
@@ -143,7 +145,7 @@ def _variant_asset(variant: Variant) -> dg.AssetsDefinition:
                 # the table's notes; the other columns stand (the baseline failing fails the run)
                 if isinstance(exc, EstimationError):
                     exc = VariantNotFitted(f"the estimation failed: {exc}")
-                _not_fitted(con, model, str(exc), fp)
+                _not_fitted(con, model, str(exc), fp, fit_spec_record(current.fit_spec(study.spec.districts)))
                 context.log.warning(f"{model} not fitted: {exc}")
                 return dg.MaterializeResult(metadata={"refit": True, "fitted": False, "reason": str(exc),
                                                       "input_fingerprint": str(fp), "variant_file": current.file})

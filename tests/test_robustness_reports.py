@@ -353,7 +353,7 @@ def _robustness_setup(tmp_path, *, stale: str | None = None, from_panel: str | N
         parts = {"input_fingerprint_parts": json.dumps(inputs_fingerprint(c, "{}", ["panel.model_panel"]).parts)}
     for i, v in enumerate(spec.variants["table2"]):
         if v.name == "district_list":
-            _not_fitted(c, v.fit_key, "no district list at reference/istat_districts.csv", "fp")
+            _not_fitted(c, v.fit_key, "no district list at reference/istat_districts.csv", "fp", {})
             continue
         made = default[v.name] if v.name == stale else v
         # each variant's own estimates (the same numbers as the baseline's would be a note)

@@ -439,3 +439,21 @@ def test_a_variant_names_every_list_it_changes_under_the_users_baseline(tmp_path
     assert spec_differences(base2.model_spec, by2["region_dummies"].model_spec) == [
         "dummies without macro_area; with sector, region"]
     assert spec_differences(base2.model_spec, by2["logit"].model_spec) == []
+
+
+def test_a_variant_not_fitted_records_the_specification_it_was_tried_under(pipeline_run):
+    """A not-fitted variant's rows hold the specification record, as a later run that finds
+    nothing changed writes it: an incremental warehouse equals a fresh one (it held two rows
+    more, found by an outside check)."""
+    from offshoring.variants import fit_spec_record
+
+    spec = load_study_spec(None)
+    variant = {v.name: v for v in spec.variants["table2"]}["district_list"]
+    con = duckdb.connect(str(pipeline_run.db), read_only=True)
+    try:
+        rows = dict(con.execute("SELECT stat, text FROM models.fit_stats WHERE model = ?",
+                                [variant.fit_key]).fetchall())
+    finally:
+        con.close()
+    assert "no district list" in rows["not_fitted"], rows
+    assert rows["fit_spec_sha256"] == fit_spec_record(variant.fit_spec(spec.districts))["fit_spec_sha256"]
