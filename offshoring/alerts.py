@@ -12,9 +12,9 @@ import contextlib
 import hashlib
 import json
 import os
-import tempfile
 import re
 import smtplib
+import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from email.message import EmailMessage

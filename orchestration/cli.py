@@ -251,16 +251,16 @@ def _check_warehouse_path(db: Path) -> None:
     its write-ahead log beside it). A folder that cannot be failed inside the run with six
     IOExceptions naming no setting."""
     parent, writable = _writable_ancestor(db.parent)
-    try:
-        if not writable:
-            raise NotADirectoryError(str(parent))
-        if db.is_file():
+    if writable and db.is_file():
+        try:
             with open(db, "ab"):
                 pass
-    except OSError:
+        except OSError:
+            writable = False
+    if not writable:
         raise Refusal(f"The warehouse {db} ({settings.ENV_DB}) cannot be written there ({parent} is not a "
                       f"folder this user can write, or the file is read-only). Point {settings.ENV_DB} at a "
-                      f"file in a folder you can write.") from None
+                      f"file in a folder you can write.")
 
 
 def _check_reports_folder(reports: Path, origin: str, raw: Path | None = None) -> None:
@@ -488,7 +488,7 @@ def cmd_ui(args: argparse.Namespace) -> int:
     proc = subprocess.Popen(cmd, start_new_session=True, preexec_fn=restore_signals, stdin=subprocess.DEVNULL)
     while proc.poll() is None and not stop["asked"]:
         time.sleep(0.2)
-    if proc.poll() is None or _group_pids(proc.pid, field=3):
+    if proc.poll() is None or _session_pids(proc.pid):
         _stop_group(proc)  # also when dagster dev ended by itself: what it started must not outlive it
     return 0 if stop["asked"] or proc.returncode == 0 else EXIT_FAILED
 
@@ -500,12 +500,19 @@ def _stop_group(proc) -> None:
     look at the session and stopped too; it used to be left behind."""
     import signal
 
-    sid = proc.pid  # start_new_session: the session (and group) id is its pid
-
+    sid = proc.pid  # start_new_session: the session id is its pid
     termed: set[int] = set()  # once each: a second SIGTERM cuts a graceful stop short
 
     def signal_all(sig) -> None:
-        for pid in {*_group_pids(sid, field=3), *_group_pids(sid)}:
+        if not Path("/proc").is_dir():  # no process table to read: the group signal must do
+            if sig != signal.SIGTERM or sid not in termed:
+                termed.add(sid)
+                try:
+                    os.killpg(sid, sig)
+                except ProcessLookupError:
+                    pass
+            return
+        for pid in _session_pids(sid):
             if sig == signal.SIGTERM and pid in termed:
                 continue
             termed.add(pid)
@@ -516,11 +523,11 @@ def _stop_group(proc) -> None:
 
     signal_all(signal.SIGTERM)
     deadline = time.monotonic() + UI_STOP_SECONDS
-    while time.monotonic() < deadline and (proc.poll() is None or _group_pids(sid, field=3)):
+    while time.monotonic() < deadline and (proc.poll() is None or _session_pids(sid)):
         signal_all(signal.SIGTERM)  # late starters
         time.sleep(0.2)
     for _ in range(50):  # what has not stopped, and anything it started meanwhile
-        if proc.poll() is not None and not _group_pids(sid, field=3):
+        if proc.poll() is not None and not _session_pids(sid):
             break
         signal_all(signal.SIGKILL)
         time.sleep(0.05)
@@ -530,9 +537,10 @@ def _stop_group(proc) -> None:
         pass
 
 
-def _group_pids(pgid: int, field: int = 2) -> list[int]:
-    """Live processes of process group `pgid` (field 2 of /proc/PID/stat after the command),
-    or of session `pgid` (field 3). Linux /proc; elsewhere the group signal must do."""
+def _session_pids(sid: int) -> list[int]:
+    """Live processes of session `sid` (field 3 of /proc/PID/stat after the command; a process
+    group lies inside its session). Linux /proc; elsewhere none (`_stop_group` then signals
+    the process group)."""
     out = []
     proc_dir = Path("/proc")
     if not proc_dir.is_dir():
@@ -544,7 +552,7 @@ def _group_pids(pgid: int, field: int = 2) -> list[int]:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
         except (OSError, IndexError):
             continue
-        if int(fields[field]) == pgid and fields[0] != "Z":
+        if int(fields[3]) == sid and fields[0] != "Z":
             out.append(int(entry.name))
     return out
 

@@ -124,8 +124,8 @@ def report_checks_and_alert(defs: dg.Definitions, instance: dg.DagsterInstance,
     from orchestration.sensors import check_alert, run_failure_cause, run_origin
 
     failed = [ev for ev in result.get_asset_check_evaluations() if not ev.passed]
-    origin = run_origin(instance, result.run_id)
-    alerts = [check_alert(ev, result.run_id, origin) for ev in failed]
+    run = instance.get_run_by_id(result.run_id)
+    alerts = [check_alert(ev, result.run_id, run_origin(run)) for ev in failed]
     for ev, alert in zip(failed, alerts):
         if alert.severity == "WARN":
             print(f"Warning: check {alert.asset}:{alert.check}"
@@ -138,11 +138,10 @@ def report_checks_and_alert(defs: dg.Definitions, instance: dg.DagsterInstance,
     if not cfg.enabled:
         return
     if not result.success:
-        run = instance.get_run_by_id(result.run_id)
         alerts.append(Alert(kind="run_failed", run_id=result.run_id, job=run.job_name if run else None,
                             partition=(run.tags.get("dagster/partition") if run else None),
                             description=run_failure_cause(instance, result.run_id, "run failed"),
-                            origin=origin))
+                            origin=run_origin(run)))
     for alert in alerts:
         done = dispatch(alert, cfg)
         if done.sent:

@@ -167,7 +167,7 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, study: Study
         if not getattr(ev, "passed", True):
             run_id = rec.event_log_entry.run_id
             if run_id not in origins:
-                origins[run_id] = run_origin(context.instance, run_id)
+                origins[run_id] = run_origin(context.instance.get_run_by_id(run_id))
             done = dispatch(check_alert(ev, run_id, origins[run_id]), cfg, skip=down)
             sent += bool(done)
             if done.failed:
@@ -185,9 +185,8 @@ def check_failure_alert_sensor(context: dg.SensorEvaluationContext, study: Study
     return dg.SkipReason(f"{sent} alert(s) sent" + (f"; {len(failed)} could not be sent" if failed else ""))
 
 
-def run_origin(instance: dg.DagsterInstance, run_id: str) -> str | None:
+def run_origin(run: dg.DagsterRun | None) -> str | None:
     """"synthetic" or "real": the data a run read (its offshoring/data tag), for its alerts."""
-    run = instance.get_run_by_id(run_id)
     return run.tags.get("offshoring/data") if run else None
 
 
@@ -232,7 +231,7 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, study: Study):
     message = run_failure_cause(context.instance, run.run_id, context.failure_event.message or "run failed")
     done = dispatch(Alert(kind="run_failed", run_id=run.run_id, job=run.job_name,
                           partition=run.tags.get("dagster/partition"), description=message,
-                          origin=run.tags.get("offshoring/data")),
+                          origin=run_origin(run)),
                     AlertSettings.load(study.spec.alerts.model_dump()))
     if done.failed:
         context.log.error("the run-failure alert could not be sent: "

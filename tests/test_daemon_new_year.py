@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 from conftest import as_real_files, instance_at, small_world_config
-from ui_helpers import free_port, pids_with_home
+from ui_helpers import free_port, leftovers_of
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orchestration.cli"]
@@ -106,12 +106,7 @@ def test_new_year_reaches_the_reports_under_the_daemon(tmp_path):
             os.killpg(ui.pid, signal.SIGKILL)
             raise AssertionError("offshoring ui did not exit within 10 s of SIGTERM")
         stopped = time.monotonic() - t0
-        deadline = time.monotonic() + 15  # dagster dev's children may outlive it by a moment
-        while pids_with_home(tmp_path / "home") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        leftovers = pids_with_home(tmp_path / "home")
-        for pid in leftovers:
-            os.kill(pid, signal.SIGKILL)
+        leftovers = leftovers_of(tmp_path / "home", 15)
     assert stopped <= 10, stopped
     assert leftovers == [], leftovers
     # every run, the CLI's and the ones the delivery and refresh sensors launched, says which data

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ui_helpers import free_port, pids_with_home
+from ui_helpers import free_port, leftovers_of, pids_with_home
 
 ROOT = Path(__file__).resolve().parent.parent
 CLI = [sys.executable, "-m", "orchestration.cli"]
@@ -100,12 +100,7 @@ def _start_and_stop(tmp_path, env, settle: float) -> tuple[str, list[int]]:
     finally:
         ui.send_signal(signal.SIGTERM)
         ui.wait(timeout=30)
-        deadline = time.monotonic() + 20
-        while pids_with_home(home) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        leftovers = pids_with_home(home)
-        for pid in leftovers:
-            os.kill(pid, signal.SIGKILL)
+        leftovers = leftovers_of(home)
     first = log.read_text(errors="replace")
     assert "Dagster UI on" in first, first[-2000:]
     return first, leftovers
@@ -134,6 +129,7 @@ def test_a_warehouse_in_use_is_said_so_and_the_ui_starts_beside_a_run(tmp_path):
         assert run.returncode == 2, out[-2000:]
         assert f"The warehouse {db} is in use by process {holder.pid} (a run in progress" in out, out[-2000:]
         assert "Is it a DuckDB file" not in out
+        assert not (tmp_path / "reports").exists() and not (tmp_path / "home").exists()  # nothing started
         first, leftovers = _start_and_stop(tmp_path, env, settle=0.5)
         assert "Dagster UI on" in first and "refused" not in first, first
         assert not leftovers
@@ -171,13 +167,8 @@ def test_what_dagster_dev_started_does_not_outlive_it(tmp_path):
         assert dev and children, log.read_text(errors="replace")[-2000:]
         os.kill(dev[0], signal.SIGKILL)
         ui.wait(timeout=30)
-        deadline = time.monotonic() + 20
-        while pids_with_home(home) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        leftovers = pids_with_home(home)
     finally:
         if ui.poll() is None:
             ui.kill()
-        for pid in pids_with_home(home):
-            os.kill(pid, signal.SIGKILL)
+        leftovers = leftovers_of(home)
     assert not leftovers, f"left behind after dagster dev ended: {leftovers}"

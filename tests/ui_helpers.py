@@ -72,6 +72,21 @@ def pids_with_home(home: Path) -> list[int]:
     return out
 
 
+def leftovers_of(home: Path, seconds: float = 20) -> list[int]:
+    """The processes on the instance at `home` still alive after up to `seconds` (children of a
+    stopped UI may outlive it by a moment), SIGKILLed so that none outlives the test."""
+    deadline = time.monotonic() + seconds
+    while pids_with_home(home) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = pids_with_home(home)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
 def session_pids(sid: int) -> list[int]:
     """Live (non-zombie) processes of session ``sid``, read from /proc."""
     out = []
